@@ -1,0 +1,35 @@
+"""Registries: config names → the module attribute that implements them, imported lazily.
+
+Adding a dataset, task or model is one new module plus one line here. Names are kebab-case and
+are the names used in ``config.yaml``, in result paths and on the leaderboard. A contract test
+walks every entry and checks it against the config schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from replibench.errors import ConfigError
+
+FAMILIES: dict[str, str] = {}
+DATASETS: dict[str, str] = {}
+TASKS: dict[str, str] = {}
+MODELS: dict[str, str] = {}
+
+REGISTRIES: dict[str, dict[str, str]] = {
+    "family": FAMILIES,
+    "dataset": DATASETS,
+    "task": TASKS,
+    "model": MODELS,
+}
+
+
+def resolve(kind: str, name: str) -> Any:
+    """Import and return the object registered as ``name`` in the ``kind`` registry."""
+    registry = REGISTRIES[kind]
+    if name not in registry:
+        raise ConfigError(f"unknown {kind} {name!r}; allowed: {', '.join(sorted(registry))}")
+    module_name, _, attribute = registry[name].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
