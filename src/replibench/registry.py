@@ -2,7 +2,7 @@
 
 Adding a dataset, task or model is one new module plus one line here. Names are kebab-case and
 are the names used in ``config.yaml``, in result paths and on the leaderboard. A contract test
-walks every entry and checks it against the config schema.
+walks every entry and checks it against the config schema and the families.
 """
 
 from __future__ import annotations
@@ -12,10 +12,28 @@ from typing import Any
 
 from replibench.errors import ConfigError
 
-FAMILIES: dict[str, str] = {}
-DATASETS: dict[str, str] = {}
-TASKS: dict[str, str] = {}
-MODELS: dict[str, str] = {}
+FAMILIES: dict[str, str] = {
+    "ett": "replibench.families.ett:FAMILY",
+}
+
+DATASETS: dict[str, str] = {
+    "etth1": "replibench.datasets.ett:ETTH1",
+    "etth2": "replibench.datasets.ett:ETTH2",
+    "ettm1": "replibench.datasets.ett:ETTM1",
+    "ettm2": "replibench.datasets.ett:ETTM2",
+}
+
+TASKS: dict[str, str] = {
+    "forecast": "replibench.tasks.forecast:FORECAST",
+    "impute": "replibench.tasks.impute:IMPUTE",
+}
+
+MODELS: dict[str, str] = {
+    "naive": "replibench.models.naive:NaiveLast",
+    "naive-mean": "replibench.models.naive:NaiveMean",
+    "dlinear": "replibench.models.dlinear:DLinear",
+    "timesnet": "replibench.models.timesnet:TimesNet",
+}
 
 REGISTRIES: dict[str, dict[str, str]] = {
     "family": FAMILIES,

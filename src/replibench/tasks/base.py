@@ -63,6 +63,30 @@ class Task(ABC):
     def score(self, predictions, data: Any, settings: dict[str, Any]) -> dict[str, float]:
         """Metrics from stored predictions (pure: the same table always gives the same numbers)."""
 
+    def metric_info(self) -> dict[str, Any]:
+        """``METRICS`` of the metric module that :meth:`score` uses (name → MetricInfo)."""
+        return {}
+
     def protocol(self, data: Any, settings: dict[str, Any]) -> dict[str, Any]:
         """Protocol facts recorded in ``metrics.json`` (window counts, batch sizes, conventions)."""
         return {}
+
+
+def build_registered_model(name: str, hyperparameters: dict[str, Any], **shape: Any):
+    """Instantiate registry model ``name``: ``cls(cls.Config(**hyperparameters, **shape))``.
+
+    ``shape`` holds what the task knows from the data (sequence lengths, channels, vocabulary);
+    ``hyperparameters`` come from the preset and the user's overrides. An unknown key is a
+    :class:`ConfigError` naming the model and its allowed fields.
+    """
+    import dataclasses
+
+    from replibench.errors import ConfigError
+    from replibench.registry import resolve
+
+    model_class = resolve("model", name)
+    allowed = {f.name for f in dataclasses.fields(model_class.Config)}
+    unknown = sorted(set(hyperparameters) - allowed)
+    if unknown:
+        raise ConfigError(f"model {name!r}: unknown hyper-parameter(s) {unknown}; allowed: {sorted(allowed)}")
+    return model_class(model_class.Config(**{**hyperparameters, **shape}))

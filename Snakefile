@@ -1,0 +1,20 @@
+# replibench workflow: download → preprocess → train → evaluate → report, for every family in
+# config.yaml. All logic lives in the `replibench` package; rules only call its CLI with explicit
+# paths. Plan without running: `snakemake -n` (imports no torch).
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/preprocess.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/leaderboard.md",
+        "results/results.parquet",
+    default_target: True

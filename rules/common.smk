@@ -1,0 +1,48 @@
+# Validation and small input helpers only; every decision lives in the replibench package.
+from replibench.config import plan_runs, validate_config
+from replibench.datasets import dataset_spec
+
+_validated = validate_config(config, "config.yaml (+ --config)")
+config.clear()
+config.update(_validated)
+
+PLAN = {planned.run.run_id: planned for planned in plan_runs(config)}
+MIRROR = config["data"].get("mirror") or ""
+WORKERS = config["data"].get("workers", 1)
+
+RUN = "{family}/{dataset}/{task}/{model}/{variant}/seed{seed}"
+
+
+wildcard_constraints:
+    family="[a-z0-9][a-z0-9-]*",
+    dataset="[a-z0-9][a-z0-9-]*",
+    task="[a-z0-9][a-z0-9-]*",
+    model="[a-z0-9][a-z0-9-]*",
+    variant="[a-z0-9][a-z0-9.-]*",
+    seed="[0-9]+",
+    file="[^/]+",
+
+
+def run_id(wildcards):
+    return RUN.format(**wildcards)
+
+
+def run_settings_json(wildcards):
+    """The run's resolved settings: the only config a train/evaluate job depends on."""
+    key = run_id(wildcards)
+    if key not in PLAN:
+        raise ValueError(f"{key} is not a run of this config (preset {config['preset']})")
+    return PLAN[key].settings_json
+
+
+def raw_files(wildcards):
+    spec = dataset_spec(wildcards.dataset)
+    return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files]
+
+
+def resource(group, key, default):
+    return config.get("resources", {}).get(group, {}).get(key, default)
+
+
+def all_metrics():
+    return [f"results/{run}/metrics.json" for run in PLAN]

@@ -1,0 +1,16 @@
+# One declared remote file → data/raw/{family}/{file}, verified against its published checksum.
+# The mirror is not a param on purpose: it cannot change the bytes, so switching it never reruns.
+rule download:
+    output:
+        "data/raw/{family}/{file}",
+    log:
+        "logs/download/{family}/{file}.log",
+    params:
+        mirror=lambda wildcards: f"--mirror {MIRROR}" if MIRROR else "",
+    localrule: True
+    retries: 2
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "replibench download --family {wildcards.family} --file {wildcards.file} --out {output} "
+        "{params.mirror} --no-progress > {log} 2>&1"

@@ -1,0 +1,24 @@
+# One run: predict the test split, store predictions, score them from the stored file.
+rule evaluate:
+    input:
+        data="data/parquet/{family}/{dataset}",
+        model="checkpoints/" + RUN + "/model.pt",
+        summary="checkpoints/" + RUN + "/train.json",
+    output:
+        metrics="results/" + RUN + "/metrics.json",
+        predictions="results/" + RUN + "/predictions.parquet",
+    log:
+        "logs/evaluate/" + RUN + ".log",
+    params:
+        settings=run_settings_json,
+    threads: resource("evaluate", "cpus", 1)
+    resources:
+        gpu=resource("evaluate", "gpus", 0),
+        mem_mb=resource("evaluate", "mem_mb", 8000),
+        runtime=resource("evaluate", "runtime_min", 60),
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "replibench evaluate --settings {params.settings:q} --data {input.data} --model {input.model} "
+        "--summary {input.summary} --metrics-out {output.metrics} --predictions-out {output.predictions} "
+        "--lock requirements.lock --threads {threads} > {log} 2>&1"

@@ -1,0 +1,58 @@
+"""Bring your own predictions: score external files with exactly our protocol and metric code.
+
+Each family adds its own ``replibench metrics <kind>`` entry here; the formats are documented in
+the README ("Bring your own predictions").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from replibench.atomic import write_json_atomic
+from replibench.data.checksum import sha256_file
+from replibench.errors import DataError
+
+
+def _read_parquet(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: prediction file not found")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: not a readable Parquet file: {error}") from error
+
+
+def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
+                        data_root: Path = Path("data/parquet"), seq_len: int = 96) -> dict[str, Any]:
+    """Score an ETT forecast file (one row per test window, in test order, scaled space)."""
+    from replibench.datasets.ett import FAMILY, dataset_by_name
+    from replibench.metrics.forecast import METRICS, mae, mse
+    from replibench.tasks.forecast import FORECAST, table_to_predictions
+    from replibench.tasks.timeseries import load_series
+
+    spec = dataset_by_name(dataset)
+    series_dir = Path(data_root) / FAMILY / spec.name
+    if not (series_dir / "series.parquet").is_file():
+        raise DataError(f"{series_dir}/series.parquet not found: run `snakemake {series_dir}` first "
+                        "or pass --data-root")
+    data = load_series(series_dir, dataset=spec.name, seq_len=seq_len, pred_len=horizon)
+    forecasts = table_to_predictions(_read_parquet(pred), channels=data.channels,
+                                     windows=data.window_count("test"), horizon=horizon, source=str(pred))
+    target = FORECAST.targets(data, "test")
+    metrics = {"mse": mse(prediction=forecasts, target=target), "mae": mae(prediction=forecasts, target=target)}
+    record = {
+        "dataset": spec.name, "task": "forecast", "variant": f"h{horizon}", "split": "test",
+        "metrics": metrics,
+        "metric_info": {k: {"direction": v.direction, "unit": v.unit} for k, v in METRICS.items()},
+        "protocol": {"seq_len": seq_len, "pred_len": horizon, "test_windows": data.window_count("test"),
+                     "features": "M", "scaled": True},
+        "predictions": {"path": str(pred), "sha256": sha256_file(pred)},
+    }
+    write_json_atomic(out, record)
+    print(f"{spec.display_name} h{horizon}: MSE {metrics['mse']:.6f} MAE {metrics['mae']:.6f} "
+          f"over {data.window_count('test')} windows → {out}")
+    return record

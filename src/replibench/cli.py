@@ -1,0 +1,169 @@
+"""``replibench`` command line: one subcommand per pipeline stage, plus tools for users.
+
+Every path is explicit; nothing here decides where files go. Importing this module and running
+``replibench --help`` imports no heavy library (torch, pymatgen, …): subcommands import what they
+need when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from replibench.errors import ReplibenchError
+
+
+def _add_download(sub) -> None:
+    p = sub.add_parser("download", help="fetch one declared remote file and verify its checksum")
+    p.add_argument("--family", required=True)
+    p.add_argument("--file", required=True, dest="file_name", help="file name as declared, e.g. ETTh1.csv")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--mirror", default=None, help="mirror base URL or folder (<mirror>/<dataset folder>/<file>)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=_cmd_download)
+
+
+def _add_preprocess(sub) -> None:
+    p = sub.add_parser("preprocess", help="raw files → Parquet + card.json + rejects.parquet")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--raw", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=_cmd_preprocess)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train one run (resumes from its last checkpoint)")
+    p.add_argument("--settings", required=True, help="the run's settings JSON (from the workflow)")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--model-out", required=True, type=Path)
+    p.add_argument("--summary-out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="predict the test split, store predictions, score them")
+    p.add_argument("--settings", required=True)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--summary", required=True, type=Path, help="train.json of the run")
+    p.add_argument("--metrics-out", required=True, type=Path)
+    p.add_argument("--predictions-out", required=True, type=Path)
+    p.add_argument("--lock", type=Path, default=Path("requirements.lock"), help="lock file hashed into provenance")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="results table, leaderboard and plots from metrics.json files")
+    p.add_argument("--metrics", required=True, nargs="+", type=Path)
+    p.add_argument("--references", required=True, nargs="+", type=Path)
+    p.add_argument("--results-out", required=True, type=Path)
+    p.add_argument("--leaderboard-out", required=True, type=Path)
+    p.add_argument("--plots-dir", required=True, type=Path)
+    p.set_defaults(handler=_cmd_report)
+
+
+def _add_metrics(sub) -> None:
+    p = sub.add_parser("metrics", help="score your own predictions with our protocol")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    f = kinds.add_parser("forecast", help="ETT forecasts: one row per test window, scaled space")
+    f.add_argument("--dataset", required=True, help="ETTh1, ETTh2, ETTm1 or ETTm2")
+    f.add_argument("--horizon", required=True, type=int, choices=(96, 192, 336, 720))
+    f.add_argument("--pred", required=True, type=Path)
+    f.add_argument("--out", required=True, type=Path)
+    f.add_argument("--data-root", type=Path, default=Path("data/parquet"),
+                   help="where the preprocessed datasets are (default: data/parquet)")
+    f.set_defaults(handler=_cmd_metrics_forecast)
+
+
+def _add_config(sub) -> None:
+    p = sub.add_parser("config", help="validate a config and list the runs it plans")
+    p.add_argument("--config", type=Path, default=Path("config.yaml"))
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted overrides, as snakemake --config")
+    p.set_defaults(handler=_cmd_config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="replibench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_metrics, _add_config):
+        add(sub)
+    return parser
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from replibench.stages import download_stage
+
+    download_stage(family=args.family, file_name=args.file_name, out=args.out, mirror=args.mirror,
+                   progress=not args.no_progress)
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> None:
+    from replibench.stages import preprocess_stage
+
+    preprocess_stage(dataset=args.dataset, raw_files=args.raw, out_dir=args.out, workers=args.workers)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from replibench.stages import train_stage
+
+    train_stage(settings_json=args.settings, data_dir=args.data, out_model=args.model_out,
+                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from replibench.stages import evaluate_stage
+
+    evaluate_stage(settings_json=args.settings, data_dir=args.data, model_path=args.model,
+                   train_summary=args.summary, out_metrics=args.metrics_out,
+                   out_predictions=args.predictions_out, lock_file=args.lock, threads=args.threads)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from replibench.report import report_stage
+
+    report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
+                 leaderboard_out=args.leaderboard_out, plots_dir=args.plots_dir)
+
+
+def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
+    from replibench.byo import score_forecast_file
+
+    score_forecast_file(dataset=args.dataset, horizon=args.horizon, pred=args.pred, out=args.out,
+                        data_root=args.data_root)
+
+
+def _cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from replibench.config import load_config, plan_runs, validate_config
+
+    config = load_config(args.config)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        config[key] = yaml.safe_load(value)
+    config = validate_config(config, str(args.config))
+    for planned in plan_runs(config):
+        print(planned.run.run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.handler(args)
+    except ReplibenchError as error:
+        print(f"replibench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

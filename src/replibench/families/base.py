@@ -1,0 +1,87 @@
+"""What every family provides to the workflow: the runs a config asks for and their settings.
+
+This module is imported by ``snakemake -n``: it must stay free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from replibench.runs import RunSpec
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, recursively for nested dicts (inputs untouched)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def expand_sweep(
+    family: str,
+    family_config: dict[str, Any],
+    preset: str,
+    variant_keys: dict[str, tuple[str, Callable[[Any], str]]] | None = None,
+) -> list[RunSpec]:
+    """Expand ``family_config["runs"]`` (a list of sweep entries) into run specs, in order.
+
+    Each entry names a ``task``, ``datasets``, ``models`` and the task's variant values (its key and
+    spelling given by ``variant_keys[task]``, else ``variants`` strings, else ``["default"]``); an
+    optional ``presets`` list limits the entry to those presets. Seeds come from
+    ``family_config["seeds"]``. Duplicates are dropped, keeping the first.
+    """
+    variant_keys = variant_keys or {}
+    runs: list[RunSpec] = []
+    seen: set[str] = set()
+    for entry in family_config.get("runs", []):
+        if "presets" in entry and preset not in entry["presets"]:
+            continue
+        task = entry["task"]
+        if task in variant_keys:
+            key, spell = variant_keys[task]
+            variants = [spell(value) for value in entry[key]]
+        else:
+            variants = list(entry.get("variants", ["default"]))
+        for dataset in entry["datasets"]:
+            for model in entry["models"]:
+                for variant in variants:
+                    for seed in family_config.get("seeds", [0]):
+                        run = RunSpec(family, dataset, task, model, variant, int(seed), preset)
+                        if run.run_id not in seen:
+                            seen.add(run.run_id)
+                            runs.append(run)
+    return runs
+
+
+class Family(ABC):
+    name: str = ""
+    datasets: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    models: dict[str, tuple[str, ...]] = {}  # task → models that implement it
+
+    @abstractmethod
+    def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
+        """Every run the family's config section asks for under ``preset``."""
+
+    @abstractmethod
+    def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
+        """``{"task": …, "model": …, "train": …}`` for one run: preset defaults + user overrides."""
+
+    def check_run(self, run: RunSpec) -> None:
+        """Refuse a run whose dataset/task/model combination the family does not implement."""
+        from replibench.errors import ConfigError
+
+        if run.dataset not in self.datasets:
+            raise ConfigError(f"{self.name}: unknown dataset {run.dataset!r}; allowed: {', '.join(self.datasets)}")
+        if run.task not in self.tasks:
+            raise ConfigError(f"{self.name}: unknown task {run.task!r}; allowed: {', '.join(self.tasks)}")
+        if run.model not in self.models.get(run.task, ()):
+            raise ConfigError(f"{self.name}/{run.task}: model {run.model!r} not available; "
+                              f"allowed: {', '.join(self.models.get(run.task, ()))}")

@@ -1,0 +1,138 @@
+"""ETT family: which runs a config asks for, and the settings each run gets.
+
+Settings of a run = the preset's defaults (the papers' for ``paper``; smaller sizes and steps for
+``smoke`` — never other code paths) overlaid with the user's per-model ``overrides``. Only these
+settings reach a job as Snakemake ``params``, so changing one model's hyper-parameter reruns only
+that model's jobs.
+
+Sources: TSLib ``run.py`` defaults and ``scripts/long_term_forecast/ETT_script/TimesNet_*.sh`` /
+``scripts/imputation/ETT_script/TimesNet_*.sh`` (research notes, timeseries.md §2, §2a, §2b).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from replibench.families.base import Family, deep_merge, expand_sweep
+from replibench.runs import RunSpec
+
+SEQ_LEN = 96  # TimesNet paper, long-term forecasting input length
+HORIZONS = (96, 192, 336, 720)
+MASK_RATIOS = (0.125, 0.25, 0.375, 0.5)
+
+# TSLib run.py defaults, used unchanged by the TimesNet ETT forecasting scripts.
+_FORECAST_TRAIN = {"epochs": 10, "batch_size": 32, "lr": 1e-4, "lr_schedule": "type1", "patience": 3,
+                   "optimizer": "adam", "drop_last": True}
+# TimesNet imputation scripts: batch 16, lr 1e-3, 10 epochs, patience 3, type1.
+_IMPUTE_TRAIN = {"epochs": 10, "batch_size": 16, "lr": 1e-3, "lr_schedule": "type1", "patience": 3,
+                 "optimizer": "adam", "drop_last": True}
+
+# TimesNet forecasting scripts (timeseries.md §2a): (dataset, horizon) → overrides of the ETTh1
+# defaults (d_model 16, d_ff 32, top_k 5, num_kernels 6, e_layers 2) and of train_epochs.
+_TIMESNET_FORECAST = {
+    "etth1": {h: ({}, {}) for h in HORIZONS},
+    "etth2": {h: ({"d_model": 32, "d_ff": 32}, {}) for h in HORIZONS},
+    "ettm1": {96: ({"d_model": 64, "d_ff": 64}, {}), 192: ({"d_model": 64, "d_ff": 64}, {}),
+              336: ({"d_model": 16, "d_ff": 32}, {"epochs": 3}), 720: ({"d_model": 16, "d_ff": 32}, {})},
+    "ettm2": {96: ({"d_model": 32, "d_ff": 32}, {}), 192: ({"d_model": 32, "d_ff": 32}, {"epochs": 1}),
+              336: ({"d_model": 32, "d_ff": 32}, {}), 720: ({"d_model": 16, "d_ff": 32}, {"epochs": 1})},
+}
+# TimesNet imputation scripts (timeseries.md §2b): top_k 3 for all, d_model/d_ff per dataset.
+_TIMESNET_IMPUTE = {
+    "etth1": {"d_model": 16, "d_ff": 32, "top_k": 3},
+    "etth2": {"d_model": 32, "d_ff": 32, "top_k": 3},
+    "ettm1": {"d_model": 64, "d_ff": 64, "top_k": 3},
+    "ettm2": {"d_model": 64, "d_ff": 64, "top_k": 3},
+}
+
+
+def variant_name(task: str, value: float) -> str:
+    """``h96`` for a forecast horizon, ``mask0.125`` for an imputation mask ratio."""
+    return f"h{int(value)}" if task == "forecast" else f"mask{value:g}"
+
+
+def parse_variant(task: str, variant: str) -> float:
+    if task == "forecast" and variant.startswith("h"):
+        return int(variant[1:])
+    if task == "impute" and variant.startswith("mask"):
+        return float(variant[4:])
+    raise ValueError(f"ETT {task} variant {variant!r} is not 'h<horizon>' or 'mask<ratio>'")
+
+
+def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, train) overrides of the TimesNet scripts for one dataset and horizon/mask ratio."""
+    if task == "forecast":
+        model, train = _TIMESNET_FORECAST[dataset][int(value)]
+        return dict(model), dict(train)
+    return dict(_TIMESNET_IMPUTE[dataset]), {}
+
+
+def paper_settings(run: RunSpec) -> dict[str, Any]:
+    """The papers' settings for ``run`` (the ``paper`` preset)."""
+    value = parse_variant(run.task, run.variant)
+    if run.task == "forecast":
+        # The paper-era test loader used batch size 1 (timeseries.md §2, drop_last history).
+        settings = {"task": {"seq_len": SEQ_LEN, "pred_len": int(value), "eval_batch_size": 1},
+                    "train": dict(_FORECAST_TRAIN), "model": {}}
+    else:
+        settings = {"task": {"seq_len": SEQ_LEN, "mask_ratio": value, "mask_seed": run.seed, "eval_batch_size": 1},
+                    "train": dict(_IMPUTE_TRAIN), "model": {}}
+    if run.model == "timesnet":
+        model, train = timesnet_paper_hparams(run.dataset, run.task, value)
+        settings["model"].update(model)
+        settings["train"].update(train)
+    return settings
+
+
+def smoke_settings(run: RunSpec) -> dict[str, Any]:
+    """``paper`` with CPU-sized steps: DLinear still trains to convergence (seconds per epoch);
+    TimesNet (~2.4 s per CPU step with the ETTh1 config) trains a handful of steps."""
+    settings = paper_settings(run)
+    settings["task"]["eval_batch_size"] = 1 if run.model == "timesnet" else 256
+    if run.model == "timesnet":
+        settings["train"].update({"max_steps": 4, "epochs": 1})
+    return settings
+
+
+class EttFamily(Family):
+    name = "ett"
+    datasets = ("etth1", "etth2", "ettm1", "ettm2")
+    tasks = ("forecast", "impute")
+    models = {"forecast": ("naive", "naive-mean", "dlinear", "timesnet"),
+              "impute": ("naive", "naive-mean", "timesnet")}
+
+    def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
+        return expand_sweep(self.name, family_config, preset, variant_keys={
+            "forecast": ("horizons", lambda h: variant_name("forecast", h)),
+            "impute": ("mask_ratios", lambda r: variant_name("impute", r)),
+        })
+
+    def derived_results(self, results):  # (pd.DataFrame) -> pd.DataFrame
+        """The papers' "Avg" rows: per seed, the plain mean over all four horizons (forecast) or
+        all four mask ratios (imputation); only where every one of them was run."""
+        import pandas as pd
+
+        required = {"forecast": {variant_name("forecast", h) for h in HORIZONS},
+                    "impute": {variant_name("impute", r) for r in MASK_RATIOS}}
+        group = ["family", "dataset", "task", "model", "preset", "seed", "metric", "data_origin"]
+        rows = []
+        for _, part in results.groupby(group, dropna=False, sort=True):
+            task = part["task"].iloc[0]
+            chosen = part[part["variant"].isin(required.get(task, set()))]
+            if set(chosen["variant"]) != required.get(task, {None}):
+                continue
+            row = chosen.iloc[0].to_dict()
+            row.update(variant="avg", value=float(chosen["value"].mean()), steps=int(chosen["steps"].max()),
+                       train_wall_s=float(chosen["train_wall_s"].sum()), gpu_hours=float(chosen["gpu_hours"].sum()),
+                       run_id=";".join(sorted(chosen["run_id"])))
+            rows.append(row)
+        return pd.DataFrame(rows, columns=results.columns)
+
+    def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
+        base = smoke_settings(run) if run.preset == "smoke" else paper_settings(run)
+        override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
+        return deep_merge(base, override)
+
+
+FAMILY = EttFamily()

@@ -1,0 +1,124 @@
+"""The pipeline stages behind ``replibench <stage>``: each takes explicit paths and writes only
+the outputs it is given. The Snakemake rules call these through the CLI; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from replibench.config import parse_settings_json
+from replibench.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None, progress: bool = True) -> None:
+    from replibench.data.download import fetch
+    from replibench.datasets import remote_file
+
+    remote = remote_file(family, file_name)
+    result = fetch(remote, out, mirror=mirror or None, progress=progress)
+    print(f"{out}: {result.bytes} bytes from {result.source}, sha256 {result.sha256}"
+          + (f" (resumed at byte {result.resumed_from})" if result.resumed_from else "")
+          + ("" if result.downloaded else " (already present)"))
+
+
+def preprocess_stage(*, dataset: str, raw_files: list[Path], out_dir: Path, workers: int = 1) -> None:
+    from replibench.datasets import dataset_spec
+
+    spec = dataset_spec(dataset)
+    card = spec.preprocess([Path(p) for p in raw_files], Path(out_dir), workers=workers)
+    print(f"{dataset}: rows {card['rows']}, rejected {card['rejected_rows']} → {out_dir}")
+
+
+def _data_sha256(data_dir: Path) -> dict[str, str]:
+    from replibench.data.tables import read_data_card
+
+    card = read_data_card(data_dir)
+    return {source["name"]: source["sha256"] for source in card["sources"] if source.get("sha256")}
+
+
+def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summary: Path,
+                threads: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Train one run; write ``model.pt`` (best-validation weights) and ``train.json`` (curve)."""
+    import torch
+
+    from replibench.atomic import atomic_path, write_json_atomic
+    from replibench.registry import resolve
+    from replibench.train import train
+
+    torch.set_num_threads(threads)
+    run, settings = parse_settings_json(settings_json)
+    task = resolve("task", run.task)
+    data = task.load(Path(data_dir), run, settings)
+    model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress)
+    with atomic_path(out_model) as tmp:
+        torch.save({"state_dict": model.state_dict(), "run_id": run.run_id,
+                    "settings_sha256": summary["settings_sha256"]}, tmp)
+    write_json_atomic(out_summary, {"run": run.as_dict(), "settings": settings, **summary})
+    print(f"{run.run_id}: {summary['steps']} steps, {summary['epochs']} epochs, "
+          f"best val {summary['best_val_loss']:.6f}, {summary['wall_s']:.1f} s")
+    return summary
+
+
+def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, train_summary: Path,
+                   out_metrics: Path, out_predictions: Path, lock_file: Path | None,
+                   threads: int = 1) -> dict[str, Any]:
+    """Predict the test split, store the predictions, score them **from the stored file**, and
+    write the schema-validated ``metrics.json`` with provenance."""
+    import json
+
+    import pyarrow.parquet as pq
+    import torch
+
+    from replibench import provenance
+    from replibench.data.tables import write_parquet_atomic
+    from replibench.registry import resolve
+    from replibench.results import write_metrics
+    from replibench.train import resolve_device, seed_everything, settings_digest
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    run, settings = parse_settings_json(settings_json)
+    summary = json.loads(Path(train_summary).read_text(encoding="utf-8"))
+    if summary["settings_sha256"] != settings_digest(settings):
+        raise DataError(f"{train_summary}: trained with other settings than this evaluation asks for; retrain")
+    task = resolve("task", run.task)
+    data = task.load(Path(data_dir), run, settings)
+    seed_everything(run.seed)
+    model = task.build_model(data, run, settings)
+    checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])
+    device = resolve_device(settings["train"].get("device", "auto"))
+    model.to(device)
+    write_parquet_atomic(task.predict(model, data, run, settings), out_predictions)
+    metrics = task.score(pq.read_table(out_predictions), data, settings)
+    protocol = {**task.protocol(data, settings),
+                "batch_dependent_model": bool(getattr(model, "batch_dependent", False))}
+    record = {
+        **{key: getattr(run, key) for key in ("family", "dataset", "task", "model", "variant", "seed", "preset")},
+        "split": "test",
+        "metrics": metrics,
+        "metric_info": {name: {"direction": info.direction, "unit": info.unit, "description": info.description}
+                        for name, info in task.metric_info().items() if name in metrics},
+        "protocol": protocol,
+        "training": {
+            "steps": summary["steps"], "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
+            "best_val_loss": summary["best_val_loss"], "wall_s": summary["wall_s"],
+            "max_steps": summary["max_steps"], "stopped_early": summary["stopped_early"],
+            "device": summary["device"],
+            "curve": [{k: e[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss")} for e in summary["history"]],
+        },
+        "settings": settings,
+        "provenance": {
+            **provenance.collect(settings_sha256=settings_digest(settings), data_sha256=_data_sha256(Path(data_dir)),
+                                 device=str(device), lock_file=lock_file),
+            "evaluate_wall_s": time.perf_counter() - started,
+        },
+    }
+    write_metrics(out_metrics, record)
+    print(f"{run.run_id}: " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items() if v is not None))
+    return record
