@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -59,6 +60,9 @@ def expand_dotted_keys(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def coerce_scalar_strings(value: Any) -> Any:
     """Re-read string leaves as YAML scalars: ``snakemake --config 'data={workers: 4}'`` parses nested
     values with YAML's BaseLoader, which leaves every scalar a string ("4", "null", "true")."""
@@ -73,7 +77,11 @@ def coerce_scalar_strings(value: Any) -> Any:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
-        return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+        if parsed is None or isinstance(parsed, (bool, int, float)):
+            return parsed
+        if _FLOAT.fullmatch(value):  # YAML 1.1 reads "1e-3" as a string
+            return float(value)
+        return value
     return value
 
 

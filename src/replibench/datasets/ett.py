@@ -118,7 +118,7 @@ def parquet_schema():  # -> pa.Schema
     import pyarrow as pa
 
     return pa.schema(
-        [pa.field("date", pa.timestamp("s"), nullable=False)]
+        [pa.field("date", pa.timestamp("ms"), nullable=False)]
         + [pa.field(name, pa.float64(), nullable=False) for name in CHANNELS]
     )
 
@@ -144,6 +144,7 @@ def read_ett_csv(path: Path, rejects: Rejects) -> tuple[list, list[list[float]]]
                 + (f" (missing {missing})" if missing else "")
             )
         dates, values = [], []
+        line_number = last_good_line = 1
         for line_number, row in enumerate(reader, start=2):
             raw = ",".join(row)
             if len(row) != len(COLUMNS):
@@ -170,6 +171,16 @@ def read_ett_csv(path: Path, rejects: Rejects) -> tuple[list, list[list[float]]]
             else:
                 dates.append(stamp)
                 values.append(parsed)
+                last_good_line = line_number
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        terminated = handle.read(1) == b"\n"
+    if not terminated and dates and line_number == last_good_line:
+        # a cut transfer can end inside a number that still parses: the missing newline tells
+        dates.pop()
+        values.pop()
+        rejects.add(source=source, row=line_number, raw=raw,
+                    reason="last line is not terminated by a newline: the file looks truncated")
     if not dates and not len(rejects):
         raise DataError(f"{path}: no data rows after the header")
     return dates, values
@@ -213,7 +224,7 @@ def preprocess(raw_file: Path, out_dir: Path, *, dataset: str) -> dict:
     rejects.write(out_dir / "rejects.parquet")
     print(f"{raw_file.name}: {len(dates)} rows parsed, {len(rejects)} rejected")
     check_regular_series(raw_file, dates, spec.minutes_per_step, rejects)
-    columns = {"date": pa.array(dates, type=pa.timestamp("s"))}
+    columns = {"date": pa.array(dates, type=pa.timestamp("ms"))}
     for index, name in enumerate(CHANNELS):
         columns[name] = pa.array([row[index] for row in values], type=pa.float64())
     write_parquet_atomic(pa.table(columns), out_dir / "series.parquet", schema=parquet_schema())

@@ -120,7 +120,7 @@ class ForecastTask(Task):
     def validation_loss(self, model, data: SeriesData, settings: dict[str, Any]) -> float:
         from replibench.metrics.forecast import mse
 
-        forecasts = self.forecast(model, data, "val", settings["task"]["eval_batch_size"])
+        forecasts = self.forecast(model, data, "val", settings["task"]["val_batch_size"])
         return mse(prediction=forecasts, target=self.targets(data, "val"))
 
     def predict(self, model, data: SeriesData, run: RunSpec, settings: dict[str, Any]):
@@ -150,6 +150,7 @@ class ForecastTask(Task):
             "split_borders": {k: list(v) for k, v in data.borders.items()},
             "test_windows": data.window_count("test"),
             "test_batch_size": settings["task"]["eval_batch_size"],
+            "val_batch_size": settings["task"]["val_batch_size"],
             "test_drop_last": False,
         }
 

@@ -106,7 +106,7 @@ class ImputeTask(Task):
     def validation_loss(self, model, data: ImputeData, settings: dict[str, Any]) -> float:
         from replibench.metrics.forecast import mse
 
-        output = self.reconstruct(model, data, "val", settings["task"]["eval_batch_size"])
+        output = self.reconstruct(model, data, "val", settings["task"]["val_batch_size"])
         hidden = data.eval_masks["val"].numpy() == 0
         return mse(prediction=output, target=self._truth(data, "val"), mask=hidden)
 
@@ -153,6 +153,7 @@ class ImputeTask(Task):
             "masked_test_points": int((data.eval_masks["test"] == 0).sum()),
             "test_windows": data.series.window_count("test"),
             "test_batch_size": settings["task"]["eval_batch_size"],
+            "val_batch_size": settings["task"]["val_batch_size"],
             "test_drop_last": False,
             "scaled": True,
             "eval_masks": "drawn per split from a generator seeded by the run seed",

@@ -1,0 +1,148 @@
+"""Config validation messages, the sweep, and the anti-drift contract between schema, registry,
+families and modules."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from replibench.config import (coerce_scalar_strings, config_schema, expand_dotted_keys, load_config,
+                               parse_settings_json, plan_runs, validate_config)
+from replibench.errors import ConfigError
+from replibench.registry import DATASETS, FAMILIES, MODELS, TASKS, resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config():
+    return load_config(ROOT / "config.yaml")
+
+
+def test_shipped_config_is_valid(config):
+    validated = validate_config(config)
+    assert validated["preset"] == "smoke" and validated["families"]
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones(config):
+    config["data"]["mirorr"] = "http://x"
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert "data" in message and "'mirorr'" in message and "allowed keys here: mirror, workers" in message
+
+
+def test_unknown_model_names_the_allowed_values(config):
+    config["ett"]["runs"][0]["models"] = ["naive", "dlinaer"]
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert "ett.runs[0].models[1]" in message and "'dlinaer'" in message
+    assert "naive, naive-mean, dlinear, timesnet" in message
+
+
+def test_unknown_preset_and_missing_section(config):
+    config["preset"] = "full"
+    with pytest.raises(ConfigError, match="preset: 'full' is not allowed; allowed values: smoke, paper"):
+        validate_config(config)
+    config["preset"] = "smoke"
+    del config["ett"]
+    with pytest.raises(ConfigError, match="no 'ett' section"):
+        validate_config(config)
+
+
+def test_dotted_and_string_valued_overrides_as_snakemake_passes_them(config):
+    config["data.mirror"] = "http://127.0.0.1:8000"
+    config["ett.overrides"] = {"dlinear": {"train": {"lr": "0.005"}}}  # BaseLoader leaves scalars as strings
+    validated = validate_config(config)
+    assert validated["data"]["mirror"] == "http://127.0.0.1:8000" and validated["data"]["workers"] == 2
+    assert validated["ett"]["overrides"]["dlinear"]["train"]["lr"] == 0.005
+    assert expand_dotted_keys({"a.b.c": 1, "a": {"d": 2}}) == {"a": {"b": {"c": 1}, "d": 2}}
+    assert coerce_scalar_strings({"x": ["1", "null", "true", "http://h:1", "1e-3"]}) == {"x": [1, None, True, "http://h:1", 0.001]}
+
+
+def test_smoke_plan_covers_the_leaderboard_the_issue_asks_for(config):
+    runs = {p.run.run_id for p in plan_runs(validate_config(config))}
+    for dataset in ("etth1", "etth2", "ettm1", "ettm2"):
+        for horizon in (96, 192, 336, 720):
+            for model in ("naive", "dlinear"):
+                assert f"ett/{dataset}/forecast/{model}/h{horizon}/seed2021" in runs
+    assert "ett/etth1/forecast/timesnet/h96/seed2021" in runs
+    paper = copy.deepcopy(config)
+    paper["preset"] = "paper"
+    paper_runs = {p.run.run_id for p in plan_runs(validate_config(paper))}
+    assert "ett/ettm2/forecast/timesnet/h720/seed2021" in paper_runs
+
+
+def test_changing_one_models_setting_changes_only_that_models_params(config):
+    before = {p.run.run_id: p.settings_json for p in plan_runs(validate_config(config))}
+    config["ett"]["overrides"] = {"dlinear": {"train": {"lr": 0.005}}}
+    after = {p.run.run_id: p.settings_json for p in plan_runs(validate_config(config))}
+    changed = {run for run in before if before[run] != after[run]}
+    assert changed and all("/dlinear/" in run for run in changed)
+    assert len(changed) == sum("/dlinear/" in run for run in before)
+
+
+def test_settings_json_round_trip(config):
+    planned = plan_runs(validate_config(config))[0]
+    run, settings = parse_settings_json(planned.settings_json)
+    assert run == planned.run and settings == planned.settings
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        parse_settings_json("{not json")
+
+
+def _schema_enum(*path):
+    node = config_schema()
+    for key in path:
+        node = node[key]
+    return node
+
+
+def test_registry_schema_and_families_agree():
+    """Anti-drift: every name the schema allows is registered and implemented, and back."""
+    schema = config_schema()
+    assert set(schema["properties"]["families"]["items"]["enum"]) == set(FAMILIES)
+    families = {name: resolve("family", name) for name in FAMILIES}
+    for name, family in families.items():
+        assert family.name == name
+        assert set(family.datasets) <= set(DATASETS)
+        assert set(family.tasks) <= set(TASKS)
+        for models in family.models.values():
+            assert set(models) <= set(MODELS)
+    ett = schema["$defs"]["ett"]
+    assert set(schema["$defs"]["ett_datasets"]["items"]["enum"]) == set(families["ett"].datasets)
+    branches = ett["properties"]["runs"]["items"]["allOf"]
+    for branch in branches:
+        task = branch["if"]["properties"]["task"]["const"]
+        assert branch["then"]["properties"]["models"]["items"]["enum"] == list(families["ett"].models[task])
+    assert set(ett["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*families["ett"].models.values())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_has_a_config_dataclass(name):
+    model_class = resolve("model", name)
+    assert dataclasses.is_dataclass(model_class.Config)
+    model_class(model_class.Config())  # defaults build a model
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_registered_dataset_declares_files_and_preprocess(name):
+    spec = resolve("dataset", name)
+    assert spec.name == name and spec.family in FAMILIES
+    assert callable(spec.preprocess)
+    for remote in spec.remote_files:
+        assert remote.mirror_path.startswith(("ett/", "perov_5/", "carbon_24/", "mp_20/", "lra/", "oc20/"))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_registered_task_names_itself_and_its_metrics(name):
+    task = resolve("task", name)
+    assert task.name == name and task.metric_info()
+
+
+def test_unknown_registry_name_lists_the_allowed():
+    with pytest.raises(ConfigError, match="unknown model 'nope'; allowed: dlinear, naive"):
+        resolve("model", "nope")

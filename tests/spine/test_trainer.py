@@ -1,0 +1,164 @@
+"""The generic training loop: determinism, exact resume after a preemption signal, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from replibench.runs import RunSpec
+from replibench.tasks.base import Task
+from replibench.train import PREEMPTED_EXIT_CODE, Preempted, epoch_order, train
+
+
+@dataclass
+class _Config:
+    width: int = 8
+    dropout: float = 0.2
+
+
+class _Net(torch.nn.Module):
+    """A small MLP with dropout, so training randomness (the global RNG) matters for resume."""
+
+    Config = _Config
+
+    def __init__(self, config: _Config) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(3, config.width), torch.nn.ReLU(),
+                                          torch.nn.Dropout(config.dropout), torch.nn.Linear(config.width, 1))
+
+    def forward(self, x):
+        return self.layers(x).squeeze(-1)
+
+
+class _RegressionTask(Task):
+    """y = x · w + noise; optionally sends itself a signal at one training step (a preemption)."""
+
+    name = "toy"
+
+    def __init__(self, signal_at_step: int | None = None, signal_number: int = signal.SIGTERM) -> None:
+        self.signal_at_step = signal_at_step
+        self.signal_number = signal_number
+        self.calls = 0
+
+    def load(self, data_dir, run, settings):
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(300, 3, generator=generator)
+        y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(300, generator=generator)
+        return {"train": (x[:200], y[:200]), "val": (x[200:], y[200:])}
+
+    def build_model(self, data, run, settings):
+        return _Net(_Config(**settings["model"]))
+
+    def num_train_examples(self, data):
+        return 200
+
+    def make_batch(self, data, split, indices):
+        x, y = data[split]
+        return x[indices], y[indices]
+
+    def training_loss(self, model, batch):
+        self.calls += 1
+        if self.signal_at_step is not None and self.calls == self.signal_at_step:
+            os.kill(os.getpid(), self.signal_number)
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def validation_loss(self, model, data, settings):
+        model.eval()
+        x, y = data["val"]
+        with torch.no_grad():
+            return float(torch.nn.functional.mse_loss(model(x), y))
+
+    def predict(self, model, data, run, settings):
+        raise NotImplementedError
+
+    def score(self, predictions, data, settings):
+        raise NotImplementedError
+
+
+RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 7, "smoke")
+SETTINGS = {"model": {"width": 8, "dropout": 0.2},
+            "train": {"epochs": 4, "batch_size": 16, "lr": 0.01, "lr_schedule": "type1", "patience": None,
+                      "checkpoint_every": 5}}
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_same_weights_and_early_stopping_picks_best(tmp_path):
+    task = _RegressionTask()
+    data = task.load(None, RUN, SETTINGS)
+    model_a, summary_a = train(task, data, RUN, SETTINGS, checkpoint_dir=tmp_path / "a", progress=False)
+    model_b, summary_b = train(_RegressionTask(), data, RUN, SETTINGS, checkpoint_dir=tmp_path / "b", progress=False)
+    for key, value in _weights(model_a).items():
+        assert torch.equal(value, model_b.state_dict()[key])
+    assert summary_a["steps"] == 4 * (200 // 16) == 48
+    assert [e["val_loss"] for e in summary_a["history"]] == [e["val_loss"] for e in summary_b["history"]]
+    assert summary_a["best_val_loss"] == min(e["val_loss"] for e in summary_a["history"])
+    assert summary_a["history"][-1]["val_loss"] > 0
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("stop_at", [3, 13, 30])  # inside an epoch, right after an epoch boundary, later
+def test_preempted_run_resumes_to_identical_weights(tmp_path, signal_number, stop_at):
+    reference_task = _RegressionTask()
+    data = reference_task.load(None, RUN, SETTINGS)
+    reference, reference_summary = train(reference_task, data, RUN, SETTINGS, checkpoint_dir=tmp_path / "ref",
+                                         progress=False)
+    with pytest.raises(Preempted) as stopped:
+        train(_RegressionTask(signal_at_step=stop_at, signal_number=signal_number), data, RUN, SETTINGS,
+              checkpoint_dir=tmp_path / "run", progress=False)
+    assert stopped.value.code == PREEMPTED_EXIT_CODE
+    assert (tmp_path / "run" / "last.pt").exists()
+    resumed, summary = train(_RegressionTask(), data, RUN, SETTINGS, checkpoint_dir=tmp_path / "run", progress=False)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert summary["steps"] == reference_summary["steps"]
+    assert [e["val_loss"] for e in summary["history"]] == [e["val_loss"] for e in reference_summary["history"]]
+
+
+def test_checkpoint_loads_with_weights_only_and_other_settings_restart(tmp_path):
+    task = _RegressionTask()
+    data = task.load(None, RUN, SETTINGS)
+    train(task, data, RUN, SETTINGS, checkpoint_dir=tmp_path, progress=False)
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert checkpoint["state"]["finished"] and checkpoint["state"]["global_step"] == 48
+    changed = {**SETTINGS, "train": {**SETTINGS["train"], "lr": 0.02}}
+    _, summary = train(_RegressionTask(), data, RUN, changed, checkpoint_dir=tmp_path, progress=False)
+    assert summary["steps"] == 48 and summary["settings_sha256"] != checkpoint["settings_sha256"]
+
+
+def test_max_steps_and_patience(tmp_path):
+    task = _RegressionTask()
+    data = task.load(None, RUN, SETTINGS)
+    capped = {**SETTINGS, "train": {**SETTINGS["train"], "max_steps": 5}}
+    _, summary = train(task, data, RUN, capped, checkpoint_dir=tmp_path / "cap", progress=False)
+    assert summary["steps"] == 5 and summary["epochs"] == 1 and summary["max_steps"] == 5
+    patient = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 50, "lr": 0.5, "patience": 1}}
+    _, summary = train(_RegressionTask(), data, RUN, patient, checkpoint_dir=tmp_path / "pat", progress=False)
+    assert summary["stopped_early"] and summary["epochs"] < 50
+
+
+def test_parameter_free_model_is_not_trained(tmp_path):
+    from replibench.models.naive import NaiveLast, NaiveConfig
+
+    class _NaiveTask(_RegressionTask):
+        def build_model(self, data, run, settings):
+            return NaiveLast(NaiveConfig())
+
+        def validation_loss(self, model, data, settings):
+            return 1.0
+
+    _, summary = train(_NaiveTask(), None, RUN, {"model": {}, "train": {}}, checkpoint_dir=tmp_path, progress=False)
+    assert summary["steps"] == 0 and summary["epochs"] == 0 and summary["best_val_loss"] == 1.0
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    assert torch.equal(epoch_order(10, seed=1, epoch=0), epoch_order(10, seed=1, epoch=0))
+    assert not torch.equal(epoch_order(50, seed=1, epoch=0), epoch_order(50, seed=1, epoch=1))
+    assert sorted(epoch_order(10, seed=1, epoch=3).tolist()) == list(range(10))

@@ -1,0 +1,103 @@
+"""The Snakemake workflow end to end on ETTh1, downloading through a local HTTP mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+CONFIG = {
+    "preset": "smoke",
+    "families": ["ett"],
+    "data": {"mirror": None, "workers": 1},
+    "ett": {
+        "seeds": [2021],
+        "runs": [
+            {"task": "forecast", "models": ["naive", "dlinear"], "datasets": ["etth1"], "horizons": [96, 192]},
+            {"task": "forecast", "models": ["timesnet"], "datasets": ["etth1"], "horizons": [96]},
+            {"task": "impute", "models": ["naive"], "datasets": ["etth1"], "mask_ratios": [0.25]},
+        ],
+        "overrides": {"timesnet": {"train": {"max_steps": 2}, "task": {"eval_batch_size": 32}}},
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def make_workdir(tmp_path: Path, config: dict) -> Path:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copytree(ROOT / "references", workdir / "references")
+    shutil.copy(ROOT / "requirements.lock", workdir / "requirements.lock")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    counts = {}
+    for line in output.split("Job stats:")[1].splitlines()[3:]:
+        match = re.match(r"(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.mark.workflow
+def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
+    workdir = make_workdir(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()))
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n",
+                             "--config", "preset=paper"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in imported and "pymatgen" not in imported
+    jobs = planned_jobs(result.stdout)
+    assert jobs["train"] == jobs["evaluate"] == 4 * 4 * 3 + 4 * 4 * 3  # forecast 3 models, impute 3 models
+
+
+@pytest.mark.workflow
+def test_smoke_pipeline_through_the_mirror_then_nothing_then_only_the_changed_model(tmp_path, mirror):
+    workdir = make_workdir(tmp_path, CONFIG)
+    mirror_config = f"data={{mirror: {mirror.url}}}"
+    first = snakemake(workdir, "--config", mirror_config)
+    assert first.returncode == 0, first.stderr[-5000:]
+    assert [r["path"] for r in mirror.behaviour.requests] == ["/ett/ETTh1.csv"]
+
+    leaderboard = (workdir / "results" / "leaderboard.md").read_text()
+    assert "| etth1 | forecast | h96 | dlinear | mse (min) |" in leaderboard
+    assert re.search(r"\| etth1 \| forecast \| h96 \| timesnet \| mse \(min\) \| [0-9.]+ \| 1 \| 0\.384 \|", leaderboard)
+    assert "smoke run: not a reproduction" in leaderboard and "reproduced |" not in leaderboard
+    metrics = json.loads((workdir / "results/ett/etth1/forecast/dlinear/h96/seed2021/metrics.json").read_text())
+    assert metrics["protocol"]["test_windows"] == 2785 and metrics["protocol"]["test_drop_last"] is False
+    assert metrics["provenance"]["data_sha256"]["ETTh1.csv"].startswith("f18de3ad")
+    assert metrics["training"]["epochs"] >= 3 and metrics["metrics"]["mse"] < 0.45
+    timesnet = json.loads((workdir / "results/ett/etth1/forecast/timesnet/h96/seed2021/metrics.json").read_text())
+    assert timesnet["training"]["steps"] == 2 and timesnet["protocol"]["test_batch_size"] == 32
+    assert timesnet["protocol"]["batch_dependent_model"] is True
+    assert list((workdir / "results" / "plots").glob("ett_*.png"))
+
+    second = snakemake(workdir, "--config", mirror_config)
+    assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
+
+    # --config merges into the config file: only the override changes
+    changed = snakemake(workdir, "-n", "--config", mirror_config, "ett={overrides: {dlinear: {train: {lr: 0.001}}}}")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    jobs = planned_jobs(changed.stdout)
+    assert jobs == {"train": 2, "evaluate": 2, "report": 1, "all": 1, "total": 6}
+    assert "dlinear" in changed.stdout and "/naive/" not in changed.stdout.split("Job stats:")[0]
