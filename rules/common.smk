@@ -40,6 +40,17 @@ def raw_files(wildcards):
     return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files]
 
 
+def dataset_options_json(wildcards):
+    """Preprocessing options of a dataset under this preset (empty for downloaded files)."""
+    import json
+
+    from replibench.config import family_object
+
+    family = dataset_spec(wildcards.dataset).family
+    options = family_object(family).dataset_options(config.get(family, {}), wildcards.dataset, config["preset"])
+    return json.dumps(options, sort_keys=True, separators=(",", ":"))
+
+
 def resource(group, key, default):
     return config.get("resources", {}).get(group, {}).get(key, default)
 

@@ -6,6 +6,8 @@ rule preprocess:
         directory("data/parquet/{family}/{dataset}"),
     log:
         "logs/preprocess/{family}/{dataset}.log",
+    params:
+        options=dataset_options_json,
     threads: WORKERS
     resources:
         mem_mb=resource("preprocess", "mem_mb", 4000),
@@ -14,4 +16,4 @@ rule preprocess:
         "../envs/core.yaml"
     shell:
         "replibench preprocess --dataset {wildcards.dataset} --raw {input} --out {output} "
-        "--workers {threads} > {log} 2>&1"
+        "--options {params.options:q} --workers {threads} > {log} 2>&1"

@@ -28,7 +28,8 @@ def _add_download(sub) -> None:
 def _add_preprocess(sub) -> None:
     p = sub.add_parser("preprocess", help="raw files → Parquet + card.json + rejects.parquet")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--raw", required=True, nargs="+", type=Path)
+    p.add_argument("--raw", nargs="*", default=[], type=Path, help="raw files (none for generated datasets)")
+    p.add_argument("--options", default="{}", help="JSON options of the dataset (generator sizes, …)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(handler=_cmd_preprocess)
@@ -107,7 +108,8 @@ def _cmd_download(args: argparse.Namespace) -> None:
 def _cmd_preprocess(args: argparse.Namespace) -> None:
     from replibench.stages import preprocess_stage
 
-    preprocess_stage(dataset=args.dataset, raw_files=args.raw, out_dir=args.out, workers=args.workers)
+    preprocess_stage(dataset=args.dataset, raw_files=args.raw, out_dir=args.out, workers=args.workers,
+                     options_json=args.options)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

@@ -26,11 +26,15 @@ def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None
           + ("" if result.downloaded else " (already present)"))
 
 
-def preprocess_stage(*, dataset: str, raw_files: list[Path], out_dir: Path, workers: int = 1) -> None:
+def preprocess_stage(*, dataset: str, raw_files: list[Path], out_dir: Path, workers: int = 1,
+                     options_json: str = "{}") -> None:
+    import json
+
     from replibench.datasets import dataset_spec
 
     spec = dataset_spec(dataset)
-    card = spec.preprocess([Path(p) for p in raw_files], Path(out_dir), workers=workers)
+    card = spec.preprocess([Path(p) for p in raw_files], Path(out_dir), workers=workers,
+                           options=json.loads(options_json))
     print(f"{dataset}: rows {card['rows']}, rejected {card['rejected_rows']} → {out_dir}")
 
 

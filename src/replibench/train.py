@@ -55,8 +55,8 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.0
-    lr_schedule: str = "type1"  # "constant" | "type1" (halve each epoch from the 3rd) | "cosine"
-    warmup_steps: int = 0  # linear warm-up, cosine schedule only
+    lr_schedule: str = "type1"  # "constant" | "type1" (halve each epoch from the 3rd) | "cosine" | "rsqrt"
+    warmup_steps: int = 0  # linear warm-up (cosine and rsqrt schedules)
     patience: int | None = 3  # epochs without validation improvement before stopping; None = off
     grad_clip: float | None = None  # max global grad norm
     checkpoint_every: int = 200  # steps
@@ -80,7 +80,8 @@ def lr_factor(config: TrainConfig, *, epoch: int, step: int, total_steps: int) -
 
     ``type1`` is TSLib's ``adjust_learning_rate``: epochs 1–2 at lr, epoch 3 at lr/2, epoch 4 at
     lr/4 … (halved after every epoch from the second on). ``cosine`` is linear warm-up then a
-    cosine decay to 0 at ``total_steps``.
+    cosine decay to 0 at ``total_steps``. ``rsqrt`` is LRA's Transformer schedule,
+    ``lr · min(1, step/warmup) / sqrt(max(step, warmup))`` (peak ``lr / sqrt(warmup)``).
     """
     if config.lr_schedule == "constant":
         return 1.0
@@ -92,6 +93,10 @@ def lr_factor(config: TrainConfig, *, epoch: int, step: int, total_steps: int) -
         span = max(1, total_steps - config.warmup_steps)
         progress = min(1.0, (step - config.warmup_steps) / span)
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.lr_schedule == "rsqrt":
+        warmup = max(1, config.warmup_steps)
+        step = step + 1  # LRA counts from step 1 here; step 0 would give lr 0
+        return min(1.0, step / warmup) / math.sqrt(max(step, warmup))
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
@@ -281,7 +286,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                     raise Preempted()
                 indices = order[state.step_in_epoch * config.batch_size:(state.step_in_epoch + 1) * config.batch_size]
                 batch = move_to_device(task.make_batch(data, "train", indices), device)
-                if config.lr_schedule == "cosine":
+                if config.lr_schedule in ("cosine", "rsqrt"):
                     factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor

@@ -68,3 +68,27 @@ def test_zip_traversal_and_symlinks_are_refused(tmp_path):
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(UnsafeArchiveError, match="link"):
         extract_members(link, tmp_path / "out2")
+
+
+def test_garbled_header_after_the_first_member_is_not_taken_for_the_end(tmp_path):
+    import gzip
+
+    from replibench.errors import DataError
+
+    plain = tmp_path / "plain.tar"
+    _tar_plain = tarfile.open(plain, "w")
+    for name in ("first.txt", "second.txt"):
+        info, data = _file(name, b"x" * 10)
+        _tar_plain.addfile(info, io.BytesIO(data))
+    _tar_plain.close()
+    raw = bytearray(plain.read_bytes())
+    raw[1024:1124] = b"\x07" * 100  # the second member's header (after 512-byte header + 512-byte block)
+    archive = tmp_path / "garbled.tar.gz"
+    archive.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match="garbled tar header|corrupt"):
+        list(iter_tar_members(archive))
+    truncated = tmp_path / "truncated.tar.gz"
+    compressed = gzip.compress(plain.read_bytes())
+    truncated.write_bytes(compressed[: len(compressed) // 3])  # cut inside the members
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        list(iter_tar_members(truncated))

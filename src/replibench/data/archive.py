@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from replibench.atomic import atomic_path
-from replibench.errors import UnsafeArchiveError
+from replibench.errors import DataError, UnsafeArchiveError
 
 
 def safe_member_path(archive: str, member_name: str, target: Path) -> Path:
@@ -42,17 +42,38 @@ def iter_tar_members(path: str | os.PathLike[str], select: Callable[[str], bool]
     :class:`UnsafeArchiveError` even when not selected, because an archive holding them is suspect.
     """
     archive = str(path)
-    with tarfile.open(path, mode="r|*") as tar:  # streaming mode: no random access, no full index
-        for info in tar:
-            _check_tar_member(archive, info)
-            if info.isdir():
-                continue
-            if select is not None and not select(info.name):
-                continue
-            handle = tar.extractfile(info)
-            if handle is None:  # pragma: no cover - regular files always have a handle
-                continue
-            yield info, handle
+    try:
+        with tarfile.open(path, mode="r|*") as tar:  # streaming mode: no random access, no full index
+            for info in tar:
+                _check_tar_member(archive, info)
+                if info.isdir():
+                    continue
+                if select is not None and not select(info.name):
+                    continue
+                handle = tar.extractfile(info)
+                if handle is None:  # pragma: no cover - regular files always have a handle
+                    continue
+                yield info, handle
+            _check_clean_end(archive, tar)
+    except (tarfile.TarError, EOFError, OSError, zlib_error()) as error:
+        raise DataError(f"{archive}: corrupt or truncated archive: {error}") from error
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _check_clean_end(archive: str, tar: tarfile.TarFile) -> None:
+    """tarfile treats a garbled header after the first member as the end of the archive; a real
+    end is only zero padding. Read the rest (which also runs the compressor's CRC check)."""
+    offset = tar.offset
+    while chunk := tar.fileobj.read(1 << 20):
+        if chunk.strip(b"\0"):
+            raise DataError(f"{archive}: garbled tar header near byte {offset} (data after the last readable "
+                            "member): the archive is corrupt")
+        offset += len(chunk)
 
 
 def _check_tar_member(archive: str, info: tarfile.TarInfo) -> None:

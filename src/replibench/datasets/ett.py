@@ -65,7 +65,8 @@ class EttDataset:
     def remote_files(self) -> list[RemoteFile]:
         return [REMOTE_FILES[self.raw_file]]
 
-    def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1) -> dict:
+    def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1,
+                   options: dict | None = None) -> dict:
         """Dataset contract: raw files (in ``remote_files`` order) → Parquet folder; see :func:`preprocess`."""
         if len(raw_files) != 1:
             raise DataError(f"{self.name}: expected 1 raw file ({self.raw_file}), got {len(raw_files)}")

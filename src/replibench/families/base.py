@@ -74,6 +74,11 @@ class Family(ABC):
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         """``{"task": …, "model": …, "train": …}`` for one run: preset defaults + user overrides."""
 
+    def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
+        """Options a dataset's preprocessing depends on (generator sizes, lengths…); a Snakemake
+        param, so changing them rebuilds only that dataset. Downloaded datasets need none."""
+        return {}
+
     def check_run(self, run: RunSpec) -> None:
         """Refuse a run whose dataset/task/model combination the family does not implement."""
         from replibench.errors import ConfigError
