@@ -1,6 +1,14 @@
 # Validation and small input helpers only; every decision lives in the replibench package.
+import os
+import sys
+from pathlib import Path
+
 from replibench.config import plan_runs, validate_config
 from replibench.datasets import dataset_spec
+
+# Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run
+# without activating the venv); a --use-conda job's own environment still comes first.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 _validated = validate_config(config, "config.yaml (+ --config)")
 config.clear()
