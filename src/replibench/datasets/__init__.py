@@ -1,0 +1,1 @@
+"""Datasets: one module (or package) per family, each declaring its files and preprocessing."""
