@@ -97,3 +97,16 @@ def test_bad_input_files_name_the_problem(tmp_path, csv_files):
         evaluate_crystal_files(no_cif, csv_files["truth"], task="csp", convention="cdvae", dataset="mp-20")
     with pytest.raises(ValueError, match="convention"):
         evaluate_crystal_files(csv_files["pred"], csv_files["truth"], task="csp", convention="paper", dataset="mp-20")
+
+
+def test_property_model_feeds_the_formation_energy_emd(truth_rows):
+    from replibench.metrics.crystals import evaluate_gen
+
+    def density_as_property(structures):  # a stand-in model: the EMD must equal the density EMD
+        return [s.density for s in structures]
+
+    result = evaluate_gen(generated=list(truth_rows.cif), truths=list(truth_rows.cif), dataset="mp-20",
+                          convention="crysbfn", allow_fewer_valid=True, property_model=density_as_property)
+    metrics = result["variants"]["default"]
+    assert "wdist_prop" not in result["unavailable"]
+    assert metrics["wdist_prop"] == pytest.approx(metrics["wdist_density"])

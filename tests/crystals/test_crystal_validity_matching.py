@@ -136,3 +136,13 @@ def test_match_rate_and_rmse_by_hand():
     assert match_rate_and_rmse(rms_per_truth=[None, None])["rmse"] is None
     assert best_of_samples(rms_per_sample=[None, 0.3, 0.1]) == 0.1
     assert best_of_samples(rms_per_sample=[None, None]) is None
+
+
+def test_model_lattice_rows_become_the_papers_parameters():
+    from replibench.metrics.crystals import arrays_from_lattice
+
+    lattice = Lattice.from_parameters(3.0, 4.0, 5.0, 80.0, 95.0, 110.0)
+    arrays = arrays_from_lattice([6, 8], [[0, 0, 0], [0.5, 0.5, 0.5]], lattice.matrix)
+    np.testing.assert_allclose(arrays.lengths, [3.0, 4.0, 5.0], atol=1e-12)
+    np.testing.assert_allclose(arrays.angles, [80.0, 95.0, 110.0], atol=1e-9)
+    assert arrays.frac_coords.shape == (2, 3) and arrays.atomic_numbers == (6, 8)

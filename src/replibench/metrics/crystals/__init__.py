@@ -12,7 +12,7 @@ Values use the papers' table units: rates in %, RMSE dimensionless, EMDs in the 
 from replibench.metrics import MetricInfo
 from replibench.metrics.crystals.conventions import CONVENTIONS, Convention, get_convention
 from replibench.metrics.crystals.evaluate import evaluate_crystal_files, evaluate_csp, evaluate_gen
-from replibench.metrics.crystals.structures import CrystalArrays
+from replibench.metrics.crystals.structures import CrystalArrays, arrays_from_lattice
 
 METRICS: dict[str, MetricInfo] = {
     "match_rate": MetricInfo("max", "%", "test crystals matched by StructureMatcher(stol 0.5, ltol 0.3, angle_tol 10) "
@@ -40,5 +40,5 @@ METRICS: dict[str, MetricInfo] = {
     "struct_div": MetricInfo("max", "dimensionless", "mean pairwise structure-fingerprint distance of valid samples"),
 }
 
-__all__ = ["CONVENTIONS", "METRICS", "Convention", "CrystalArrays", "evaluate_crystal_files", "evaluate_csp",
+__all__ = ["CONVENTIONS", "METRICS", "Convention", "CrystalArrays", "arrays_from_lattice", "evaluate_crystal_files", "evaluate_csp",
            "evaluate_gen", "get_convention"]

@@ -106,8 +106,9 @@ def evaluate_gen(
     if not generated or not truths:
         raise ValueError(f"generation evaluation needs crystals (got {len(generated)} generated, {len(truths)} test)")
     keep = property_model is not None
-    gen = ordered_map(assess_crystal, [(g, convention, False, keep) for g in generated], workers=workers)
-    ref = ordered_map(assess_crystal, [(t, convention, True, keep) for t in truths], workers=workers)
+    jobs = [(g, convention, False, keep) for g in generated] + [(t, convention, True, keep) for t in truths]
+    records = ordered_map(assess_crystal, jobs, workers=workers)  # one pool for both sides
+    gen, ref = records[: len(generated)], records[len(generated):]
     bad_truth = [i for i, r in enumerate(ref) if not r.constructed]
     if bad_truth:
         raise DataError(f"test crystals #{[i + 1 for i in bad_truth[:5]]} (1-based, test-set order) cannot be "

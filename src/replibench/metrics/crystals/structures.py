@@ -116,6 +116,24 @@ def _read_p1_cif(cif: str) -> CrystalArrays | None:
     return CrystalArrays(tuple(numbers), frac.reshape(-1, 3), lengths, angles)
 
 
+def arrays_from_lattice(atomic_numbers, frac_coords, lattice) -> CrystalArrays:
+    """Arrays from a model's output: Z (N,), fractional coordinates (N, 3), lattice rows a, b, c (3, 3) Å.
+
+    Lengths are the row norms and angles the angles between rows (DiffCSP's
+    ``lattices_to_params_shape``, cosines clipped to [-1, 1]); the papers then rebuild the lattice
+    from these six parameters, which fixes its orientation.
+    """
+    matrix = np.asarray(lattice, dtype=np.float64).reshape(3, 3)
+    lengths = np.linalg.norm(matrix, axis=1)  # (3,) |a|, |b|, |c|
+    angles = np.zeros(3)
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        cosine = np.dot(matrix[j], matrix[k]) / (lengths[j] * lengths[k])
+        angles[i] = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))  # alpha = angle(b, c), …
+    return CrystalArrays(tuple(int(z) for z in atomic_numbers),
+                         np.asarray(frac_coords, dtype=np.float64).reshape(-1, 3), lengths, angles)
+
+
 def arrays_from_structure(structure) -> CrystalArrays:
     """Arrays of a pymatgen ``Structure`` (lattice parameters, fractional coordinates, Z)."""
     if len(structure) == 0:
