@@ -4,7 +4,8 @@ Inputs: the first ``--n`` genuine MP-20 rows of ``shared/data/mp_20/subset`` (te
 only; not the official split). CSP: one perturbed copy per crystal (σ = 0.003 in fractional
 coordinates, so nearly all match and the fingerprint gate runs). Gen: the same copies as
 "generated" crystals against the originals as the test set (fingerprints for every crystal).
-Checks that the parallel result equals the serial one.
+Checks that the parallel result equals the serial one. Wall time depends on other load on the
+machine; CPU seconds (this process + pool workers) are the load-independent cost.
 
     python benchmarks/crystals_metrics.py --n 40 --workers 2
 """
@@ -24,6 +25,14 @@ def _shared_data() -> Path:
         return Path(env)
     candidate = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return candidate if candidate.exists() else Path("/work/shared/data")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (pool workers), in seconds."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _inputs(n: int, seed: int):
@@ -61,7 +70,7 @@ def main() -> None:
     for task in ("csp", "gen"):
         results = {}
         for workers in (1, args.workers):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), _cpu_seconds()
             if task == "csp":
                 results[workers] = evaluate_csp(predictions=[[p] for p in predictions], truths=cifs,
                                                 convention=args.convention, workers=workers)
@@ -69,8 +78,9 @@ def main() -> None:
                 results[workers] = evaluate_gen(generated=predictions, truths=cifs, dataset="mp-20",
                                                 convention=args.convention, workers=workers,
                                                 seed=args.seed, allow_fewer_valid=True)
-            seconds = time.perf_counter() - start
-            print(f"{task}: workers={workers:2d}  {seconds:8.2f} s  = {1000.0 * seconds / n:8.1f} s per 1,000 structures")
+            seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+            print(f"{task}: workers={workers:2d}  wall {seconds:8.2f} s = {1000.0 * seconds / n:8.1f} s per 1,000 "
+                  f"structures; CPU {cpu:8.2f} s = {1000.0 * cpu / n:8.1f} CPU-s per 1,000")
         identical = results[1]["variants"] == results[args.workers]["variants"]
         print(f"{task}: parallel result identical to serial: {identical}; "
               f"{ {k: v for k, v in results[1]['variants'].items()} }")

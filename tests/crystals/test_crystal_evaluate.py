@@ -110,3 +110,17 @@ def test_property_model_feeds_the_formation_energy_emd(truth_rows):
     metrics = result["variants"]["default"]
     assert "wdist_prop" not in result["unavailable"]
     assert metrics["wdist_prop"] == pytest.approx(metrics["wdist_density"])
+
+
+def test_diffcsp_one_sample_gate_also_requires_a_valid_ground_truth():
+    from replibench.metrics.crystals import CrystalArrays, evaluate_csp
+
+    def nacl(x: float) -> CrystalArrays:  # Na–Cl distance 5·x Å
+        return CrystalArrays((11, 17), np.array([[0.0, 0.0, 0.0], [x, 0.0, 0.0]]), np.full(3, 5.0), np.full(3, 90.0))
+
+    truth, prediction = nacl(0.09), nacl(0.11)  # truth 0.45 Å apart (invalid), prediction 0.55 Å (valid)
+    rates = {name: evaluate_csp(predictions=[[prediction, prediction]], truths=[truth], convention=name)["variants"]
+             for name in ("cdvae", "diffcsp", "crysbfn")}
+    assert rates["cdvae"]["k1"]["match_rate"] == 100.0 and rates["crysbfn"]["k1"]["match_rate"] == 100.0
+    assert rates["diffcsp"]["k1"]["match_rate"] == 0.0  # RecEval: pred.valid and gt.valid
+    assert rates["diffcsp"]["k2"]["match_rate"] == 100.0  # RecEvalBatch gates on the prediction only

@@ -14,7 +14,11 @@ ground-truth structures           Niggli-reduced  raw test.csv CIFs    raw test.
 SMACT search cap                  none            > 1e7 combos: False  > 100 species: False
 negative lattice length           invalid         built anyway (bug)   invalid
 NaN lengths/angles/coords         (crash)         invalid              (undefined)
+StructureMatcher raises           unmatched       unmatched            1 sample: (crash)
 ================================  ==============  ===================  ====================
+
+Where a code base would crash we count the crystal as invalid/unmatched and report how often it
+happened (``matcher_errors``, ``fingerprint_failures``) instead of stopping.
 
 "valid" = SMACT-valid and structurally valid and CrystalNN fingerprint computable, as in the
 ``Crystal`` class of each code base. CrysBFN also wraps SMACT in a 1,800 s wall-clock timeout
