@@ -1,0 +1,202 @@
+"""The three CDVAE crystal benchmarks: files, checksums, licences, citations, protocol constants.
+
+All three are the CSVs of txie-93/cdvae at the pinned commit :data:`CDVAE_COMMIT` (DiffCSP and
+CrysBFN train and test on the same data; their own copies are not byte-identical, see the research
+notes). Checksums are the published or mirror-recorded ones only:
+
+- MP-20: upstream publishes only git blob SHA-1s (``../shared/data/mp_20/MANIFEST.tsv``).
+- Perov-5 / Carbon-24 val and test: sha256 and size recorded in ``../shared/data/*/MANIFEST.tsv``
+  (byte-identical to upstream).
+- Perov-5 / Carbon-24 train: no checksum is published anywhere we could read, so there is no
+  :class:`RemoteFile` for them; :func:`remote_file` raises and :data:`PENDING_CHECKSUMS` says why.
+
+Protocol constants follow CDVAE's ``conf/data/{mp_20,perov,carbon}.yaml``: Niggli reduction on,
+primitive-cell reduction off for all three; the training target (``prop``) is the property whose
+NaN rejects a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from replibench.data.download import RemoteFile
+from replibench.errors import DataError
+
+FAMILY = "crystals"
+CDVAE_COMMIT = "f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea"
+_RAW_BASE = f"https://raw.githubusercontent.com/txie-93/cdvae/{CDVAE_COMMIT}/data"
+SPLITS = ("train", "val", "test")
+
+CDVAE_CITATION = (
+    "Xie, T., Fu, X., Ganea, O.-E., Barzilay, R., Jaakkola, T. Crystal Diffusion Variational "
+    "Autoencoder for Periodic Material Generation. ICLR 2022. arXiv:2110.06197"
+)
+
+
+@dataclass(frozen=True)
+class CrystalDatasetSpec:
+    """One benchmark: folder name, property columns, CDVAE preprocessing flags, licence, citation.
+
+    Attributes:
+        name: registry name (kebab-case).
+        folder: folder under the mirror / ``../shared/data`` (``mp_20``).
+        float_properties: CSV columns stored as nullable float64, in CSV order.
+        target_property: CDVAE's ``data.prop``; a row whose value is missing/NaN is rejected.
+        niggli, primitive: CDVAE ``build_crystal`` flags (``conf/data/*.yaml``).
+        max_atoms: CDVAE ``data.max_atoms`` (recorded, not used to filter: CDVAE does not filter).
+        eval_model_name: CDVAE property-model / COV-cutoff key (``mp20``, ``perovskite``, ``carbon``).
+        rows: published row counts per split (research notes section 1), for the data card.
+    """
+
+    name: str
+    folder: str
+    float_properties: tuple[str, ...]
+    target_property: str
+    niggli: bool
+    primitive: bool
+    max_atoms: int
+    eval_model_name: str
+    license: str
+    citation: str
+    rows: dict[str, int]
+
+
+DATASETS: dict[str, CrystalDatasetSpec] = {
+    "mp-20": CrystalDatasetSpec(
+        name="mp-20",
+        folder="mp_20",
+        float_properties=("formation_energy_per_atom", "band_gap", "e_above_hull"),
+        target_property="formation_energy_per_atom",
+        niggli=True,
+        primitive=False,
+        max_atoms=20,
+        eval_model_name="mp20",
+        license="CC-BY-4.0 (Materials Project data, redistributed in txie-93/cdvae; code MIT)",
+        citation=(
+            "Jain, A. et al. Commentary: The Materials Project: A materials genome approach to "
+            "accelerating materials innovation. APL Materials 1, 011002 (2013). Benchmark split: "
+            + CDVAE_CITATION
+        ),
+        rows={"train": 27136, "val": 9047, "test": 9046},
+    ),
+    "perov-5": CrystalDatasetSpec(
+        name="perov-5",
+        folder="perov_5",
+        float_properties=("heat_all", "heat_ref", "dir_gap", "ind_gap"),
+        target_property="heat_ref",
+        niggli=True,
+        primitive=False,
+        max_atoms=20,
+        eval_model_name="perovskite",
+        license=(
+            "not stated upstream (redistributed in txie-93/cdvae, whose code is MIT; original data "
+            "from the Computational Materials Repository, Castelli et al. 2012)"
+        ),
+        citation=(
+            "Castelli, I. E. et al. New cubic perovskites for one- and two-photon water splitting "
+            "using the computational materials repository. Energy Environ. Sci. 5, 9034 (2012); "
+            "Castelli, I. E. et al. Computational screening of perovskite metal oxides for optimal "
+            "solar light capture. Energy Environ. Sci. 5, 5814 (2012). Benchmark split: "
+            + CDVAE_CITATION
+        ),
+        rows={"train": 11356, "val": 3787, "test": 3785},
+    ),
+    "carbon-24": CrystalDatasetSpec(
+        name="carbon-24",
+        folder="carbon_24",
+        float_properties=("energy_per_atom",),
+        target_property="energy_per_atom",
+        niggli=True,
+        primitive=False,
+        max_atoms=24,
+        eval_model_name="carbon",
+        license=(
+            "not stated upstream (redistributed in txie-93/cdvae, whose code is MIT; original data: "
+            "Materials Cloud archive record 2020.0026/v1, open access)"
+        ),
+        citation=(
+            "Pickard, C. J. AIRSS data for carbon at 10GPa and the C+N+H+O system at 1GPa. "
+            "Materials Cloud Archive 2020.0026/v1 (2020), doi:10.24435/materialscloud:2020.0026/v1. "
+            "Benchmark split: " + CDVAE_CITATION
+        ),
+        rows={"train": 6091, "val": 2032, "test": 2030},
+    ),
+}
+
+# (dataset, split) -> (checksum, size in bytes or None); sources named in the module docstring.
+_CHECKSUMS: dict[tuple[str, str], tuple[str, int | None]] = {
+    ("mp-20", "train"): ("git-sha1:b1c9d498565ac2fd8d075a51ff2ef5e51ba6c21f", None),
+    ("mp-20", "val"): ("git-sha1:7efe4d7ebeb4f460ceaad35e5326c42111d9c9a1", None),
+    ("mp-20", "test"): ("git-sha1:5dc643041df53f5ce4970a79930ad262b4f07acd", None),
+    ("perov-5", "val"): ("sha256:326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2", 3673814),
+    ("perov-5", "test"): ("sha256:a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6", 3671842),
+    ("carbon-24", "val"): ("sha256:36c00689cd63073c954a58bc6ed6e2adb7aeed5a630c994970959a1babffd50e", 2321923),
+    ("carbon-24", "test"): ("sha256:386b17c08816f434818d51e46687bf72ff3f92348f3ba24823e4758f1fe8a969", 2319350),
+}
+
+#: Files that exist upstream but have no published checksum we could verify against.
+PENDING_CHECKSUMS: dict[tuple[str, str], str] = {
+    ("perov-5", "train"): (
+        "no sha256 or git blob SHA-1 is published for cdvae data/perov_5/train.csv (>= 4 MiB, not in "
+        "the offline mirror); record its git blob SHA-1 from the upstream tree before enabling it"
+    ),
+    ("carbon-24", "train"): (
+        "no sha256 or git blob SHA-1 is published for cdvae data/carbon_24/train.csv (>= 4 MiB, not "
+        "in the offline mirror); record its git blob SHA-1 from the upstream tree before enabling it"
+    ),
+}
+
+#: Genuine MP-20 rows from a fork (1,112 rows), NOT the official split: tests only, never reported.
+MP20_SUBSET_FOR_TESTS_ONLY = "mp_20/subset"
+
+
+def dataset_spec(dataset: str) -> CrystalDatasetSpec:
+    """The :class:`CrystalDatasetSpec` registered as ``dataset`` (``mp-20``, ``perov-5``, ``carbon-24``)."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown crystal dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[dataset]
+
+
+def upstream_url(dataset: str, split: str) -> str:
+    """Raw URL of ``{split}.csv`` at the pinned CDVAE commit."""
+    return f"{_RAW_BASE}/{dataset_spec(dataset).folder}/{split}.csv"
+
+
+def remote_file(dataset: str, split: str) -> RemoteFile:
+    """The verified :class:`RemoteFile` for one split's CSV; raises if no checksum is published."""
+    spec = dataset_spec(dataset)
+    if split not in SPLITS:
+        raise DataError(f"{dataset}: unknown split {split!r}; expected one of {SPLITS}")
+    if (dataset, split) in PENDING_CHECKSUMS:
+        raise DataError(f"{dataset} {split}.csv cannot be verified: {PENDING_CHECKSUMS[dataset, split]}")
+    checksum, size = _CHECKSUMS[dataset, split]
+    return RemoteFile(
+        name=f"{split}.csv",
+        url=upstream_url(dataset, split),
+        mirror_path=f"{spec.folder}/{split}.csv",
+        size=size,
+        checksum=checksum,
+        license=spec.license,
+    )
+
+
+def remote_files(dataset: str) -> dict[str, RemoteFile]:
+    """Verified files of all three splits (the ``paper`` preset); raises for pending checksums."""
+    return {split: remote_file(dataset, split) for split in SPLITS}
+
+
+#: Datasets the smoke preset uses (their val/test CSVs are small and in the offline mirror).
+SMOKE_DATASETS = ("perov-5", "carbon-24")
+
+
+def smoke_split_files(dataset: str) -> dict[str, RemoteFile]:
+    """Split → file for the ``smoke`` preset: val.csv trains (and validates), test.csv tests.
+
+    Why: the train CSVs are >= 4 MiB and absent from the offline mirror (and unverifiable for
+    Perov-5/Carbon-24), while val/test exist upstream and byte-identical in the mirror, so the same
+    smoke run works online and offline. MP-20 is not a smoke dataset (none of its files is mirrored).
+    """
+    if dataset not in SMOKE_DATASETS:
+        raise DataError(f"smoke preset: dataset {dataset!r} is not a smoke dataset; expected one of {SMOKE_DATASETS}")
+    val, test = remote_file(dataset, "val"), remote_file(dataset, "test")
+    return {"train": val, "val": val, "test": test}
