@@ -20,8 +20,28 @@ import json
 import torch
 
 # Number of MP-20 training structures with 1..20 atoms (CrysBFN conf/data/mp_20.yaml num_atoms_dist).
-MP20_TRAIN_ATOM_COUNTS = [110, 961, 924, 6964, 2130, 3795, 991, 3563, 1527, 4395,
-                          590, 4396, 979, 2959, 666, 3026, 418, 2418, 468, 3949]
+MP20_TRAIN_ATOM_COUNTS = [
+    110,
+    961,
+    924,
+    6964,
+    2130,
+    3795,
+    991,
+    3563,
+    1527,
+    4395,
+    590,
+    4396,
+    979,
+    2959,
+    666,
+    3026,
+    418,
+    2418,
+    468,
+    3949,
+]
 # Elements of MP-20 (CrysBFN atom_type_map): Z 1-83 and 89-94.
 MP20_VOCAB = tuple(list(range(1, 84)) + list(range(89, 95)))
 SIZES = {
@@ -34,7 +54,7 @@ def main() -> None:
     from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
     from replibench.models.diffcsp import DiffCSP, DiffCSPConfig
     from replibench.tasks.crystal_batch import CrystalBatch
-    from replibench.tasks.crystals import measure_sampling
+    from replibench.tasks.crystal_samples import measure_sampling
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="crystals to sample per model (default 20)")
@@ -59,21 +79,40 @@ def main() -> None:
         vocab = torch.tensor(MP20_VOCAB)
         types = vocab[torch.randint(len(MP20_VOCAB), (int(num_atoms.sum()),), generator=g)]
 
-    models = {f"diffcsp-T{args.diffcsp_timesteps}": DiffCSP(
-        DiffCSPConfig(task=args.task, timesteps=args.diffcsp_timesteps, **SIZES[args.size]))}
+    models = {
+        f"diffcsp-T{args.diffcsp_timesteps}": DiffCSP(
+            DiffCSPConfig(task=args.task, timesteps=args.diffcsp_timesteps, **SIZES[args.size])
+        )
+    }
     for steps in args.crysbfn_steps:
         models[f"crysbfn-N{steps}"] = CrysBFN(
-            CrysBFNConfig(task=args.task, num_steps=steps, type_vocab=MP20_VOCAB, **SIZES[args.size]))
-    warmup = CrystalBatch(torch.tensor([8, 8, 8]), torch.rand(3, 3), 4 * torch.eye(3).expand(2, 3, 3),
-                          torch.tensor([1, 2]), torch.tensor([0, 1, 1])).to(device)
+            CrysBFNConfig(task=args.task, num_steps=steps, type_vocab=MP20_VOCAB, **SIZES[args.size])
+        )
+    warmup = CrystalBatch(
+        torch.tensor([8, 8, 8]),
+        torch.rand(3, 3),
+        4 * torch.eye(3).expand(2, 3, 3),
+        torch.tensor([1, 2]),
+        torch.tensor([0, 1, 1]),
+    ).to(device)
     for name, model in models.items():
         model.to(device).eval()
         with torch.no_grad():
             model.loss(warmup)  # first-call kernel set-up stays out of the timing
         stats = measure_sampling(model, num_atoms, types, batch_size=args.batch_size, seed=args.seed)
         stats.pop("samples")
-        print(json.dumps({"model": name, "size": args.size, "task": args.task, "threads": args.threads,
-                          "parameters": sum(p.numel() for p in model.parameters()), **stats}))
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "size": args.size,
+                    "task": args.task,
+                    "threads": args.threads,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    **stats,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

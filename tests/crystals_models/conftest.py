@@ -29,17 +29,22 @@ def crystal_rows(csv_path: Path, count: int) -> list[dict]:
 
     frame = pd.read_csv(csv_path, nrows=count)
     rows = []
-    for material_id, cif in zip(frame["material_id"], frame["cif"]):
+    for material_id, cif in zip(frame["material_id"], frame["cif"], strict=True):
         parsed = Structure.from_str(cif, fmt="cif").get_reduced_structure()
         canonical = Structure(Lattice.from_parameters(*parsed.lattice.parameters), parsed.species, parsed.frac_coords)
-        rows.append({
-            "material_id": str(material_id), "cif": cif, "num_atoms": len(canonical),
-            "atomic_numbers": [site.specie.Z for site in canonical],
-            "frac_coords": canonical.frac_coords.reshape(-1).tolist(),
-            "lattice": canonical.lattice.matrix.reshape(-1).tolist(),
-            "lengths": list(canonical.lattice.abc), "angles": list(canonical.lattice.angles),
-            "formula": canonical.composition.reduced_formula,
-        })
+        rows.append(
+            {
+                "material_id": str(material_id),
+                "cif": cif,
+                "num_atoms": len(canonical),
+                "atomic_numbers": [site.specie.Z for site in canonical],
+                "frac_coords": canonical.frac_coords.reshape(-1).tolist(),
+                "lattice": canonical.lattice.matrix.reshape(-1).tolist(),
+                "lengths": list(canonical.lattice.abc),
+                "angles": list(canonical.lattice.angles),
+                "formula": canonical.composition.reduced_formula,
+            }
+        )
     return rows
 
 
@@ -47,12 +52,19 @@ def write_split(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        ("material_id", pa.string()), ("cif", pa.string()), ("num_atoms", pa.int32()),
-        ("atomic_numbers", pa.list_(pa.int8())), ("frac_coords", pa.list_(pa.float64())),
-        ("lattice", pa.list_(pa.float64(), 9)), ("lengths", pa.list_(pa.float64(), 3)),
-        ("angles", pa.list_(pa.float64(), 3)), ("formula", pa.string()),
-    ])
+    schema = pa.schema(
+        [
+            ("material_id", pa.string()),
+            ("cif", pa.string()),
+            ("num_atoms", pa.int32()),
+            ("atomic_numbers", pa.list_(pa.int8())),
+            ("frac_coords", pa.list_(pa.float64())),
+            ("lattice", pa.list_(pa.float64(), 9)),
+            ("lengths", pa.list_(pa.float64(), 3)),
+            ("angles", pa.list_(pa.float64(), 3)),
+            ("formula", pa.string()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
@@ -60,8 +72,8 @@ def _dataset_dir(root: Path, csv_path: Path, sizes: tuple[int, int, int]) -> Pat
     rows = crystal_rows(csv_path, sum(sizes))
     root.mkdir(parents=True, exist_ok=True)
     start = 0
-    for split, size in zip(("train", "val", "test"), sizes):
-        write_split(root / f"{split}.parquet", rows[start:start + size])
+    for split, size in zip(("train", "val", "test"), sizes, strict=True):
+        write_split(root / f"{split}.parquet", rows[start : start + size])
         start += size
     return root
 

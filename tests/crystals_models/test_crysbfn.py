@@ -38,7 +38,9 @@ def test_von_mises_sampler_matches_mean_direction_and_circular_variance(kappa):
 def test_von_mises_entropy_limits():
     assert math.isclose(float(von_mises_entropy(torch.tensor(0.0))), math.log(2 * math.pi))
     big = 1e4  # Gaussian limit 0.5 log(2 pi e / kappa)
-    assert math.isclose(float(von_mises_entropy(torch.tensor(big))), 0.5 * math.log(2 * math.pi * math.e / big), rel_tol=1e-3)
+    assert math.isclose(
+        float(von_mises_entropy(torch.tensor(big))), 0.5 * math.log(2 * math.pi * math.e / big), rel_tol=1e-3
+    )
 
 
 @pytest.mark.parametrize("steps", [1, 10, 100])
@@ -52,7 +54,9 @@ def test_linear_entropy_schedule_reaches_beta1_with_positive_senders(steps):
 def test_schedule_solves_its_defining_equations():
     kappa, alphas = linear_entropy_targets(10, 1000.0), linear_entropy_accuracies(10, 1000.0)
     entropy = von_mises_entropy(kappa)
-    assert torch.allclose(entropy[1:] - entropy[:-1], (entropy[-1] - math.log(2 * math.pi)) / 10 * torch.ones(9, dtype=torch.float64))
+    assert torch.allclose(
+        entropy[1:] - entropy[:-1], (entropy[-1] - math.log(2 * math.pi)) / 10 * torch.ones(9, dtype=torch.float64)
+    )
     assert math.isclose(float(alphas[0]), float(kappa[0]))
     g = torch.Generator().manual_seed(5)
     for i in (1, 4, 8):  # E|kappa_{i-1} + alpha_i e^{i phi}| = kappa_i, phi ~ vM(0, alpha_i), by Monte Carlo
@@ -71,7 +75,7 @@ def test_posterior_concentration_grows_and_entropy_falls():
         mean_accuracy.append(float(accuracy.mean()))
         errors.append(float(wrap_angle(mean - x).abs().mean()))
     assert mean_accuracy[0] == 0.0
-    assert all(b > a for a, b in zip(mean_accuracy, mean_accuracy[1:]))  # concentration increases
+    assert all(b > a for a, b in zip(mean_accuracy[:-1], mean_accuracy[1:], strict=True))  # concentration increases
     assert errors[-1] < 0.05 < errors[1]  # the posterior mean closes in on the data (periodically)
     assert abs(mean_accuracy[-1] - 1000.0) < 10  # the schedule's final accuracy is beta1
     entropy = von_mises_entropy(torch.tensor(mean_accuracy[1:]))
@@ -94,7 +98,9 @@ def test_categorical_flow_concentrates_on_the_true_class():
     g = torch.Generator().manual_seed(0)
     early = categorical_flow(onehot, torch.full((2000, 1), 0.1), 3.0, g)[:, 2].mean()
     late = categorical_flow(onehot, torch.full((2000, 1), 1.0), 3.0, g)[:, 2].mean()
-    assert 0.2 < early < late and torch.allclose(categorical_flow(onehot[:1], torch.zeros(1, 1), 3.0, g), torch.full((1, 5), 0.2))
+    assert 0.2 < early < late and torch.allclose(
+        categorical_flow(onehot[:1], torch.zeros(1, 1), 3.0, g), torch.full((1, 5), 0.2)
+    )
 
 
 def test_discrete_time_type_loss_equals_the_explicit_gaussian_kl_estimate(tiny):
@@ -110,9 +116,13 @@ def test_discrete_time_type_loss_equals_the_explicit_gaussian_kl_estimate(tiny):
     y = alpha[None, :, None] * (k * onehot - 1) + torch.sqrt(alpha * k)[None, :, None] * noise  # (S, 3, K)
     std = torch.sqrt(alpha * k)[:, None]
     sender = torch.distributions.Normal(alpha[:, None] * (k * onehot - 1), std).log_prob(y).sum(-1)  # (S, 3)
-    components = torch.stack([
-        torch.distributions.Normal(alpha[:, None] * (k * torch.eye(k)[j].double() - 1), std).log_prob(y).sum(-1)
-        for j in range(k)], -1)  # (S, 3, K)
+    components = torch.stack(
+        [
+            torch.distributions.Normal(alpha[:, None] * (k * torch.eye(k)[j].double() - 1), std).log_prob(y).sum(-1)
+            for j in range(k)
+        ],
+        -1,
+    )  # (S, 3, K)
     receiver = torch.logsumexp(torch.log_softmax(logits.double(), -1)[None] + components, -1)
     assert torch.allclose(ours.double(), n * (sender - receiver).mean(), rtol=1e-4, atol=1e-5)
 

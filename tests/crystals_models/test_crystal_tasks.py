@@ -15,7 +15,7 @@ import torch
 from replibench import registry
 from replibench.errors import ConfigError, DataError
 from replibench.runs import RunSpec
-from replibench.tasks.crystal_data import gather_batch, read_crystal_split
+from replibench.tasks.crystal_data import read_crystal_split
 from replibench.tasks.crystals import AbInitioGeneration, CrystalStructurePrediction, sampling_efficiency
 
 
@@ -47,7 +47,9 @@ def test_load_reads_splits_histogram_vocabulary_and_batches_match_rows(perov_dir
         assert batch.atomic_numbers[atoms].tolist() == table.column("atomic_numbers")[row].as_py()
         frac = torch.tensor(table.column("frac_coords")[row].as_py()).reshape(-1, 3) % 1.0
         assert torch.allclose(batch.frac_coords[atoms], frac.float(), atol=1e-6)
-        assert torch.allclose(batch.lattice[position], torch.tensor(table.column("lattice")[row].as_py()).reshape(3, 3).float())
+        assert torch.allclose(
+            batch.lattice[position], torch.tensor(table.column("lattice")[row].as_py()).reshape(3, 3).float()
+        )
 
 
 def test_smoke_split_mapping_reads_val_once_for_training(perov_dir, tiny):
@@ -60,7 +62,10 @@ def test_smoke_split_mapping_reads_val_once_for_training(perov_dir, tiny):
     ("change", "message"),
     [
         (lambda rows: rows[:0], "split is empty"),
-        (lambda rows: [rows[0], {**rows[1], "num_atoms": 0, "atomic_numbers": [], "frac_coords": []}], "row 1: num_atoms"),
+        (
+            lambda rows: [rows[0], {**rows[1], "num_atoms": 0, "atomic_numbers": [], "frac_coords": []}],
+            "row 1: num_atoms",
+        ),
         (lambda rows: [{**rows[0], "frac_coords": rows[0]["frac_coords"][:-1]}], "row 0: column 'frac_coords' has 14"),
         (lambda rows: [rows[0], {**rows[1], "lattice": [float("nan")] * 9}], "row 1: column 'lattice' is invalid"),
     ],
@@ -117,7 +122,9 @@ def test_csp_predictions_in_test_order_with_parseable_cifs_and_reproducible(pero
         structure = Structure.from_str(row["cif"], fmt="cif")
         assert sorted(site.specie.Z for site in structure) == sorted(row["atomic_numbers"])
         assert all(0 <= f < 1 for f in row["frac_coords"])
-    assert table.schema.metadata[b"network_evaluations_per_crystal"] == str(model.expected_network_evaluations()).encode()
+    assert (
+        table.schema.metadata[b"network_evaluations_per_crystal"] == str(model.expected_network_evaluations()).encode()
+    )
     assert task.predict(model, data, _run(model_name), settings).equals(table)
     single = task.predict(model, data, _run(model_name), {**settings, "task": {**settings["task"], "num_samples": 1}})
     first_samples = table.filter(pa.compute.equal(table.column("sample_index"), 0))
@@ -146,7 +153,9 @@ def test_score_hands_predictions_and_truth_to_the_metrics(perov_dir, tiny, monke
         seen.update(kwargs)
         return {"match_rate": 0.5}
 
-    monkeypatch.setitem(sys.modules, "replibench.metrics.crystals", types.SimpleNamespace(evaluate_samples=evaluate_samples))
+    monkeypatch.setitem(
+        sys.modules, "replibench.metrics.crystals", types.SimpleNamespace(evaluate_samples=evaluate_samples)
+    )
     task = CrystalStructurePrediction()
     settings = _settings(tiny, "diffcsp", convention="crysbfn", limit_test=3)
     data = task.load(perov_dir, _run("diffcsp"), settings)

@@ -38,7 +38,7 @@ def _random_orthogonal(seed: int, reflect: bool) -> torch.Tensor:
 def test_fully_connected_edges_are_all_pairs_within_each_structure():
     src, dst = fully_connected_edges(torch.tensor([3, 1, 2]))
     expected = [(i, j) for lo, hi in ((0, 3), (3, 4), (4, 6)) for i in range(lo, hi) for j in range(lo, hi)]
-    assert list(zip(src.tolist(), dst.tolist())) == expected
+    assert list(zip(src.tolist(), dst.tolist(), strict=True)) == expected
 
 
 def test_wrap_fractional_never_returns_one():
@@ -56,7 +56,10 @@ def test_permuting_atoms_permutes_atom_outputs_and_keeps_lattice_output(tiny, to
     extra = torch.rand(7, 3, generator=g)
     perm = torch.tensor([3, 0, 4, 1, 2, 6, 5])  # shuffles atoms inside each structure
     permuted = type(toy_batch)(
-        toy_batch.atomic_numbers[perm], toy_batch.frac_coords[perm], toy_batch.lattice, toy_batch.num_atoms,
+        toy_batch.atomic_numbers[perm],
+        toy_batch.frac_coords[perm],
+        toy_batch.lattice,
+        toy_batch.num_atoms,
         toy_batch.batch,
     )
     ref, out = _run(net, toy_batch, types, extra), _run(net, permuted, types[perm], extra[perm])
@@ -71,8 +74,11 @@ def test_periodic_translation_and_integer_shifts_leave_outputs_unchanged(tiny, t
     shift = torch.tensor([[0.31, -0.72, 0.55], [0.9, 0.1, -0.4]])[toy_batch.batch]  # one shift per structure
     images = torch.randint(-2, 3, (7, 3), generator=torch.Generator().manual_seed(5)).float()  # per-atom cells
     moved = type(toy_batch)(
-        toy_batch.atomic_numbers, wrap_fractional(toy_batch.frac_coords + shift) + images, toy_batch.lattice,
-        toy_batch.num_atoms, toy_batch.batch,
+        toy_batch.atomic_numbers,
+        wrap_fractional(toy_batch.frac_coords + shift) + images,
+        toy_batch.lattice,
+        toy_batch.num_atoms,
+        toy_batch.batch,
     )
     out = _run(net, moved, toy_batch.atomic_numbers)
     assert torch.allclose(out.coords, ref.coords, atol=ATOL)
@@ -99,8 +105,12 @@ def test_outputs_of_a_crystal_do_not_depend_on_the_rest_of_the_batch(tiny, toy_b
     ref = _run(net, toy_batch, toy_batch.atomic_numbers)
     alone_counts = toy_batch.num_atoms[1:]
     out = net(
-        sinusoidal_time_embedding(torch.tensor([300]), net.config.time_dim), toy_batch.atomic_numbers[5:],
-        toy_batch.frac_coords[5:], toy_batch.lattice[1:], alone_counts, structure_index(alone_counts),
+        sinusoidal_time_embedding(torch.tensor([300]), net.config.time_dim),
+        toy_batch.atomic_numbers[5:],
+        toy_batch.frac_coords[5:],
+        toy_batch.lattice[1:],
+        alone_counts,
+        structure_index(alone_counts),
     )
     assert torch.allclose(out.coords, ref.coords[5:], atol=ATOL)
     assert torch.allclose(out.lattice, ref.lattice[1:], atol=ATOL)

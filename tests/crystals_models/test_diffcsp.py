@@ -36,14 +36,16 @@ def test_wrapped_normal_score_is_periodic_and_odd():
     sigma = torch.tensor(0.3, dtype=torch.float64)
     assert torch.allclose(wrapped_normal_score(x + 1, sigma), wrapped_normal_score(x, sigma))
     assert torch.allclose(wrapped_normal_score(-x, sigma), -wrapped_normal_score(x, sigma))
-    assert torch.allclose(wrapped_normal_score(torch.tensor([0.5], dtype=torch.float64), sigma), torch.zeros(1, dtype=torch.float64))
+    assert torch.allclose(
+        wrapped_normal_score(torch.tensor([0.5], dtype=torch.float64), sigma), torch.zeros(1, dtype=torch.float64)
+    )
 
 
 def test_score_norm_matches_gaussian_limit_and_monte_carlo():
     norms = wrapped_normal_score_norm(torch.tensor([0.005, 0.01, 0.3, 0.5], dtype=torch.float64))
     assert torch.allclose(norms[:2], 1 / torch.tensor([0.005, 0.01], dtype=torch.float64) ** 2, rtol=1e-6)
     g = torch.Generator().manual_seed(0)
-    for sigma, value in zip((0.3, 0.5), norms[2:]):  # DiffCSP's own estimator: E over wrapped draws
+    for sigma, value in zip((0.3, 0.5), norms[2:], strict=True):  # DiffCSP's own estimator: E over wrapped draws
         draws = torch.remainder(sigma * torch.randn(400_000, generator=g, dtype=torch.float64), 1.0)
         mc = (wrapped_normal_score(draws, torch.tensor(sigma, dtype=torch.float64)) ** 2).mean()
         assert abs(float(mc) - float(value)) < 0.01 * float(value)

@@ -91,7 +91,9 @@ class CrysBFN(nn.Module):
         self.config = c
         gen = c.task == "gen"
         k = len(c.type_vocab)
-        self.backbone = CSPNet(CSPNetConfig(c.hidden_dim, c.num_layers, c.num_freqs, c.time_dim, c.layer_norm, k, gen, gen, 3))
+        self.backbone = CSPNet(
+            CSPNetConfig(c.hidden_dim, c.num_layers, c.num_freqs, c.time_dim, c.layer_norm, k, gen, gen, 3)
+        )
         lookup = torch.full((119,), -1, dtype=torch.long)
         lookup[torch.tensor(c.type_vocab)] = torch.arange(k)
         self.register_buffer("z_to_class", lookup)  # (119,)
@@ -100,7 +102,7 @@ class CrysBFN(nn.Module):
         self.register_buffer("coord_alphas", alphas.float())
 
     @classmethod
-    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> "CrysBFN":
+    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> CrysBFN:
         settings = {**model_settings, "task": task}
         if "type_vocab" in settings:
             settings["type_vocab"] = tuple(int(z) for z in settings["type_vocab"])
@@ -144,7 +146,9 @@ class CrysBFN(nn.Module):
         if c.task == "gen":
             onehot = F.one_hot(classes, len(c.type_vocab)).float()  # (N, K)
             types = 2 * categorical_flow(onehot, t[batch.batch][:, None], c.beta1_type, generator) - 1  # (N, K)
-        x_hat, lattice_hat, logits = self._network(step, types, mean, accuracy, lattice_mu, batch.num_atoms, batch.batch)
+        x_hat, lattice_hat, logits = self._network(
+            step, types, mean, accuracy, lattice_mu, batch.num_atoms, batch.batch
+        )
         s1 = c.sigma1_lattice
         w_lattice = n * (1 - s1 ** (2 / n)) / (2 * s1 ** (2 * step.float() / n))  # (B,)
         alpha = self.coord_alphas[step_atom - 1][:, None]  # (N, 1)
@@ -194,8 +198,11 @@ class CrysBFN(nn.Module):
         batch = structure_index(num_atoms)  # (N,)
         n_struct, n_atoms, k = num_atoms.shape[0], batch.shape[0], len(c.type_vocab)
         mean, accuracy = circular_flow(  # uniform prior, accuracy 0
-            torch.zeros(n_atoms, 3, device=dev), torch.zeros(n_atoms, dtype=torch.long, device=dev), self.coord_alphas,
-            generator)
+            torch.zeros(n_atoms, 3, device=dev),
+            torch.zeros(n_atoms, dtype=torch.long, device=dev),
+            self.coord_alphas,
+            generator,
+        )
         lattice_mu = torch.zeros(n_struct, 3, 3, device=dev)  # (B, 3, 3) prior mean
         probs = torch.full((n_atoms, k), 1.0 / k, device=dev)  # (N, K) uniform prior
         classes = None if c.task == "gen" else self._classes(atomic_numbers)
@@ -218,7 +225,9 @@ class CrysBFN(nn.Module):
             final_types = self.class_to_z[drawn]
         else:
             final_types = atomic_numbers.long()
-        crystals = CrystalBatch(final_types, angle_to_frac(x_hat), lattice_hat * c.lattice_std, num_atoms, batch)
+        crystals = CrystalBatch(
+            final_types, angle_to_frac(x_hat.float()), lattice_hat.float() * c.lattice_std, num_atoms, batch
+        )
         return SampleResult(crystals, self.backbone.evaluations - start)
 
 
@@ -230,9 +239,12 @@ class CrysBFN(nn.Module):
 # 0.6 / min_lr 1e-4), scripts/*/mp20_eval.sh (10 x 1000 samples, 1 sample per CSP test structure).
 # ``num_steps`` 1000 is the accuracy setting; the 10-step speed variant overrides it with 10.
 _CRYSBFN_TRAIN = {
-    "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
     "lr_scheduler": {"name": "reduce_on_plateau", "monitor": "val_loss", "factor": 0.6, "patience": 50, "min_lr": 1e-4},
-    "grad_clip_value": None, "ema_decay": 0.995,
+    "grad_clip_value": None,
+    "ema_decay": 0.995,
 }
 _CRYSBFN_DATA = {  # dataset: (epochs, train batch, early-stopping patience, lattice_std)
     "mp-20": (5000, 256, 50000, 3.866470446562982),
@@ -253,11 +265,24 @@ PAPER_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 SMOKE_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     name: {
         task: {
-            "model": {"hidden_dim": 64, "num_layers": 2, "num_freqs": 16, "time_dim": 32, "num_steps": 10,
-                      "type_loss_samples": 20, "lattice_std": _CRYSBFN_DATA[name][3]},
+            "model": {
+                "hidden_dim": 64,
+                "num_layers": 2,
+                "num_freqs": 16,
+                "time_dim": 32,
+                "num_steps": 10,
+                "type_loss_samples": 20,
+                "lattice_std": _CRYSBFN_DATA[name][3],
+            },
             "train": {**_CRYSBFN_TRAIN, "max_steps": 300, "batch_size": 64},
-            "task": {"num_samples": 1, "num_generated": 100, "sample_batch_size": 100, "limit_test": 100,
-                     "splits": {"train": "val", "val": "val", "test": "test"}, "convention": "crysbfn"},
+            "task": {
+                "num_samples": 1,
+                "num_generated": 100,
+                "sample_batch_size": 100,
+                "limit_test": 100,
+                "splits": {"train": "val", "val": "val", "test": "test"},
+                "convention": "crysbfn",
+            },
         }
         for task in ("csp", "gen")
     }

@@ -136,7 +136,7 @@ class CSPLayer(nn.Module):
     ) -> torch.Tensor:
         x = self.norm(h)  # (N, H)
         messages = self.edge_mlp(torch.cat([x[src], x[dst], edge_geometry], dim=-1))  # (E, H)
-        agg = torch.zeros_like(x).index_add_(0, src, messages) * inv_degree  # (N, H) mean over j
+        agg = messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, src, messages) * inv_degree  # (N, H)
         return h + self.node_mlp(torch.cat([x, agg], dim=-1))  # (N, H)
 
 
@@ -183,7 +183,7 @@ class CSPNet(nn.Module):
         for layer in self.layers:
             h = layer(h, edge_geometry, src, dst, inv_degree)  # (N, H)
         h = self.final_norm(h)  # (N, H)
-        pooled = torch.zeros(lattice.shape[0], h.shape[1], device=h.device, dtype=h.dtype).index_add_(0, batch, h)
+        pooled = h.new_zeros(lattice.shape[0], h.shape[1]).index_add_(0, batch, h)  # (B, H) sum over atoms
         pooled = pooled / num_atoms[:, None].to(h.dtype)  # (B, H) mean over atoms
         lattice_out = self.lattice_head(pooled).reshape(-1, 3, 3) @ lattice  # (B, 3, 3) equivariant F L
         type_logits = self.type_head(h) if self.type_head is not None else None  # (N, K)

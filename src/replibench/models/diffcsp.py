@@ -109,7 +109,9 @@ class DiffCSP(nn.Module):
         alphas = torch.cat([torch.ones(1, dtype=torch.float64), abar[1:] / abar[:-1]])  # (T+1,)
         post_var = torch.zeros_like(abar)
         post_var[1:] = (1 - alphas[1:]) * (1 - abar[:-1]) / (1 - abar[1:])  # DDPM posterior variance
-        sigmas = torch.exp(torch.linspace(math.log(c.sigma_begin), math.log(c.sigma_end), c.timesteps, dtype=torch.float64))
+        sigmas = torch.exp(
+            torch.linspace(math.log(c.sigma_begin), math.log(c.sigma_end), c.timesteps, dtype=torch.float64)
+        )
         norms = wrapped_normal_score_norm(sigmas, c.wrapped_images)  # (T,)
         for name, value in {
             "alpha_bars": abar,
@@ -121,7 +123,7 @@ class DiffCSP(nn.Module):
             self.register_buffer(name, value.float())  # (T+1,) indexed by t = 0..T
 
     @classmethod
-    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> "DiffCSP":
+    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> DiffCSP:
         return cls(config_from_settings(DiffCSPConfig, {**model_settings, "task": task}, facts))
 
     def expected_network_evaluations(self) -> int:
@@ -130,7 +132,9 @@ class DiffCSP(nn.Module):
 
     def _type_input(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER):
-            raise ValueError(f"DiffCSP handles Z in 1..{MAX_ATOMIC_NUMBER}; found {atomic_numbers.min()}..{atomic_numbers.max()}")
+            raise ValueError(
+                f"DiffCSP handles Z in 1..{MAX_ATOMIC_NUMBER}; found {atomic_numbers.min()}..{atomic_numbers.max()}"
+            )
         return atomic_numbers.long() - 1  # (N,) class index
 
     def loss_terms(self, batch: CrystalBatch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -193,8 +197,11 @@ class DiffCSP(nn.Module):
         for t in range(c.timesteps, 0, -1):
             t_emb = sinusoidal_time_embedding(torch.full((n_struct,), t, device=dev), c.time_dim)  # (B, T)
             sigma, sigma_prev, norm = self.sigmas[t], self.sigmas[t - 1], self.score_norms[t]
-            noise = (lambda *shape: torch.randn(*shape, generator=generator, device=dev)) if t > 1 else (
-                lambda *shape: torch.zeros(*shape, device=dev))
+            noise = (
+                (lambda *shape: torch.randn(*shape, generator=generator, device=dev))
+                if t > 1
+                else (lambda *shape: torch.zeros(*shape, device=dev))
+            )
             # corrector: one Langevin step on F with step size step_lr * (sigma_t / sigma_1)^2
             step = step_lr * (sigma / c.sigma_begin) ** 2
             out = self.backbone(t_emb, types, frac, lattice, num_atoms, batch)
@@ -206,12 +213,15 @@ class DiffCSP(nn.Module):
             frac = wrap_fractional(frac - step * out.coords * norm.sqrt() + std * noise(n_atoms, 3))  # (N, 3)
             inv_sqrt_alpha = 1 / self.alphas[t].sqrt()
             eps_coef = (1 - self.alphas[t]) / (1 - self.alpha_bars[t]).sqrt()
-            lattice = inv_sqrt_alpha * (lattice - eps_coef * out.lattice) + self.posterior_std[t] * noise(n_struct, 3, 3)
+            lattice = inv_sqrt_alpha * (lattice - eps_coef * out.lattice) + self.posterior_std[t] * noise(
+                n_struct, 3, 3
+            )
             if c.task == "gen":
                 types = inv_sqrt_alpha * (types - eps_coef * out.type_logits) + self.posterior_std[t] * noise(
-                    n_atoms, MAX_ATOMIC_NUMBER)  # (N, 100)
+                    n_atoms, MAX_ATOMIC_NUMBER
+                )  # (N, 100)
         final_types = types.argmax(-1) + 1 if c.task == "gen" else atomic_numbers.long()  # (N,) Z
-        crystals = CrystalBatch(final_types, frac, lattice, num_atoms, batch)
+        crystals = CrystalBatch(final_types, frac.float(), lattice.float(), num_atoms, batch)
         return SampleResult(crystals, self.backbone.evaluations - start)
 
 
@@ -222,9 +232,14 @@ class DiffCSP(nn.Module):
 # repository, the upstream copy was not in our index), scripts/evaluate.py and scripts/generation.py
 # (recommand_step_lr, 20 x 500 generated crystals), paper Sec. 5 (1 and 20 samples per test structure).
 _DIFFCSP_TRAIN = {
-    "optimizer": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "betas": (0.9, 0.999),
+    "eps": 1e-8,
+    "weight_decay": 0.0,
     "lr_scheduler": {"name": "reduce_on_plateau", "monitor": "val_loss", "factor": 0.6, "patience": 30, "min_lr": 1e-4},
-    "grad_clip_value": 0.5, "early_stopping_patience": 100000,
+    "grad_clip_value": 0.5,
+    "early_stopping_patience": 100000,
 }
 _DIFFCSP_DATA = {  # dataset: (epochs, train batch, test batch, CSP step_lr, gen step_lr)
     "mp-20": (1000, 256, 128, 1e-5, 5e-6),
@@ -251,11 +266,23 @@ PAPER_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 SMOKE_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     name: {
         task: {
-            "model": {"hidden_dim": 64, "num_layers": 2, "num_freqs": 16, "time_dim": 32, "timesteps": 50,
-                      "step_lr": PAPER_HPARAMS[name][task]["model"]["step_lr"]},
+            "model": {
+                "hidden_dim": 64,
+                "num_layers": 2,
+                "num_freqs": 16,
+                "time_dim": 32,
+                "timesteps": 50,
+                "step_lr": PAPER_HPARAMS[name][task]["model"]["step_lr"],
+            },
             "train": {**_DIFFCSP_TRAIN, "max_steps": 300, "batch_size": 64},
-            "task": {"num_samples": 1, "num_generated": 100, "sample_batch_size": 100, "limit_test": 100,
-                     "splits": {"train": "val", "val": "val", "test": "test"}, "convention": "diffcsp"},
+            "task": {
+                "num_samples": 1,
+                "num_generated": 100,
+                "sample_batch_size": 100,
+                "limit_test": 100,
+                "splits": {"train": "val", "val": "val", "test": "test"},
+                "convention": "diffcsp",
+            },
         }
         for task in ("csp", "gen")
     }

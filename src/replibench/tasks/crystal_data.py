@@ -62,7 +62,9 @@ def read_crystal_split(path: Path) -> CrystalSplit:
     table = pq.read_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)}, found {table.column_names}")
+        raise DataError(
+            f"{path}: missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)}, found {table.column_names}"
+        )
     if table.num_rows == 0:
         raise DataError(f"{path}: split is empty; expected at least one structure, found 0 rows")
     for name in REQUIRED_COLUMNS:
@@ -94,8 +96,11 @@ def read_crystal_split(path: Path) -> CrystalSplit:
         ("lattice", np.flatnonzero(~lattice_ok)),
     ):
         if bad.size:
-            expected = "Z in 1..118" if name == "atomic_numbers" else "finite values" + (
-                " and a non-singular matrix" if name == "lattice" else "")
+            expected = (
+                "Z in 1..118"
+                if name == "atomic_numbers"
+                else "finite values" + (" and a non-singular matrix" if name == "lattice" else "")
+            )
             raise DataError(f"{path}: row {int(bad[0])}: column {name!r} is invalid; expected {expected}")
     counts = torch.from_numpy(num_atoms)
     frac32 = torch.from_numpy(np.mod(frac, 1.0)).float()  # (A, 3)

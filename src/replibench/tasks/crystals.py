@@ -17,13 +17,13 @@ lattice cannot make a structure, which the metrics count as invalid).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from replibench.runs import RunSpec
 from replibench.tasks.base import Task
-from replibench.tasks.crystal_data import CrystalData, gather_batch, gather_structures, load_crystal_data
+from replibench.tasks.crystal_data import CrystalData, gather_batch, load_crystal_data
+from replibench.tasks.crystal_samples import concat_crystals, measure_sampling, predictions_table, select_crystals
 
 DEFAULT_SPLITS = {"train": "train", "val": "val", "test": "test"}
 CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")
@@ -36,110 +36,6 @@ def evaluation_seed(run_seed: int, purpose: str, index: int = 0) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([run_seed, _SEED_TAGS[purpose], index]).generate_state(1)[0])
-
-
-def crystals_to_cifs(crystals) -> list[str | None]:
-    """CIF text (pymatgen CifWriter, P1) of each crystal of a CrystalBatch; None where the lattice is
-    not finite or singular, or pymatgen refuses the structure."""
-    import warnings
-
-    import numpy as np
-    from pymatgen.core import Lattice, Structure
-    from pymatgen.io.cif import CifWriter
-
-    z, frac = crystals.atomic_numbers.cpu().numpy(), crystals.frac_coords.double().cpu().numpy()
-    lattices, counts = crystals.lattice.double().cpu().numpy(), crystals.num_atoms.cpu().numpy()
-    cifs: list[str | None] = []
-    start = 0
-    for lattice, n in zip(lattices, counts):
-        stop = start + int(n)
-        cif = None
-        if np.isfinite(lattice).all() and abs(np.linalg.det(lattice)) > 1e-8:
-            try:
-                with warnings.catch_warnings():  # e.g. "no Pauling electronegativity for Ne" while ordering the formula
-                    warnings.simplefilter("ignore", UserWarning)
-                    cif = str(CifWriter(Structure(Lattice(lattice), z[start:stop].tolist(), frac[start:stop])))
-            except (ValueError, ArithmeticError):
-                cif = None
-        cifs.append(cif)
-        start = stop
-    return cifs
-
-
-def predictions_table(material_ids: list[str], sample_index: list[int], crystals, extra: dict[str, str]):
-    """Rows of generated structures (see module docstring) with ``extra`` as schema metadata."""
-    import numpy as np
-    import pyarrow as pa
-
-    counts = crystals.num_atoms.cpu().numpy()
-    offsets = pa.array(np.concatenate([[0], counts.cumsum()]).astype("int32"))
-    z = pa.array(crystals.atomic_numbers.cpu().numpy().astype("int8"))
-    frac = crystals.frac_coords.double().cpu().numpy().reshape(-1)
-    frac_offsets = pa.array((offsets.to_numpy() * 3).astype("int32"))
-    schema = pa.schema([
-        ("material_id", pa.string()), ("sample_index", pa.int32()), ("num_atoms", pa.int32()),
-        ("atomic_numbers", pa.list_(pa.int8())), ("frac_coords", pa.list_(pa.float64())),
-        ("lattice", pa.list_(pa.float64(), 9)), ("cif", pa.string()),
-    ], metadata={k.encode(): v.encode() for k, v in extra.items()})
-    columns = [
-        pa.array(material_ids, pa.string()), pa.array(sample_index, pa.int32()), pa.array(counts, pa.int32()),
-        pa.ListArray.from_arrays(offsets, z), pa.ListArray.from_arrays(frac_offsets, pa.array(frac)),
-        pa.FixedSizeListArray.from_arrays(pa.array(crystals.lattice.double().cpu().numpy().reshape(-1)), 9),
-        pa.array(crystals_to_cifs(crystals), pa.string()),
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _concat(parts):
-    """Concatenate CrystalBatch parts (on CPU) into one."""
-    import torch
-
-    from replibench.models.cspnet import structure_index
-    from replibench.tasks.crystal_batch import CrystalBatch
-
-    num_atoms = torch.cat([p.num_atoms.cpu() for p in parts])
-    return CrystalBatch(
-        torch.cat([p.atomic_numbers.cpu() for p in parts]), torch.cat([p.frac_coords.cpu() for p in parts]),
-        torch.cat([p.lattice.cpu() for p in parts]), num_atoms, structure_index(num_atoms),
-    )
-
-
-def measure_sampling(model, num_atoms, atomic_numbers, *, batch_size: int, seed: int) -> dict[str, Any]:
-    """Sample crystals with the given atom counts (and compositions, CSP) in batches and report wall
-    time and network evaluations, also per 1,000 crystals. ``network_evaluations_per_crystal`` is the
-    number of backbone passes each crystal goes through (DiffCSP 2 T, CrysBFN N), independent of
-    batching, so per 1,000 crystals it is 1,000 times that; ``batched_forward_calls`` counts the
-    batched calls actually made (it depends on ``batch_size``)."""
-    import torch
-
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    first_atom = torch.cumsum(num_atoms, 0) - num_atoms
-    calls, parts = 0, []
-    model.eval()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for lo in range(0, num_atoms.shape[0], batch_size):
-        counts = num_atoms[lo:lo + batch_size]
-        types = None
-        if atomic_numbers is not None:
-            types = atomic_numbers[int(first_atom[lo]):int(first_atom[lo] + counts.sum())].to(device)
-        result = model.sample(counts.to(device), types, generator=generator)
-        calls += result.network_evaluations
-        parts.append(result.crystals)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = time.perf_counter() - start
-    n = int(num_atoms.shape[0])
-    return {
-        "crystals": n, "batch_size": batch_size, "device": str(device), "wall_s": wall,
-        "wall_s_per_1000_crystals": wall * 1000 / n,
-        "network_evaluations_per_crystal": model.expected_network_evaluations(),
-        "network_evaluations_per_1000_crystals": 1000 * model.expected_network_evaluations(),
-        "batched_forward_calls": calls,
-        "samples": _concat(parts),
-    }
 
 
 class _CrystalTask(Task):
@@ -206,17 +102,24 @@ class _CrystalTask(Task):
         task = settings.get("task", {})
         truth = pa.table({"material_id": test.material_ids[:n], "cif": test.cifs[:n]})
         return evaluate_samples(
-            task=self.name, predictions=predictions.select(["material_id", "sample_index", "cif"]), truth=truth,
-            convention=task.get("convention", "diffcsp"), dataset=data.dataset, seed=data.seed,
+            task=self.name,
+            predictions=predictions.select(["material_id", "sample_index", "cif"]),
+            truth=truth,
+            convention=task.get("convention", "diffcsp"),
+            dataset=data.dataset,
+            seed=data.seed,
             num_workers=int(task.get("num_workers", 1)),
         )
 
     def protocol(self, data: CrystalData, settings: dict[str, Any]) -> dict[str, Any]:
         task = settings.get("task", {})
         return {
-            "convention": task.get("convention", "diffcsp"), "splits": data.split_files,
-            "test_structures": self._test_count(data, settings), "limit_test": task.get("limit_test"),
-            "sample_batch_size": int(task.get("sample_batch_size", 500)), "type_vocab_size": len(data.type_vocab),
+            "convention": task.get("convention", "diffcsp"),
+            "splits": data.split_files,
+            "test_structures": self._test_count(data, settings),
+            "limit_test": task.get("limit_test"),
+            "sample_batch_size": int(task.get("sample_batch_size", 500)),
+            "type_vocab_size": len(data.type_vocab),
             "train_lattice_std": data.lattice_std,
         }
 
@@ -230,21 +133,22 @@ class CrystalStructurePrediction(_CrystalTask):
         task = settings.get("task", {})
         test, n = data.splits["test"], self._test_count(data, settings)
         k, size = int(task.get("num_samples", 1)), int(task.get("sample_batch_size", 500))
-        order, parts, calls, wall = [], [], 0, 0.0
+        batch = gather_batch(test, torch.arange(n))
+        parts, calls, wall = [], 0, 0.0
         for sample in range(k):  # one generator per sample index: sample 0 is the same for k=1 and k=20
-            batch = gather_batch(test, torch.arange(n))
-            stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size,
-                                     seed=evaluation_seed(run.seed, "csp", sample))
+            seed = evaluation_seed(run.seed, "csp", sample)
+            stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
             parts.append(stats["samples"])
             calls, wall = calls + stats["batched_forward_calls"], wall + stats["wall_s"]
-            order += [(i, sample) for i in range(n)]
-        crystals = _concat(parts)
-        rank = sorted(range(len(order)), key=lambda r: order[r])  # test order, then sample index
-        crystals = _select(crystals, rank)
-        meta = {"network_evaluations_per_crystal": str(model.expected_network_evaluations()),
-                "batched_forward_calls": str(calls), "sampling_wall_s": f"{wall:.3f}", "num_samples": str(k)}
-        return predictions_table([test.material_ids[order[r][0]] for r in rank], [order[r][1] for r in rank],
-                                 crystals, meta)
+        rank = [sample * n + i for i in range(n) for sample in range(k)]  # test order, then sample index
+        meta = {
+            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
+            "batched_forward_calls": str(calls),
+            "sampling_wall_s": f"{wall:.3f}",
+            "num_samples": str(k),
+        }
+        ids = [test.material_ids[i] for i in range(n) for _ in range(k)]
+        return predictions_table(ids, list(range(k)) * n, select_crystals(concat_crystals(parts), rank), meta)
 
 
 class AbInitioGeneration(_CrystalTask):
@@ -258,23 +162,18 @@ class AbInitioGeneration(_CrystalTask):
         counts_gen = torch.Generator().manual_seed(evaluation_seed(run.seed, "gen-counts"))
         num_atoms = torch.multinomial(data.num_atoms_probs.float(), count, replacement=True, generator=counts_gen)
         stats = measure_sampling(model, num_atoms, None, batch_size=size, seed=evaluation_seed(run.seed, "gen"))
-        meta = {"network_evaluations_per_crystal": str(model.expected_network_evaluations()),
-                "batched_forward_calls": str(stats["batched_forward_calls"]), "sampling_wall_s": f"{stats['wall_s']:.3f}"}
+        meta = {
+            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
+            "batched_forward_calls": str(stats["batched_forward_calls"]),
+            "sampling_wall_s": f"{stats['wall_s']:.3f}",
+        }
         ids = [f"gen-{i:06d}" for i in range(count)]
         return predictions_table(ids, [0] * count, stats["samples"], meta)
 
 
-def _select(crystals, order: list[int]):
-    """Reorder the structures of a CrystalBatch."""
-    import torch
-
-    first = torch.cumsum(crystals.num_atoms, 0) - crystals.num_atoms
-    return gather_structures(crystals.num_atoms, first, crystals.atomic_numbers, crystals.frac_coords,
-                             crystals.lattice, torch.tensor(order, dtype=torch.long))
-
-
-def sampling_efficiency(model, data: CrystalData, run: RunSpec, settings: dict[str, Any],
-                        num_crystals: int = 1000) -> dict[str, Any]:
+def sampling_efficiency(
+    model, data: CrystalData, run: RunSpec, settings: dict[str, Any], num_crystals: int = 1000
+) -> dict[str, Any]:
     """Wall time and network evaluations per 1,000 crystals for this run's model and task: CSP uses the
     first test compositions (cycled), generation draws atom counts from the training histogram."""
     import torch
@@ -286,8 +185,9 @@ def sampling_efficiency(model, data: CrystalData, run: RunSpec, settings: dict[s
         batch = gather_batch(test, torch.arange(num_crystals) % len(test))
         stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
     else:
-        counts = torch.multinomial(data.num_atoms_probs.float(), num_crystals, replacement=True,
-                                   generator=torch.Generator().manual_seed(seed))
+        counts = torch.multinomial(
+            data.num_atoms_probs.float(), num_crystals, replacement=True, generator=torch.Generator().manual_seed(seed)
+        )
         stats = measure_sampling(model, counts, None, batch_size=size, seed=seed)
     stats.pop("samples")
     return stats
