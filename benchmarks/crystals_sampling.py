@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--task", choices=["gen", "csp"], default="gen")
     parser.add_argument("--diffcsp-timesteps", type=int, default=1000, help="T (paper 1000)")
     parser.add_argument("--crysbfn-steps", type=int, nargs="+", default=[10], help="N values (paper 10 and 1000)")
+    parser.add_argument("--models", nargs="+", choices=["diffcsp", "crysbfn"], default=["diffcsp", "crysbfn"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,15 +80,13 @@ def main() -> None:
         vocab = torch.tensor(MP20_VOCAB)
         types = vocab[torch.randint(len(MP20_VOCAB), (int(num_atoms.sum()),), generator=g)]
 
-    models = {
-        f"diffcsp-T{args.diffcsp_timesteps}": DiffCSP(
-            DiffCSPConfig(task=args.task, timesteps=args.diffcsp_timesteps, **SIZES[args.size])
-        )
-    }
-    for steps in args.crysbfn_steps:
-        models[f"crysbfn-N{steps}"] = CrysBFN(
-            CrysBFNConfig(task=args.task, num_steps=steps, type_vocab=MP20_VOCAB, **SIZES[args.size])
-        )
+    models = {}
+    if "diffcsp" in args.models:
+        config = DiffCSPConfig(task=args.task, timesteps=args.diffcsp_timesteps, **SIZES[args.size])
+        models[f"diffcsp-T{args.diffcsp_timesteps}"] = DiffCSP(config)
+    for steps in args.crysbfn_steps if "crysbfn" in args.models else []:
+        config = CrysBFNConfig(task=args.task, num_steps=steps, type_vocab=MP20_VOCAB, **SIZES[args.size])
+        models[f"crysbfn-N{steps}"] = CrysBFN(config)
     warmup = CrystalBatch(
         torch.tensor([8, 8, 8]),
         torch.rand(3, 3),

@@ -182,3 +182,10 @@ def test_presets(tiny):
             model = CrysBFN.from_settings(preset["model"], task=task, facts={"type_vocab": VOCAB, "lattice_std": 1.0})
             assert model.expected_network_evaluations() == 10
             assert model.config.lattice_std == preset["model"]["lattice_std"]  # settings win over data facts
+
+
+def test_paper_size_model_has_the_reported_parameter_count():
+    """CrysBFN reports 12.3M parameters on MP-20 (89 element types, generation)."""
+    mp20_vocab = tuple(list(range(1, 84)) + list(range(89, 95)))
+    model = CrysBFN(CrysBFNConfig(task="gen", type_vocab=mp20_vocab))
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 12.3
