@@ -105,6 +105,7 @@ def test_validation_loss_is_deterministic_and_leaves_training_rng_alone(perov_di
     assert loss.ndim == 0 and loss.requires_grad
 
 
+@pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
 @pytest.mark.parametrize("model_name", ["diffcsp", "crysbfn"])
 def test_csp_predictions_in_test_order_with_parseable_cifs_and_reproducible(perov_dir, tiny, model_name):
     from pymatgen.core import Structure
