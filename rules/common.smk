@@ -59,6 +59,15 @@ def dataset_options_json(wildcards):
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
+def pinned_checksum_arg(wildcards):
+    """`--checksum …` for a file upstream publishes no checksum for, from data.checksums."""
+    from replibench.datasets import remote_file
+
+    remote = remote_file(wildcards.family, wildcards.file)
+    pinned = config["data"].get("checksums", {}).get(remote.mirror_path)
+    return f"--checksum {pinned}" if remote.checksum is None and pinned else ""
+
+
 def resource(group, key, default):
     return config.get("resources", {}).get(group, {}).get(key, default)
 

@@ -7,10 +7,11 @@ rule download:
         "logs/download/{family}/{file}.log",
     params:
         mirror=lambda wildcards: f"--mirror {MIRROR}" if MIRROR else "",
+        checksum=pinned_checksum_arg,
     localrule: True
     retries: 2
     conda:
         "../envs/core.yaml"
     shell:
         "replibench download --family {wildcards.family} --file {wildcards.file} --out {output} "
-        "{params.mirror} --no-progress > {log} 2>&1"
+        "{params.mirror} {params.checksum} --no-progress > {log} 2>&1"
