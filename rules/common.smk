@@ -44,8 +44,13 @@ def run_settings_json(wildcards):
 
 
 def raw_files(wildcards):
+    """The dataset's declared files, or the subset its family's options name (`files`) under this preset."""
+    import json
+
     spec = dataset_spec(wildcards.dataset)
-    return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files]
+    wanted = json.loads(dataset_options_json(wildcards)).get("files")
+    return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files
+            if wanted is None or remote.name in wanted]
 
 
 def dataset_options_json(wildcards):

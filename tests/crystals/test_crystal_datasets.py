@@ -12,16 +12,19 @@ import pyarrow.parquet as pq
 import pytest
 from crystal_testdata import csv_head
 
-from replibench.data.checksum import verify_checksum
+from replibench.data.checksum import file_digest, verify_checksum
+from replibench.data.download import fetch
 from replibench.datasets.crystals import (
+    CARBON24,
     DATASETS,
-    PENDING_CHECKSUMS,
+    PEROV5,
+    UNPUBLISHED_CHECKSUMS,
     crystal_schema,
     preprocess,
     remote_file,
     smoke_split_files,
 )
-from replibench.errors import DataError
+from replibench.errors import ChecksumError, DataError
 
 SCHEMA_CONTRACT = [  # the columns and types the models side relies on
     ("material_id", "string"), ("cif", "string"), ("num_atoms", "int32"), ("atomic_numbers", "list<item: int8>"),
@@ -40,7 +43,7 @@ def test_remote_files_carry_the_manifest_checksums(data_dir):
     for split in ("train", "val", "test"):
         spec = remote_file("mp-20", split)
         row = _manifest(data_dir, "mp_20")[f"{split}.csv"]
-        assert spec.checksum == f"git-sha1:{row['git_blob_sha1']}"
+        assert spec.checksum == f"git-sha1:{row['git_blob_sha1']}" and spec.name == f"mp_20-{split}.csv"
         assert spec.url == row["upstream_url"] and spec.mirror_path == f"mp_20/{split}.csv"
     for dataset, folder in (("perov-5", "perov_5"), ("carbon-24", "carbon_24")):
         for split in ("val", "test"):
@@ -49,12 +52,26 @@ def test_remote_files_carry_the_manifest_checksums(data_dir):
             assert spec.checksum == f"sha256:{row['sha256']}" and spec.size == int(row["bytes"])
             assert spec.mirror_path == f"{folder}/{split}.csv" and spec.url == row["upstream_url"]
             assert verify_checksum(data_dir / folder / f"{split}.csv", spec.checksum)[0]
+    names = [remote.name for spec in (PEROV5, CARBON24) for remote in spec.remote_files]
+    assert len(names) == len(set(names)) == 6  # one raw folder per family: names must not collide
 
 
-def test_train_files_without_published_checksum_refuse_to_download():
-    assert set(PENDING_CHECKSUMS) == {("perov-5", "train"), ("carbon-24", "train")}
-    with pytest.raises(DataError, match="cannot be verified"):
-        remote_file("perov-5", "train")
+def test_train_files_without_published_checksum_need_a_pinned_one(tmp_path):
+    assert set(UNPUBLISHED_CHECKSUMS) == {("perov-5", "train"), ("carbon-24", "train")}
+    remote = remote_file("perov-5", "train")
+    assert remote.checksum is None and remote.mirror_path == "perov_5/train.csv"
+    mirror = tmp_path / "mirror"
+    (mirror / "perov_5").mkdir(parents=True)
+    (mirror / "perov_5" / "train.csv").write_text(",material_id,cif,heat_all,heat_ref,dir_gap,ind_gap\n")
+    with pytest.raises(ChecksumError, match=r"perov_5/train.csv.*sha256") as error:
+        fetch(remote, tmp_path / "raw" / remote.name, mirror=str(mirror), progress=False)
+    assert "data" in str(error.value) and not (tmp_path / "raw" / remote.name).exists()
+    pinned = "git-sha1:" + file_digest(mirror / "perov_5" / "train.csv", "git-sha1")
+    result = fetch(remote, tmp_path / "raw" / remote.name, mirror=str(mirror), progress=False, pinned_checksum=pinned)
+    assert result.sha256 == file_digest(mirror / "perov_5" / "train.csv", "sha256")  # recorded for the data card
+    with pytest.raises(ChecksumError, match="mismatch"):
+        fetch(remote, tmp_path / "other" / remote.name, mirror=str(mirror), progress=False,
+              pinned_checksum="sha256:" + "0" * 64)
 
 
 def test_smoke_splits_use_val_for_training_and_test_for_testing():

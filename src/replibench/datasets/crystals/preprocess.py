@@ -178,8 +178,7 @@ def preprocess(
         split_rows[split] = kept
         digest = sha256_file(path)
         split_notes[split] = {"file": str(path.name), "sha256": digest, "rows_kept": kept, "rows_rejected": rejected}
-        sources.append({"name": f"{split}: {path.name}", "url": upstream_url(dataset, path.stem)
-                        if path.stem in ("train", "val", "test") else str(path), "sha256": digest})
+        sources.append({"name": path.name, "split": split, "url": upstream_url(dataset, split), "sha256": digest})
     for split, table in tables.items():
         write_parquet_atomic(table, out_dir / f"{split}.parquet", schema)
     rejects.write(out_dir / "rejects.parquet")

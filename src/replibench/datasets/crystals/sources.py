@@ -7,8 +7,13 @@ notes). Checksums are the published or mirror-recorded ones only:
 - MP-20: upstream publishes only git blob SHA-1s (``../shared/data/mp_20/MANIFEST.tsv``).
 - Perov-5 / Carbon-24 val and test: sha256 and size recorded in ``../shared/data/*/MANIFEST.tsv``
   (byte-identical to upstream).
-- Perov-5 / Carbon-24 train: no checksum is published anywhere we could read, so there is no
-  :class:`RemoteFile` for them; :func:`remote_file` raises and :data:`PENDING_CHECKSUMS` says why.
+- Perov-5 / Carbon-24 train: no checksum is published anywhere we could read. Their
+  :class:`RemoteFile` declares ``checksum=None``: fetching fails before any byte is used unless the
+  user pins a checksum in ``config.yaml`` (``data.checksums``, keyed by the mirror path, e.g.
+  ``perov_5/train.csv``); :data:`UNPUBLISHED_CHECKSUMS` says why for each.
+
+Raw file names are ``<folder>-<split>.csv`` (``perov_5-val.csv``): one family folder
+``data/raw/crystals/`` holds the files of all three datasets, so the names must differ.
 
 Protocol constants follow CDVAE's ``conf/data/{mp_20,perov,carbon}.yaml``: Niggli reduction on,
 primitive-cell reduction off for all three; the training target (``prop``) is the property whose
@@ -134,15 +139,18 @@ _CHECKSUMS: dict[tuple[str, str], tuple[str, int | None]] = {
     ("carbon-24", "test"): ("sha256:386b17c08816f434818d51e46687bf72ff3f92348f3ba24823e4758f1fe8a969", 2319350),
 }
 
-#: Files that exist upstream but have no published checksum we could verify against.
-PENDING_CHECKSUMS: dict[tuple[str, str], str] = {
+#: Files that exist upstream but have no published checksum we could verify against: their
+#: RemoteFile has ``checksum=None`` and the user pins one (``data.checksums`` in config.yaml).
+UNPUBLISHED_CHECKSUMS: dict[tuple[str, str], str] = {
     ("perov-5", "train"): (
         "no sha256 or git blob SHA-1 is published for cdvae data/perov_5/train.csv (>= 4 MiB, not in "
-        "the offline mirror); record its git blob SHA-1 from the upstream tree before enabling it"
+        "the offline mirror); pin one as data.checksums['perov_5/train.csv'] after checking the file "
+        "(e.g. `git hash-object` against the blob id in the upstream tree at the pinned commit)"
     ),
     ("carbon-24", "train"): (
         "no sha256 or git blob SHA-1 is published for cdvae data/carbon_24/train.csv (>= 4 MiB, not "
-        "in the offline mirror); record its git blob SHA-1 from the upstream tree before enabling it"
+        "in the offline mirror); pin one as data.checksums['carbon_24/train.csv'] after checking the "
+        "file (e.g. `git hash-object` against the blob id in the upstream tree at the pinned commit)"
     ),
 }
 
@@ -162,16 +170,30 @@ def upstream_url(dataset: str, split: str) -> str:
     return f"{_RAW_BASE}/{dataset_spec(dataset).folder}/{split}.csv"
 
 
+def raw_file_name(dataset: str, split: str) -> str:
+    """``<folder>-<split>.csv``: the file's name under ``data/raw/crystals/`` (unique in the family)."""
+    return f"{dataset_spec(dataset).folder}-{split}.csv"
+
+
+def split_of_raw_file(dataset: str, name: str) -> str:
+    """Inverse of :func:`raw_file_name`; a file of another dataset or split is a :class:`DataError`."""
+    for split in SPLITS:
+        if name == raw_file_name(dataset, split):
+            return split
+    raise DataError(f"{name}: not a raw file of {dataset}; expected one of "
+                    f"{[raw_file_name(dataset, split) for split in SPLITS]}")
+
+
 def remote_file(dataset: str, split: str) -> RemoteFile:
-    """The verified :class:`RemoteFile` for one split's CSV; raises if no checksum is published."""
+    """The :class:`RemoteFile` for one split's CSV (``checksum=None`` where none is published)."""
     spec = dataset_spec(dataset)
     if split not in SPLITS:
         raise DataError(f"{dataset}: unknown split {split!r}; expected one of {SPLITS}")
-    if (dataset, split) in PENDING_CHECKSUMS:
-        raise DataError(f"{dataset} {split}.csv cannot be verified: {PENDING_CHECKSUMS[dataset, split]}")
-    checksum, size = _CHECKSUMS[dataset, split]
+    checksum, size = _CHECKSUMS.get((dataset, split), (None, None))
+    if checksum is None and (dataset, split) not in UNPUBLISHED_CHECKSUMS:
+        raise DataError(f"{dataset} {split}.csv: no checksum declared and none known to be unpublished")
     return RemoteFile(
-        name=f"{split}.csv",
+        name=raw_file_name(dataset, split),
         url=upstream_url(dataset, split),
         mirror_path=f"{spec.folder}/{split}.csv",
         size=size,
@@ -181,7 +203,7 @@ def remote_file(dataset: str, split: str) -> RemoteFile:
 
 
 def remote_files(dataset: str) -> dict[str, RemoteFile]:
-    """Verified files of all three splits (the ``paper`` preset); raises for pending checksums."""
+    """Files of all three splits (the ``paper`` preset); unpublished checksums must be pinned to fetch."""
     return {split: remote_file(dataset, split) for split in SPLITS}
 
 
