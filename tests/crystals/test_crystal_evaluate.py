@@ -77,6 +77,7 @@ def test_gen_suite_on_known_crystals(csv_files):
     assert set(metrics) <= set(METRICS)
 
 
+@pytest.mark.workflow  # two spawned pools import pymatgen + matminer each: ~35 s on a loaded 2-core machine
 def test_parallel_evaluation_equals_serial(csv_files):
     for task, pred, extra in (("csp", "pred", {}), ("gen", "gen", {"allow_fewer_valid": True})):
         serial = evaluate_crystal_files(csv_files[pred], csv_files["truth"], task=task, convention="diffcsp",

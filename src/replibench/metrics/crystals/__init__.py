@@ -4,7 +4,8 @@ Modules, by concept: :mod:`.conventions` (protocol constants, where the papers d
 :mod:`.smact_validity` (compositional validity), :mod:`.structures` (construction, structural
 validity), :mod:`.fingerprints`, :mod:`.matching` (match rate, RMSE), :mod:`.coverage` (COV,
 diversity), :mod:`.properties` (EMDs), :mod:`.assess` (per-crystal worker functions) and
-:mod:`.evaluate` (full suites and the CSV entry point). Importing this package loads no pymatgen.
+:mod:`.evaluate` (full suites and the CSV entry point), :mod:`.samples` (flat metric names for
+``metrics.json``: ``<metric>[_k<k>][@<convention>]``). Importing this package loads no pymatgen.
 
 Values use the papers' table units: rates in %, RMSE dimensionless, EMDs in the property's unit.
 """
@@ -12,6 +13,7 @@ Values use the papers' table units: rates in %, RMSE dimensionless, EMDs in the 
 from replibench.metrics import MetricInfo
 from replibench.metrics.crystals.conventions import CONVENTIONS, Convention, get_convention
 from replibench.metrics.crystals.evaluate import evaluate_crystal_files, evaluate_csp, evaluate_gen
+from replibench.metrics.crystals.samples import evaluate_samples, flatten_evaluation, metric_info_for
 from replibench.metrics.crystals.structures import CrystalArrays, arrays_from_lattice
 
 METRICS: dict[str, MetricInfo] = {
@@ -38,7 +40,11 @@ METRICS: dict[str, MetricInfo] = {
     "wdist_prop": MetricInfo("min", "eV/atom", "EMD of formation energy predicted by a property model, both sides"),
     "comp_div": MetricInfo("max", "dimensionless", "mean pairwise scaled composition-fingerprint distance of valid samples"),
     "struct_div": MetricInfo("max", "dimensionless", "mean pairwise structure-fingerprint distance of valid samples"),
+    # sampling cost, from the prediction file (not from the crystals): the CrysBFN efficiency claim
+    "sampling_s_per_1000": MetricInfo("min", "s", "sampling wall time per 1,000 crystals on the evaluation device"),
+    "nfe_per_crystal": MetricInfo("min", "network evaluations", "backbone forward passes each sampled crystal "
+                                                                 "goes through (DiffCSP 2 x timesteps, CrysBFN steps)"),
 }
 
 __all__ = ["CONVENTIONS", "METRICS", "Convention", "CrystalArrays", "arrays_from_lattice", "evaluate_crystal_files", "evaluate_csp",
-           "evaluate_gen", "get_convention"]
+           "evaluate_gen", "evaluate_samples", "flatten_evaluation", "get_convention", "metric_info_for"]

@@ -111,6 +111,18 @@ class CspResult:
     matcher_errors: int
     truth_valid: bool | None  # computed only when the diffcsp 1-sample gate needs it
     truth_error: str = ""  # non-empty: the ground truth could not be built (a data error)
+    rms_per_sample: list[float | None] = field(default_factory=list)  # sample gates applied, truth gate not
+
+    def rms_best_of_first(self, k: int, convention: Convention) -> float | None:
+        """The RMS of this test crystal when only its first ``k`` samples count (k=1: the 1-sample
+        gate, else the k-sample gate of ``convention``); samples are independent draws, so the first
+        k of K samples are a k-sample run."""
+        if k == 1:
+            return self.rms_k1
+        best = best_of_samples(rms_per_sample=self.rms_per_sample[:k])
+        if best is not None and convention.csp_k_requires_truth_valid and not self.truth_valid:
+            return None
+        return best
 
 
 def _truth_valid(truth_arrays: CrystalArrays, truth_structure, convention: Convention) -> bool:
@@ -163,4 +175,5 @@ def assess_csp(job: tuple[CrystalInput, list[CrystalInput], str]) -> CspResult:
         if truth_valid is None:
             truth_valid = _truth_valid(truth_arrays, truth_structure, convention)
         rms_best = rms_best if truth_valid else None
-    return CspResult(rms_k1, rms_best, len(samples), constructed, gated, fp_failures, errors, truth_valid)
+    return CspResult(rms_k1, rms_best, len(samples), constructed, gated, fp_failures, errors, truth_valid,
+                     rms_per_sample=per_sample)

@@ -30,6 +30,7 @@ from replibench.metrics.crystals.properties import (
     PropertyModel,
     formation_energy_emd,
     property_emds,
+    property_histograms,
     sample_valid,
 )
 from replibench.parallel import ordered_map
@@ -60,13 +61,15 @@ def _protocol(convention: str, **extra: Any) -> dict[str, Any]:
 
 def evaluate_csp(
     *, predictions: Sequence[Sequence[CrystalInput]], truths: Sequence[CrystalInput],
-    convention: str, workers: int = 1,
+    convention: str, workers: int = 1, ks: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Match rate (%) and RMSE for 1 sample (the first of each list) and for all k samples.
 
-    ``predictions[i]`` lists the samples for ``truths[i]`` (possibly empty: unmatched).
+    ``predictions[i]`` lists the samples for ``truths[i]`` (possibly empty: unmatched). ``ks`` asks
+    for more sample counts: variant ``k{k}`` counts the first k samples of each test crystal
+    (default 1; the largest number of samples given is always evaluated).
     """
-    get_convention(convention)
+    rules = get_convention(convention)
     if len(predictions) != len(truths):
         raise ValueError(f"{len(predictions)} prediction lists for {len(truths)} test crystals")
     if not truths:
@@ -79,9 +82,11 @@ def evaluate_csp(
                         f"built: {results[bad_truth[0]].truth_error}")
     k_values = [r.num_samples for r in results]
     k_max = max(k_values)
-    variants = {"k1": match_rate_and_rmse(rms_per_truth=[r.rms_k1 for r in results])}
-    if k_max > 1:
-        variants[f"k{k_max}"] = match_rate_and_rmse(rms_per_truth=[r.rms_best for r in results])
+    wanted = sorted({*(ks or [1]), max(k_max, 1)})
+    if any(k < 1 for k in wanted):
+        raise ValueError(f"sample counts must be >= 1, got {wanted}")
+    variants = {f"k{k}": match_rate_and_rmse(rms_per_truth=[r.rms_best_of_first(k, rules) for r in results])
+                for k in wanted}
     unavailable = {f"{name}.rmse": "no test crystal was matched" for name, v in variants.items() if v["rmse"] is None}
     counts = {
         "num_truth": len(truths), "samples_total": sum(k_values), "k_min": min(k_values), "k_max": k_max,
@@ -127,12 +132,15 @@ def evaluate_gen(
     unavailable: dict[str, str] = {}
     valid = [r for r in gen if r.valid]
     sample_size = None
+    distributions: dict[str, Any] = {}
     try:
         chosen = [valid[i] for i in sample_valid(num_valid=len(valid), seed=seed, allow_fewer=allow_fewer_valid)]
         sample_size = len(chosen)
         props = ("density", "num_elems", "volume")
-        metrics.update(property_emds(generated={p: [getattr(r, p) for r in chosen] for p in props},
-                                     reference={p: [getattr(r, p) for r in ref] for p in props}))
+        sample_props = {p: [getattr(r, p) for r in chosen] for p in props}
+        test_props = {p: [getattr(r, p) for r in ref] for p in props}
+        metrics.update(property_emds(generated=sample_props, reference=test_props))
+        distributions = property_histograms(generated=sample_props, reference=test_props)
         metrics["comp_div"] = mean_pairwise_distance(
             fingerprints=scale_composition_fingerprints(np.vstack([r.comp_fp for r in chosen])))
         metrics["struct_div"] = mean_pairwise_distance(fingerprints=np.vstack([r.struct_fp for r in chosen]))
@@ -160,6 +168,7 @@ def evaluate_gen(
               "generated_without_fp": cov["gen_without_fp"], "truth_without_fp": cov["truth_without_fp"],
               "constructed": sum(r.constructed for r in gen)}
     return {"task": "gen", "variants": {"default": metrics}, "counts": counts, "unavailable": unavailable,
+            "distributions": distributions,
             "protocol": _protocol(convention, dataset=dataset, cov_cutoffs=cutoffs, emd_seed=seed,
                                   emd_sample_size=sample_size, emd_sample_size_protocol=EMD_SAMPLE_SIZE)}
 
@@ -182,7 +191,7 @@ def _read_cif_csv(path: Path, role: str) -> list[tuple[str, str]]:
 
 def evaluate_crystal_files(
     pred_csv: Path, truth_csv: Path, *, task: Literal["csp", "gen"], convention: str, workers: int = 1,
-    dataset: str, seed: int = 0, allow_fewer_valid: bool = False,
+    dataset: str, seed: int = 0, allow_fewer_valid: bool = False, ks: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Score PRED against TRUTH (both CSVs with ``material_id`` and ``cif``); see the module docstring.
 
@@ -211,7 +220,7 @@ def evaluate_crystal_files(
         for mid, cif in pred_rows:
             samples[mid].append(cif)
         result = evaluate_csp(predictions=[samples[mid] for mid in ids], truths=[cif for _, cif in truth_rows],
-                              convention=convention, workers=workers)
+                              convention=convention, workers=workers, ks=ks)
     else:
         raise ValueError(f"unknown task {task!r}; expected 'csp' or 'gen'")
     result.update({"convention": convention, "dataset": dataset,

@@ -54,6 +54,33 @@ def property_emds(
             for name in generated if name in reference}
 
 
+def property_histograms(*, generated: dict[str, Sequence[float]], reference: dict[str, Sequence[float]],
+                        bins: int = 40) -> dict[str, dict[str, list]]:
+    """Histograms of the EMD samples, generated vs reference, on shared bins (for plots).
+
+    ``density`` (g/cm^3): ``bins`` equal bins over the range of both samples; ``num_elems``: one bin
+    per integer count. Each entry holds ``edges`` (or ``values``) and the two count lists.
+    """
+    histograms: dict[str, dict[str, list]] = {}
+    if "density" in generated and "density" in reference:
+        both = np.concatenate([np.asarray(generated["density"], float), np.asarray(reference["density"], float)])
+        low, high = float(both.min()), float(both.max())
+        edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+        histograms["density"] = {
+            "edges": edges.tolist(),
+            "generated": np.histogram(generated["density"], bins=edges)[0].tolist(),
+            "test": np.histogram(reference["density"], bins=edges)[0].tolist(),
+        }
+    if "num_elems" in generated and "num_elems" in reference:
+        values = sorted({int(v) for v in (*generated["num_elems"], *reference["num_elems"])})
+        histograms["num_elems"] = {
+            "values": values,
+            "generated": [int(sum(1 for v in generated["num_elems"] if int(v) == x)) for x in values],
+            "test": [int(sum(1 for v in reference["num_elems"] if int(v) == x)) for x in values],
+        }
+    return histograms
+
+
 PropertyModel = Callable[[list], Sequence[float]]
 
 
