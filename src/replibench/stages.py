@@ -101,14 +101,15 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
     model.to(device)
     write_parquet_atomic(task.predict(model, data, run, settings), out_predictions)
     metrics = task.score(pq.read_table(out_predictions), data, settings)
+    info = task.metric_info()  # may also answer for parametrised names (``match_rate_k1@crysbfn``)
     protocol = {**task.protocol(data, settings),
                 "batch_dependent_model": bool(getattr(model, "batch_dependent", False))}
     record = {
         **{key: getattr(run, key) for key in ("family", "dataset", "task", "model", "variant", "seed", "preset")},
         "split": "test",
         "metrics": metrics,
-        "metric_info": {name: {"direction": info.direction, "unit": info.unit, "description": info.description}
-                        for name, info in task.metric_info().items() if name in metrics},
+        "metric_info": {name: {"direction": info[name].direction, "unit": info[name].unit,
+                               "description": info[name].description} for name in metrics if name in info},
         "protocol": protocol,
         "training": {
             "steps": summary["steps"], "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],

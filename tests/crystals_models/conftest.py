@@ -1,26 +1,16 @@
 """Fixtures: tiny crystal Parquet splits built here from a few real Perov-5 / Carbon-24 rows.
 
-The rows come from the read-only shared data (``$REPLIBENCH_SHARED_DATA``, default
-``<repo>/../shared/data`` or ``/work/shared/data``); they are parsed with pymatgen, Niggli-reduced and
-rebuilt from their lattice parameters (as CDVAE preprocessing does) and written with the crystal
-Parquet schema. No code of the data layer is used, so these tests do not depend on it.
+The rows come from the read-only shared data (the ``shared_data`` fixture of tests/conftest.py); they
+are parsed with pymatgen, Niggli-reduced and rebuilt from their lattice parameters (as CDVAE
+preprocessing does) and written with the crystal Parquet schema. No code of the data layer is used, so these tests do not depend on it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("REPLIBENCH_SHARED_DATA")
-    if env:
-        return Path(env)
-    beside = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return beside if beside.is_dir() else Path("/work/shared/data")
 
 
 def crystal_rows(csv_path: Path, count: int) -> list[dict]:
@@ -79,13 +69,13 @@ def _dataset_dir(root: Path, csv_path: Path, sizes: tuple[int, int, int]) -> Pat
 
 
 @pytest.fixture(scope="session")
-def perov_dir(tmp_path_factory) -> Path:
-    return _dataset_dir(tmp_path_factory.mktemp("perov"), shared_data_dir() / "perov_5" / "val.csv", (24, 8, 6))
+def perov_dir(tmp_path_factory, shared_data) -> Path:
+    return _dataset_dir(tmp_path_factory.mktemp("perov"), shared_data / "perov_5" / "val.csv", (24, 8, 6))
 
 
 @pytest.fixture(scope="session")
-def carbon_dir(tmp_path_factory) -> Path:
-    return _dataset_dir(tmp_path_factory.mktemp("carbon"), shared_data_dir() / "carbon_24" / "val.csv", (16, 6, 4))
+def carbon_dir(tmp_path_factory, shared_data) -> Path:
+    return _dataset_dir(tmp_path_factory.mktemp("carbon"), shared_data / "carbon_24" / "val.csv", (16, 6, 4))
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,9 @@ from replibench.models.bayesian_flow import (
     von_mises_entropy,
     wrap_angle,
 )
-from replibench.models.crysbfn import PAPER_HPARAMS, SMOKE_HPARAMS, CrysBFN, CrysBFNConfig
+from replibench.families.crystals_presets import CRYSBFN_PAPER as PAPER_HPARAMS
+from replibench.families.crystals_presets import CRYSBFN_SMOKE as SMOKE_HPARAMS
+from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
 
 VOCAB = (8, 12, 26)
 

@@ -4,9 +4,6 @@ sampling-efficiency counts."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -152,20 +149,31 @@ def test_score_hands_predictions_and_truth_to_the_metrics(perov_dir, tiny, monke
 
     def evaluate_samples(**kwargs):
         seen.update(kwargs)
-        return {"match_rate": 0.5}
+        return {"metrics": {"match_rate": 50.0, "rmse": None}, "unavailable": {"rmse": "no test crystal was matched"},
+                "details": {"crysbfn": {"counts": {"num_truth": 3}}}}
 
-    monkeypatch.setitem(
-        sys.modules, "replibench.metrics.crystals", types.SimpleNamespace(evaluate_samples=evaluate_samples)
-    )
+    import replibench.metrics.crystals as crystal_metrics
+
+    monkeypatch.setattr(crystal_metrics, "evaluate_samples", evaluate_samples)
     task = CrystalStructurePrediction()
-    settings = _settings(tiny, "diffcsp", convention="crysbfn", limit_test=3)
+    settings = _settings(tiny, "diffcsp", convention="crysbfn", limit_test=3, num_samples=2, report_samples=[1],
+                         extra_conventions=["cdvae"])
     data = task.load(perov_dir, _run("diffcsp"), settings)
-    predictions = pa.table({"material_id": ["a"], "sample_index": [0], "cif": [None], "num_atoms": [5]})
-    assert task.score(predictions, data, settings) == {"match_rate": 0.5}
+    predictions = pa.table({"material_id": ["a"], "sample_index": [0], "cif": [None], "num_atoms": [5]}).replace_schema_metadata(
+        {"sampling_wall_s": "0.5", "network_evaluations_per_crystal": "10"})
+    metrics = task.score(predictions, data, settings)
+    assert metrics == {"match_rate": 50.0, "rmse": None, "sampling_s_per_1000": 500.0, "nfe_per_crystal": 10.0}
     assert seen["task"] == "csp" and seen["convention"] == "crysbfn" and seen["dataset"] == "perov-5"
+    assert seen["primary_samples"] == 2 and seen["ks"] == [1] and seen["extra_conventions"] == ["cdvae"]
     assert seen["predictions"].column_names == ["material_id", "sample_index", "cif"]
     assert seen["truth"].column("material_id").to_pylist() == data.splits["test"].material_ids[:3]
-    assert task.protocol(data, settings)["test_structures"] == 3
+    protocol = task.protocol(data, settings)
+    assert protocol["test_structures"] == 3 and protocol["data_origin"] == "official-subset"
+    assert protocol["unavailable"] == {"rmse": "no test crystal was matched"}
+    assert protocol["convention"] == "crysbfn" and protocol["extra_conventions"] == ["cdvae"]
+    info = task.metric_info()
+    assert "match_rate_k1@cdvae" in info and info["match_rate_k1@cdvae"].direction == "max"
+    assert info["sampling_s_per_1000"].direction == "min" and "bogus" not in info
 
 
 @pytest.mark.parametrize(("model_name", "per_crystal"), [("diffcsp", 10), ("crysbfn", 4)])

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from replibench.families.crystals_presets import DIFFCSP_PAPER as PAPER_HPARAMS
+from replibench.families.crystals_presets import DIFFCSP_SMOKE as SMOKE_HPARAMS
 from replibench.models.diffcsp import (
-    PAPER_HPARAMS,
-    SMOKE_HPARAMS,
     DiffCSP,
     DiffCSPConfig,
     cosine_alpha_bars,
@@ -117,7 +117,7 @@ def test_presets_name_the_papers_settings_and_build(tiny):
     assert PAPER_HPARAMS["mp-20"]["csp"]["model"]["step_lr"] == 1e-5
     assert PAPER_HPARAMS["mp-20"]["gen"]["model"]["step_lr"] == 5e-6
     assert PAPER_HPARAMS["perov-5"]["csp"]["train"]["batch_size"] == 1024
-    assert PAPER_HPARAMS["carbon-24"]["gen"]["train"]["max_epochs"] == 4000
+    assert PAPER_HPARAMS["carbon-24"]["gen"]["train"]["epochs"] == 4000
     config = DiffCSPConfig()
     assert (config.timesteps, config.hidden_dim, config.num_layers, config.num_freqs) == (1000, 512, 6, 128)
     for dataset in SMOKE_HPARAMS:

@@ -54,7 +54,9 @@ class CrysBFNConfig:
     beta1_type: float = 0.5  # gen_scripts/mp20_exps.sh BETA1_TYPE
     sigma1_lattice: float = 0.03162277660168379  # mp20_exps.sh SIGMA1_LATTICE
     lattice_std: float = 3.866470446562982  # conf/data/mp_20.yaml lattice_std (mean fixed at 0)
-    type_vocab: tuple[int, ...] = ()  # atomic numbers of the dataset (conf/data/*.yaml atom_type_map)
+    # atomic numbers of the dataset (conf/data/*.yaml atom_type_map); the crystal tasks always pass the
+    # dataset's own, the default (Z 1..100, DiffCSP's MAX_ATOMIC_NUM) only makes a bare config buildable
+    type_vocab: tuple[int, ...] = tuple(range(1, 101))
     type_loss: str = "discrete_time"  # gen_scripts disc_prob_loss=true; "continuous_time" = bfn.yaml
     type_loss_samples: int = 200  # bfn_base.dtime4discrete_loss n_samples
     log_accuracy_epsilon: float = 1e-7  # crysbfn.py epsilon of the normalised log-accuracy
@@ -79,6 +81,8 @@ def angle_to_frac(angle: torch.Tensor) -> torch.Tensor:
 
 
 class CrysBFN(nn.Module):
+    Config = CrysBFNConfig
+
     def __init__(self, config: CrysBFNConfig) -> None:
         super().__init__()
         c = config
@@ -229,62 +233,3 @@ class CrysBFN(nn.Module):
             final_types, angle_to_frac(x_hat.float()), lattice_hat.float() * c.lattice_std, num_atoms, batch
         )
         return SampleResult(crystals, self.backbone.evaluations - start)
-
-
-# Presets: dataset -> task -> {"model": CrysBFNConfig overrides, "train": trainer settings, "task": protocol}.
-# Sources (GenSI-THUAIR/CrysBFN): scripts/{csp,gen}_scripts/mp20_exps.sh (STEPS 1000, BETA1_COORD 1e3,
-# BETA1_TYPE 0.5, SIGMA1_LATTICE, EMA 0.995, lr_scheduler patience 50), conf/data/{mp_20,perov,carbon}.yaml
-# (train_max_epochs, batch_size, early_stopping_patience, lattice_std), conf/train/default.yaml (no
-# gradient clipping), conf/optim/default.yaml of wu-han-lin/CrystalBFN (AdamW 1e-3, ReduceLROnPlateau
-# 0.6 / min_lr 1e-4), scripts/*/mp20_eval.sh (10 x 1000 samples, 1 sample per CSP test structure).
-# ``num_steps`` 1000 is the accuracy setting; the 10-step speed variant overrides it with 10.
-_CRYSBFN_TRAIN = {
-    "optimizer": "adamw",
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "lr_scheduler": {"name": "reduce_on_plateau", "monitor": "val_loss", "factor": 0.6, "patience": 50, "min_lr": 1e-4},
-    "grad_clip_value": None,
-    "ema_decay": 0.995,
-}
-_CRYSBFN_DATA = {  # dataset: (epochs, train batch, early-stopping patience, lattice_std)
-    "mp-20": (5000, 256, 50000, 3.866470446562982),
-    "perov-5": (20000, 1024, 50000, 1.9612357847506667),
-    "carbon-24": (10000, 512, 5000, 2.5647114744167174),
-}
-PAPER_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-    name: {
-        task: {
-            "model": {"num_steps": 1000, "lattice_std": std},
-            "train": {**_CRYSBFN_TRAIN, "max_epochs": epochs, "batch_size": batch, "early_stopping_patience": patience},
-            "task": {"num_samples": 1, "num_generated": 10000, "sample_batch_size": 1000, "convention": "crysbfn"},
-        }
-        for task in ("csp", "gen")
-    }
-    for name, (epochs, batch, patience, std) in _CRYSBFN_DATA.items()
-}
-SMOKE_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-    name: {
-        task: {
-            "model": {
-                "hidden_dim": 64,
-                "num_layers": 2,
-                "num_freqs": 16,
-                "time_dim": 32,
-                "num_steps": 10,
-                "type_loss_samples": 20,
-                "lattice_std": _CRYSBFN_DATA[name][3],
-            },
-            "train": {**_CRYSBFN_TRAIN, "max_steps": 300, "batch_size": 64},
-            "task": {
-                "num_samples": 1,
-                "num_generated": 100,
-                "sample_batch_size": 100,
-                "limit_test": 100,
-                "splits": {"train": "val", "val": "val", "test": "test"},
-                "convention": "crysbfn",
-            },
-        }
-        for task in ("csp", "gen")
-    }
-    for name in ("perov-5", "carbon-24")
-}

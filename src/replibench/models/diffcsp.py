@@ -96,6 +96,8 @@ def wrapped_normal_score_norm(sigmas: torch.Tensor, images: int = 10, points: in
 
 
 class DiffCSP(nn.Module):
+    Config = DiffCSPConfig
+
     def __init__(self, config: DiffCSPConfig) -> None:
         super().__init__()
         if config.task not in ("csp", "gen"):
@@ -223,68 +225,3 @@ class DiffCSP(nn.Module):
         final_types = types.argmax(-1) + 1 if c.task == "gen" else atomic_numbers.long()  # (N,) Z
         crystals = CrystalBatch(final_types, frac.float(), lattice.float(), num_atoms, batch)
         return SampleResult(crystals, self.backbone.evaluations - start)
-
-
-# Presets: dataset -> task -> {"model": DiffCSPConfig overrides, "train": trainer settings, "task": protocol}.
-# Sources (jiaor17/DiffCSP@7121d15): conf/data/{mp_20,perov_5,carbon}.yaml (train_max_epochs, batch_size,
-# early_stopping_patience), conf/train/default.yaml (gradient_clip_val 0.5 by value), conf/optim/default.yaml
-# (Adam 1e-3, ReduceLROnPlateau factor 0.6 / patience 30 / min_lr 1e-4 on val_loss; read in forks of the
-# repository, the upstream copy was not in our index), scripts/evaluate.py and scripts/generation.py
-# (recommand_step_lr, 20 x 500 generated crystals), paper Sec. 5 (1 and 20 samples per test structure).
-_DIFFCSP_TRAIN = {
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "betas": (0.9, 0.999),
-    "eps": 1e-8,
-    "weight_decay": 0.0,
-    "lr_scheduler": {"name": "reduce_on_plateau", "monitor": "val_loss", "factor": 0.6, "patience": 30, "min_lr": 1e-4},
-    "grad_clip_value": 0.5,
-    "early_stopping_patience": 100000,
-}
-_DIFFCSP_DATA = {  # dataset: (epochs, train batch, test batch, CSP step_lr, gen step_lr)
-    "mp-20": (1000, 256, 128, 1e-5, 5e-6),
-    "perov-5": (3000, 1024, 256, 5e-7, 1e-6),
-    "carbon-24": (4000, 256, 512, 5e-7, 1e-5),
-}
-PAPER_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-    name: {
-        "csp": {
-            "model": {"step_lr": csp_lr},
-            "train": {**_DIFFCSP_TRAIN, "max_epochs": epochs, "batch_size": batch},
-            "task": {"num_samples": 1, "sample_batch_size": test_batch, "convention": "diffcsp"},  # 20: variant
-        },
-        "gen": {
-            "model": {"step_lr": gen_lr},
-            "train": {**_DIFFCSP_TRAIN, "max_epochs": epochs, "batch_size": batch},
-            "task": {"num_generated": 10000, "sample_batch_size": 500, "convention": "diffcsp"},
-        },
-    }
-    for name, (epochs, batch, test_batch, csp_lr, gen_lr) in _DIFFCSP_DATA.items()
-}
-# A few minutes on a 2-core CPU: tiny backbone, 50 diffusion steps (100 network calls per sample),
-# a few hundred optimiser steps on the validation split, a small test subset.
-SMOKE_HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-    name: {
-        task: {
-            "model": {
-                "hidden_dim": 64,
-                "num_layers": 2,
-                "num_freqs": 16,
-                "time_dim": 32,
-                "timesteps": 50,
-                "step_lr": PAPER_HPARAMS[name][task]["model"]["step_lr"],
-            },
-            "train": {**_DIFFCSP_TRAIN, "max_steps": 300, "batch_size": 64},
-            "task": {
-                "num_samples": 1,
-                "num_generated": 100,
-                "sample_batch_size": 100,
-                "limit_test": 100,
-                "splits": {"train": "val", "val": "val", "test": "test"},
-                "convention": "diffcsp",
-            },
-        }
-        for task in ("csp", "gen")
-    }
-    for name in ("perov-5", "carbon-24")
-}

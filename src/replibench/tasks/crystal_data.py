@@ -45,6 +45,7 @@ class CrystalData:
     num_atoms_probs: Any  # torch (max_atoms + 1,) float64, training-split histogram of atom counts
     type_vocab: tuple[int, ...]  # sorted atomic numbers present in the loaded splits
     lattice_std: float  # std of all training lattice-matrix entries (Å)
+    evaluation: dict[str, Any] | None = None  # set by the task's score(): reasons, counts, histograms
 
 
 def _first_bad_row(mask: np.ndarray) -> int:

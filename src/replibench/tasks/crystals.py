@@ -7,9 +7,13 @@
 
 Settings: ``settings["model"]`` holds the model config fields (``DiffCSPConfig`` / ``CrysBFNConfig``),
 ``settings["task"]`` the protocol: ``num_samples`` (csp), ``num_generated`` (gen),
-``sample_batch_size``, ``eval_batch_size``, ``convention`` (cdvae | diffcsp | crysbfn, passed to the
-metrics), ``splits`` (role -> file stem; the smoke preset trains on ``val``), ``limit_test`` (first n
-test structures; smoke only), ``num_workers`` (metric evaluation). Predictions are a pyarrow table,
+``sample_batch_size``, ``eval_batch_size``, ``convention`` (cdvae | diffcsp | crysbfn: the model's
+paper's evaluation rules), ``extra_conventions`` (the same samples scored under other papers' rules
+too), ``report_samples`` (csp: smaller sample counts reported from the first samples, e.g. [1] of a
+20-sample run), ``allow_fewer_valid`` (gen: EMDs on all valid crystals when fewer than the papers'
+1,000; smoke only), ``splits`` (role -> file stem; the smoke preset trains on ``val``), ``limit_test``
+(first n test structures; smoke only), ``num_workers`` (metric evaluation processes; default: the
+job's threads). Predictions are a pyarrow table,
 one row per generated structure: material_id (the test structure answered in csp, ``gen-000000``…
 in gen), sample_index, num_atoms, atomic_numbers, frac_coords, lattice, and cif (null when the sampled
 lattice cannot make a structure, which the metrics count as invalid).
@@ -43,11 +47,11 @@ class _CrystalTask(Task):
 
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> CrystalData:
         task = settings.get("task", {})
-        convention = task.get("convention", "diffcsp")
-        if convention not in CONVENTIONS:
-            from replibench.errors import ConfigError
+        for convention in (task.get("convention", "diffcsp"), *task.get("extra_conventions", ())):
+            if convention not in CONVENTIONS:
+                from replibench.errors import ConfigError
 
-            raise ConfigError(f"settings['task']['convention'] must be one of {CONVENTIONS}, found {convention!r}")
+                raise ConfigError(f"settings['task'] conventions must be among {CONVENTIONS}, found {convention!r}")
         return load_crystal_data(
             Path(data_dir), dataset=run.dataset, seed=run.seed, split_files=task.get("splits", DEFAULT_SPLITS)
         )
@@ -90,10 +94,12 @@ class _CrystalTask(Task):
         limit = settings.get("task", {}).get("limit_test")
         return len(data.splits["test"]) if limit is None else min(int(limit), len(data.splits["test"]))
 
-    def score(self, predictions, data: CrystalData, settings: dict[str, Any]) -> dict[str, float]:
-        """Metrics of ``replibench.metrics.crystals.evaluate_samples`` (written with the data layer):
-        evaluate_samples(*, task, predictions: pa.Table[material_id, sample_index, cif],
-        truth: pa.Table[material_id, cif], convention, dataset, seed, num_workers) -> dict[str, float]."""
+    def score(self, predictions, data: CrystalData, settings: dict[str, Any]) -> dict[str, float | None]:
+        """The full metric suite of the papers on the stored samples (their CIFs), under the run's
+        ``convention`` and every one of ``extra_conventions``, plus the sampling cost recorded in
+        the prediction file. Names: :mod:`replibench.metrics.crystals.samples`. The reasons for
+        unavailable metrics, counts and property histograms go to :meth:`protocol` (the evaluate
+        stage asks for it after scoring)."""
         import pyarrow as pa
 
         from replibench.metrics.crystals import evaluate_samples
@@ -101,27 +107,89 @@ class _CrystalTask(Task):
         test, n = data.splits["test"], self._test_count(data, settings)
         task = settings.get("task", {})
         truth = pa.table({"material_id": test.material_ids[:n], "cif": test.cifs[:n]})
-        return evaluate_samples(
+        evaluation = evaluate_samples(
             task=self.name,
             predictions=predictions.select(["material_id", "sample_index", "cif"]),
             truth=truth,
             convention=task.get("convention", "diffcsp"),
             dataset=data.dataset,
             seed=data.seed,
-            num_workers=int(task.get("num_workers", 1)),
+            num_workers=metric_workers(task),
+            primary_samples=int(task.get("num_samples", 1)) if self.name == "csp" else None,
+            ks=task.get("report_samples"),
+            extra_conventions=task.get("extra_conventions", ()),
+            allow_fewer_valid=bool(task.get("allow_fewer_valid", False)),
         )
+        metrics = {**evaluation["metrics"], **sampling_cost(predictions)}
+        data.evaluation = {"unavailable": evaluation["unavailable"], "by_convention": evaluation["details"]}
+        return metrics
+
+    def metric_info(self) -> dict[str, Any]:
+        """Direction and unit of every metric this task can write (suffixed names included)."""
+        from replibench.metrics.crystals import METRICS, metric_info_for
+
+        return _MetricInfoTable(METRICS, metric_info_for)
 
     def protocol(self, data: CrystalData, settings: dict[str, Any]) -> dict[str, Any]:
         task = settings.get("task", {})
-        return {
+        full = task.get("limit_test") is None and data.split_files == DEFAULT_SPLITS
+        protocol = {
             "convention": task.get("convention", "diffcsp"),
+            "extra_conventions": list(task.get("extra_conventions", ())),
             "splits": data.split_files,
             "test_structures": self._test_count(data, settings),
             "limit_test": task.get("limit_test"),
+            "data_origin": "official" if full else "official-subset",
             "sample_batch_size": int(task.get("sample_batch_size", 500)),
             "type_vocab_size": len(data.type_vocab),
             "train_lattice_std": data.lattice_std,
         }
+        if self.name == "csp":
+            protocol.update(num_samples=int(task.get("num_samples", 1)),
+                            report_samples=sorted(task.get("report_samples") or []))
+        else:
+            protocol.update(num_generated=int(task.get("num_generated", 10000)),
+                            allow_fewer_valid=bool(task.get("allow_fewer_valid", False)))
+        if data.evaluation is not None:
+            protocol.update(data.evaluation)
+        return protocol
+
+
+class _MetricInfoTable(dict):
+    """``METRICS`` that also answers for suffixed names (``match_rate_k1@crysbfn``)."""
+
+    def __init__(self, base: dict[str, Any], lookup) -> None:
+        super().__init__(base)
+        self._lookup = lookup
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        try:
+            self._lookup(name)
+        except (KeyError, ValueError):
+            return False
+        return True
+
+    def __missing__(self, name: str):
+        return self._lookup(name)
+
+
+def metric_workers(task_settings: dict[str, Any]) -> int:
+    """Processes for metric evaluation: ``num_workers`` if set, else the job's threads (the evaluate
+    stage sets torch's thread count from Snakemake's ``threads``). Results do not depend on it."""
+    import torch
+
+    return int(task_settings.get("num_workers") or torch.get_num_threads())
+
+
+def sampling_cost(predictions) -> dict[str, float]:
+    """``sampling_s_per_1000`` and ``nfe_per_crystal`` from the prediction file's metadata."""
+    metadata = predictions.schema.metadata or {}
+    wall, nfe = metadata.get(b"sampling_wall_s"), metadata.get(b"network_evaluations_per_crystal")
+    if wall is None or nfe is None or predictions.num_rows == 0:
+        return {}
+    return {"sampling_s_per_1000": float(wall) * 1000.0 / predictions.num_rows, "nfe_per_crystal": float(nfe)}
 
 
 class CrystalStructurePrediction(_CrystalTask):
@@ -191,3 +259,7 @@ def sampling_efficiency(
         stats = measure_sampling(model, counts, None, batch_size=size, seed=seed)
     stats.pop("samples")
     return stats
+
+
+CSP = CrystalStructurePrediction()
+GEN = AbInitioGeneration()
