@@ -14,6 +14,7 @@ from replibench.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "ett": "replibench.families.ett:FAMILY",
+    "crystals": "replibench.families.crystals:FAMILY",
 }
 
 DATASETS: dict[str, str] = {
@@ -21,11 +22,16 @@ DATASETS: dict[str, str] = {
     "etth2": "replibench.datasets.ett:ETTH2",
     "ettm1": "replibench.datasets.ett:ETTM1",
     "ettm2": "replibench.datasets.ett:ETTM2",
+    "mp-20": "replibench.datasets.crystals:MP20",
+    "perov-5": "replibench.datasets.crystals:PEROV5",
+    "carbon-24": "replibench.datasets.crystals:CARBON24",
 }
 
 TASKS: dict[str, str] = {
     "forecast": "replibench.tasks.forecast:FORECAST",
     "impute": "replibench.tasks.impute:IMPUTE",
+    "csp": "replibench.tasks.crystals:CSP",
+    "gen": "replibench.tasks.crystals:GEN",
 }
 
 MODELS: dict[str, str] = {
@@ -33,6 +39,8 @@ MODELS: dict[str, str] = {
     "naive-mean": "replibench.models.naive:NaiveMean",
     "dlinear": "replibench.models.dlinear:DLinear",
     "timesnet": "replibench.models.timesnet:TimesNet",
+    "diffcsp": "replibench.models.diffcsp:DiffCSP",
+    "crysbfn": "replibench.models.crysbfn:CrysBFN",
 }
 
 REGISTRIES: dict[str, dict[str, str]] = {

@@ -171,6 +171,15 @@ def plot_family(board, records: list[dict[str, Any]], family: str, plots_dir: Pa
     return written
 
 
+def family_plots(records: list[dict[str, Any]], family: str, plots_dir: Path) -> list[str]:
+    """Plots a family draws itself from its records (``Family.plots``), e.g. crystal property histograms."""
+    from replibench.registry import FAMILIES, resolve
+
+    if family not in FAMILIES:
+        return []
+    return list(resolve("family", family).plots([r for r in records if r["family"] == family], Path(plots_dir)))
+
+
 def _save(figure, path: Path) -> str:
     figure.tight_layout()
     with atomic_path(path) as tmp:
@@ -193,6 +202,7 @@ def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], resu
                          Path(leaderboard_out).with_suffix(".parquet"))
     records = [read_metrics(p) for p in metrics_paths]
     Path(plots_dir).mkdir(parents=True, exist_ok=True)
-    plots = {family: plot_family(board, records, family, Path(plots_dir)) for family in sorted(set(board["family"]))}
+    plots = {family: plot_family(board, records, family, Path(plots_dir)) + family_plots(records, family, Path(plots_dir))
+             for family in sorted(set(board["family"]))}
     write_text_atomic(leaderboard_out, leaderboard_markdown(board, plots))
     print(f"{len(metrics_paths)} runs, {len(board)} leaderboard rows → {leaderboard_out}")

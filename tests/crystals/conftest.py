@@ -6,12 +6,12 @@ import warnings
 from pathlib import Path
 
 import pytest
-from crystal_testdata import shared_data_dir
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    path = shared_data_dir()
+def data_dir(shared_data) -> Path:
+    """``../shared/data`` as tests/conftest.py finds it (``$REPLIBENCH_SHARED_DATA`` first)."""
+    path = Path(shared_data)
     if not (path / "perov_5" / "test.csv").exists():
         pytest.fail(f"shared data not found at {path}; set REPLIBENCH_SHARED_DATA to the shared/data folder")
     return path

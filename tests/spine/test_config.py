@@ -119,6 +119,22 @@ def test_registry_schema_and_families_agree():
         task = branch["if"]["properties"]["task"]["const"]
         assert branch["then"]["properties"]["models"]["items"]["enum"] == list(families["ett"].models[task])
     assert set(ett["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*families["ett"].models.values())
+    _crystals_schema_agrees(schema, families["crystals"])
+
+
+def _crystals_schema_agrees(schema, family):
+    from replibench.families.crystals import PAPER_CONVENTION, STEP_FIELD
+    from replibench.metrics.crystals.conventions import CONVENTIONS
+
+    crystals = schema["$defs"]["crystals"]
+    assert schema["$defs"]["crystals_datasets"]["items"]["enum"] == list(family.datasets)
+    models = set().union(*family.models.values())
+    assert set(schema["$defs"]["crystals_models"]["items"]["enum"]) == models == set(PAPER_CONVENTION) == set(STEP_FIELD)
+    assert set(crystals["properties"]["runs"]["items"]["properties"]["task"]["enum"]) == set(family.tasks)
+    assert set(crystals["properties"]["overrides"]["propertyNames"]["enum"]) == models
+    assert set(crystals["properties"]["conventions"]["propertyNames"]["enum"]) == models
+    assert schema["$defs"]["crystals_conventions"]["items"]["enum"] == list(CONVENTIONS)
+    assert set(PAPER_CONVENTION.values()) <= set(CONVENTIONS)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -144,5 +160,5 @@ def test_every_registered_task_names_itself_and_its_metrics(name):
 
 
 def test_unknown_registry_name_lists_the_allowed():
-    with pytest.raises(ConfigError, match="unknown model 'nope'; allowed: dlinear, naive"):
+    with pytest.raises(ConfigError, match="unknown model 'nope'; allowed: (.*, )?dlinear, naive"):
         resolve("model", "nope")

@@ -79,6 +79,11 @@ class Family(ABC):
         param, so changing them rebuilds only that dataset. Downloaded datasets need none."""
         return {}
 
+    def plots(self, records: list[dict[str, Any]], plots_dir) -> list[str]:
+        """Plots the family draws from its own ``metrics.json`` records (beside the report's
+        generic ones); returns the paths written. Default: none."""
+        return []
+
     def check_run(self, run: RunSpec) -> None:
         """Refuse a run whose dataset/task/model combination the family does not implement."""
         from replibench.errors import ConfigError

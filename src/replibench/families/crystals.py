@@ -1,0 +1,152 @@
+"""Crystal family (CDVAE benchmarks MP-20, Perov-5, Carbon-24 × DiffCSP, CrysBFN × csp, gen).
+
+Runs and their variants:
+
+- ``csp`` — variant ``k<K>``: ``K`` samples per test structure, ``K`` the largest of the entry's
+  ``samples`` (DiffCSP Table 1 reports 1 and 20). One run draws ``K`` samples with one generator
+  stream per sample index, so its first ``k`` samples *are* a ``k``-sample run; the run's
+  ``metrics.json`` holds ``match_rate_k1`` … for the smaller counts and :meth:`derived_results` turns
+  them into ``k1`` rows (one trained model, not one per row).
+- ``gen`` — variant ``default``: the papers' 10,000 crystals (smoke: 100).
+- ``steps`` (optional) sets the model's step count (CrysBFN ``num_steps``, DiffCSP ``timesteps``,
+  both fixed at training) and adds ``-steps<N>`` to the variant (``k1-steps10``: CrysBFN's 10-step
+  row; gen: ``steps10``).
+
+Every run is scored under its model's paper's convention (DiffCSP → ``diffcsp``, CrysBFN →
+``crysbfn``), so each number sits beside that paper's number; ``conventions`` in the config adds
+others, whose metrics carry ``@<convention>`` (``match_rate@crysbfn``).
+
+Settings = :mod:`.crystals_presets` (the papers' per dataset and task; smoke sizes) + the variant
++ the user's ``overrides``. The smoke preset trains on val.csv and tests on test.csv (both in the
+offline mirror, byte-identical to upstream); paper reads all three CSVs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from replibench.errors import ConfigError
+from replibench.families.base import Family, deep_merge
+from replibench.families.crystals_presets import CRYSBFN_PAPER, CRYSBFN_SMOKE, DIFFCSP_PAPER, DIFFCSP_SMOKE
+from replibench.runs import RunSpec
+
+#: each model's own paper's evaluation convention (replibench.metrics.crystals.conventions)
+PAPER_CONVENTION = {"diffcsp": "diffcsp", "crysbfn": "crysbfn"}
+#: the model config field that holds the sampling step count
+STEP_FIELD = {"diffcsp": "timesteps", "crysbfn": "num_steps"}
+_PRESETS = {("diffcsp", "paper"): DIFFCSP_PAPER, ("diffcsp", "smoke"): DIFFCSP_SMOKE,
+            ("crysbfn", "paper"): CRYSBFN_PAPER, ("crysbfn", "smoke"): CRYSBFN_SMOKE}
+_VARIANT = re.compile(r"^(?:k(?P<k>\d+)|default)(?:-?steps(?P<steps>\d+))?$")
+
+
+def variant_name(task: str, *, samples: int = 1, steps: int | None = None) -> str:
+    """``k20`` / ``k1-steps10`` for CSP, ``default`` / ``steps10`` for generation."""
+    if task == "csp":
+        return f"k{samples}" + (f"-steps{steps}" if steps else "")
+    return f"steps{steps}" if steps else "default"
+
+
+def parse_variant(task: str, variant: str) -> tuple[int, int | None]:
+    """(samples per test structure, step count or ``None``) of a variant name."""
+    match = _VARIANT.match(variant if task == "csp" or variant == "default" else f"default-{variant}")
+    if match is None or (task == "csp") != (match.group("k") is not None):
+        raise ValueError(f"crystals {task} variant {variant!r} is not "
+                         + ("'k<samples>[-steps<N>]'" if task == "csp" else "'default' or 'steps<N>'"))
+    steps = match.group("steps")
+    return int(match.group("k") or 1), (int(steps) if steps else None)
+
+
+class CrystalsFamily(Family):
+    name = "crystals"
+    datasets = ("mp-20", "perov-5", "carbon-24")
+    tasks = ("csp", "gen")
+    models = {"csp": ("diffcsp", "crysbfn"), "gen": ("diffcsp", "crysbfn")}
+
+    def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
+        runs, seen = [], set()
+        for entry in family_config.get("runs", []):
+            if "presets" in entry and preset not in entry["presets"]:
+                continue
+            samples = max(entry.get("samples", [1])) if entry["task"] == "csp" else 1
+            variant = variant_name(entry["task"], samples=samples, steps=entry.get("steps"))
+            for dataset in entry["datasets"]:
+                for model in entry["models"]:
+                    for seed in family_config.get("seeds", [0]):
+                        run = RunSpec(self.name, dataset, entry["task"], model, variant, int(seed), preset)
+                        if run.run_id not in seen:
+                            seen.add(run.run_id)
+                            runs.append(run)
+        return runs
+
+    def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
+        presets = _PRESETS[run.model, run.preset]
+        if run.dataset not in presets:
+            raise ConfigError(f"crystals: the {run.preset} preset has no {run.model} settings for {run.dataset!r}; "
+                              f"it covers {', '.join(presets)}")
+        settings = copy.deepcopy(presets[run.dataset][run.task])
+        samples, steps = parse_variant(run.task, run.variant)
+        task = settings["task"]
+        task["convention"] = PAPER_CONVENTION[run.model]
+        extra = [c for c in family_config.get("conventions", {}).get(run.model, []) if c != task["convention"]]
+        if extra:
+            task["extra_conventions"] = extra
+        if run.task == "csp":
+            task["num_samples"] = samples
+            task["report_samples"] = self._report_samples(family_config, run, samples)
+        if steps:
+            settings["model"][STEP_FIELD[run.model]] = steps
+        override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
+        return deep_merge(settings, override)
+
+    @staticmethod
+    def _report_samples(family_config: dict[str, Any], run: RunSpec, samples: int) -> list[int]:
+        """The smaller sample counts the entries producing ``run`` ask for (reported from its first samples)."""
+        wanted: set[int] = set()
+        for entry in family_config.get("runs", []):
+            if entry["task"] == "csp" and max(entry.get("samples", [1])) == samples \
+                    and run.model in entry["models"] and run.dataset in entry["datasets"]:
+                wanted.update(k for k in entry.get("samples", [1]) if k < samples)
+        return sorted(wanted)
+
+    def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
+        """Which raw files the preset reads: smoke val.csv + test.csv, paper all three splits."""
+        from replibench.datasets.crystals import SPLITS, raw_file_name, smoke_split_files
+
+        if preset == "smoke":
+            return {"files": sorted({remote.name for remote in smoke_split_files(dataset).values()})}
+        return {"files": [raw_file_name(dataset, split) for split in SPLITS]}
+
+    def derived_results(self, results):  # (pd.DataFrame) -> pd.DataFrame
+        """CSP rows for smaller sample counts (``k1``) from the ``match_rate_k1``-style metrics of a
+        run that drew more samples, unless a run of that variant exists itself."""
+        import pandas as pd
+
+        from replibench.metrics.crystals.samples import metric_info_for, metric_name, split_metric_name
+
+        csp = results[results["task"] == "csp"]
+        own = set(zip(csp["dataset"], csp["model"], csp["variant"], csp["seed"], csp["preset"]))
+        rows = []
+        for row in csp.to_dict("records"):
+            base, k, convention = split_metric_name(row["metric"])
+            if k is None:
+                continue
+            _, steps = parse_variant("csp", row["variant"])
+            variant = variant_name("csp", samples=k, steps=steps)
+            if (row["dataset"], row["model"], variant, row["seed"], row["preset"]) in own:
+                continue
+            name = metric_name(base, convention=convention)
+            info = metric_info_for(name)
+            rows.append({**row, "variant": variant, "metric": name, "direction": info.direction, "unit": info.unit})
+        return pd.DataFrame(rows, columns=results.columns)
+
+    def plots(self, records: list[dict[str, Any]], plots_dir: Path) -> list[str]:
+        """Density and number-of-elements distributions, generated vs test, per generation run."""
+        from replibench.families.crystals_plots import plot_property_distributions
+
+        return plot_property_distributions(records, Path(plots_dir))
+
+
+FAMILY = CrystalsFamily()
