@@ -81,6 +81,23 @@ def _add_metrics(sub) -> None:
     f.add_argument("--data-root", type=Path, default=Path("data/parquet"),
                    help="where the preprocessed datasets are (default: data/parquet)")
     f.set_defaults(handler=_cmd_metrics_forecast)
+    c = kinds.add_parser("crystals", help="crystal structure prediction or generation: CSVs with material_id, cif")
+    c.add_argument("--task", required=True, choices=("csp", "gen"))
+    c.add_argument("--pred", required=True, type=Path,
+                   help="CSV; csp: several rows per material_id = k samples in file order; gen: one row per crystal")
+    c.add_argument("--truth", required=True, type=Path, help="test CSV (e.g. the dataset's test.csv)")
+    c.add_argument("--convention", required=True, choices=("cdvae", "diffcsp", "crysbfn"),
+                   help="whose evaluation rules: CDVAE, DiffCSP or CrysBFN's metric code")
+    c.add_argument("--out", required=True, type=Path)
+    c.add_argument("--dataset", default=None, choices=("mp-20", "perov-5", "carbon-24"),
+                   help="required for gen (COV cutoffs); recorded for csp")
+    c.add_argument("--workers", type=int, default=1, help="processes (results do not depend on it)")
+    c.add_argument("--samples", type=int, nargs="*", default=[1],
+                   help="csp: also report the first k samples per test crystal (default 1)")
+    c.add_argument("--seed", type=int, default=0, help="gen: seed of the 1,000-valid EMD subsample")
+    c.add_argument("--allow-fewer-valid", action="store_true",
+                   help="gen: EMDs on all valid crystals when fewer than 1,000 (the papers stop)")
+    c.set_defaults(handler=_cmd_metrics_crystals)
 
 
 def _add_config(sub) -> None:
@@ -140,6 +157,14 @@ def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
 
     score_forecast_file(dataset=args.dataset, horizon=args.horizon, pred=args.pred, out=args.out,
                         data_root=args.data_root)
+
+
+def _cmd_metrics_crystals(args: argparse.Namespace) -> None:
+    from replibench.byo import score_crystal_files
+
+    score_crystal_files(task=args.task, pred=args.pred, truth=args.truth, convention=args.convention, out=args.out,
+                        dataset=args.dataset, workers=args.workers, seed=args.seed, samples=args.samples,
+                        allow_fewer_valid=args.allow_fewer_valid)
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
