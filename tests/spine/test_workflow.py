@@ -68,7 +68,7 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "torch" not in imported and "pymatgen" not in imported
     jobs = planned_jobs(result.stdout)
-    crystals = 3 * 2 + 3 + 1 + 3 * 2 + 1  # csp: DiffCSP k20, CrysBFN k1 (+ k1-steps10 on MP-20); gen (+ steps10)
+    crystals = 3 + 3 + 1 + 3 * 2 + 1  # csp: DiffCSP k20, CrysBFN k1 (+ k1-steps10 on MP-20); gen 2 models (+ steps10)
     assert jobs["train"] == jobs["evaluate"] == 4 * 4 * 3 + 4 * 4 * 3 + crystals  # ETT: forecast 3 models, impute 3
 
 
