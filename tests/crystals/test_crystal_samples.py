@@ -25,6 +25,7 @@ def truth(data_dir) -> pd.DataFrame:
 def test_metric_names_split_and_join():
     assert split_metric_name("match_rate_k1@crysbfn") == ("match_rate", 1, "crysbfn")
     assert split_metric_name("wdist_num_elems") == ("wdist_num_elems", None, None)
+    assert split_metric_name("sampling_s_per_1000") == ("sampling_s_per_1000", None, None)
     assert metric_name("rmse", k=20) == "rmse_k20" and metric_name("cov_recall", convention="cdvae") == "cov_recall@cdvae"
     info = metric_info_for("rmse_k1@cdvae")
     assert (info.direction, info.unit) == (METRICS["rmse"].direction, METRICS["rmse"].unit)

@@ -47,7 +47,8 @@ def plot_property_distributions(records: list[dict[str, Any]], plots_dir: Path) 
             edges = np.asarray(dist["density"]["edges"])
             for key, colour in (("test", "grey"), ("generated", "tab:blue")):
                 counts = np.asarray(dist["density"][key], dtype=float)
-                density_axis.stairs(counts / max(counts.sum(), 1.0), edges, label=key, color=colour,
+                name = f"{key} (n={int(counts.sum())}{', valid' if key == 'generated' else ''})"
+                density_axis.stairs(counts / max(counts.sum(), 1.0), edges, label=name, color=colour,
                                     fill=key == "test", alpha=0.5 if key == "test" else 1.0)
             density_axis.set(xlabel="density (g/cm³)", ylabel="fraction", title=f"{dataset} {label}")
             values = np.asarray(dist["num_elems"]["values"])

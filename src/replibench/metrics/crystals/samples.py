@@ -22,7 +22,7 @@ from typing import Any
 
 from replibench.metrics import MetricInfo
 
-_NAME = re.compile(r"^(?P<base>[a-z_]+?)(?:_k(?P<k>\d+))?(?:@(?P<convention>[a-z]+))?$")
+_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(?:_k(?P<k>\d+))?(?:@(?P<convention>[a-z]+))?$")
 
 
 def split_metric_name(name: str) -> tuple[str, int | None, str | None]:
