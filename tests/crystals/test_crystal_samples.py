@@ -102,3 +102,15 @@ def test_byo_command_writes_the_pipelines_metric_names(tmp_path, truth, capsys):
     code = main(["metrics", "crystals", "--task", "csp", "--pred", str(tmp_path / "missing.csv"), "--truth",
                  str(tmp_path / "truth.csv"), "--convention", "cdvae", "--out", str(tmp_path / "g.json")])
     assert code == 2 and "missing.csv" in capsys.readouterr().err
+
+
+def test_generation_without_valid_crystals_says_why_each_metric_is_missing(truth):
+    predictions = pa.table({"material_id": ["g0", "g1"], "sample_index": [0, 0], "cif": [None, "not a CIF"]})
+    result = evaluate_samples(task="gen", predictions=predictions,
+                              truth=pa.table({"material_id": list(truth.material_id), "cif": list(truth.cif)}),
+                              convention="diffcsp", dataset="mp-20", seed=0, allow_fewer_valid=True)
+    metrics, unavailable = result["metrics"], result["unavailable"]
+    assert metrics["struct_validity"] == 0.0 and metrics["cov_precision"] == 0.0 and metrics["cov_recall"] == 0.0
+    assert metrics["wdist_density"] is None and "not enough valid crystals" in unavailable["wdist_density"]
+    assert "property model" in unavailable["wdist_prop"] and "not enough valid" in unavailable["wdist_prop"]
+    assert all(name in unavailable for name, value in metrics.items() if value is None)

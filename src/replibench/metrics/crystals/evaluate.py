@@ -161,6 +161,9 @@ def evaluate_gen(
         for name in ("wdist_density", "wdist_num_elems", "wdist_volume", "wdist_prop", "comp_div", "struct_div"):
             metrics[name] = None
             unavailable[name] = str(error)
+        if property_model is None:  # the first reason, whatever the samples: no model to predict with
+            unavailable["wdist_prop"] = formation_energy_emd(generated_structures=[], reference_structures=[],
+                                                             property_model=None)[1] + f"; also: {error}"
     for name in ("comp_div", "struct_div", "amsd_recall", "amsd_precision", "amcd_recall", "amcd_precision"):
         if metrics.get(name) is None and name not in unavailable:
             unavailable[name] = "fewer than two valid crystals or no fingerprints"
