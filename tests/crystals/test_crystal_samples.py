@@ -114,3 +114,5 @@ def test_generation_without_valid_crystals_says_why_each_metric_is_missing(truth
     assert metrics["wdist_density"] is None and "not enough valid crystals" in unavailable["wdist_density"]
     assert "property model" in unavailable["wdist_prop"] and "not enough valid" in unavailable["wdist_prop"]
     assert all(name in unavailable for name, value in metrics.items() if value is None)
+    histograms = result["details"]["diffcsp"]["distributions"]  # the test side still plots
+    assert sum(histograms["density"]["test"]) == 4 and sum(histograms["density"]["generated"]) == 0

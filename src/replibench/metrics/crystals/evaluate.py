@@ -132,15 +132,16 @@ def evaluate_gen(
     unavailable: dict[str, str] = {}
     valid = [r for r in gen if r.valid]
     sample_size = None
-    distributions: dict[str, Any] = {}
+    props = ("density", "num_elems", "volume")
+    test_props = {p: [getattr(r, p) for r in ref] for p in props}
+    # histograms for plots: the EMD sample when there is one, else the generated side is empty
+    distributions = property_histograms(generated={p: [] for p in props}, reference=test_props)
     try:
         chosen = [valid[i] for i in sample_valid(num_valid=len(valid), seed=seed, allow_fewer=allow_fewer_valid)]
         sample_size = len(chosen)
-        props = ("density", "num_elems", "volume")
         sample_props = {p: [getattr(r, p) for r in chosen] for p in props}
-        test_props = {p: [getattr(r, p) for r in ref] for p in props}
-        metrics.update(property_emds(generated=sample_props, reference=test_props))
         distributions = property_histograms(generated=sample_props, reference=test_props)
+        metrics.update(property_emds(generated=sample_props, reference=test_props))
         metrics["comp_div"] = mean_pairwise_distance(
             fingerprints=scale_composition_fingerprints(np.vstack([r.comp_fp for r in chosen])))
         metrics["struct_div"] = mean_pairwise_distance(fingerprints=np.vstack([r.struct_fp for r in chosen]))

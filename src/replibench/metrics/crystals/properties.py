@@ -67,7 +67,7 @@ def property_histograms(*, generated: dict[str, Sequence[float]], reference: dic
         low, high = float(both.min()), float(both.max())
         edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
         histograms["density"] = {
-            "edges": edges.tolist(),
+            "edges": [round(float(edge), 6) for edge in edges],  # for plotting; counts use the exact edges
             "generated": np.histogram(generated["density"], bins=edges)[0].tolist(),
             "test": np.histogram(reference["density"], bins=edges)[0].tolist(),
         }
