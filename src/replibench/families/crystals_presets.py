@@ -50,10 +50,11 @@ DIFFCSP_PAPER: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     for name, (epochs, batch, test_batch, csp_lr, gen_lr) in _DIFFCSP_DATA.items()
 }
 # A few minutes on a 2-core CPU: tiny backbone, 50 diffusion steps (100 network calls per sample),
-# 1,000 optimiser steps on the validation split (~30-45 CPU seconds; smoke trains on val.csv: train.csv
-# is not in the offline mirror), the first 50 (CSP) / 100 (gen) test structures, EMDs on however many
-# valid crystals there are. Fewer steps leave lattices so far off (collapsed cells) that CrystalNN
-# fingerprints of the generated crystals, which COV needs for every crystal, cost seconds each.
+# 1,000 optimiser steps on the validation split (~30-90 CPU seconds; smoke trains on val.csv: train.csv
+# is not in the offline mirror), the first 50 test structures (CSP: 20 samples each), 50 generated
+# crystals, EMDs on however many are valid. So little training leaves CrysBFN's cells collapsed
+# (~0.5 Å^3/atom on Carbon-24 after 1,000-2,000 steps, 6 in the data), and COV needs the CrystalNN
+# fingerprint of every generated crystal: ~1-5 CPU seconds each for such dense cells.
 DIFFCSP_SMOKE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     name: {
         task: {
@@ -67,9 +68,9 @@ DIFFCSP_SMOKE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             },
             "train": {**DIFFCSP_PAPER[name][task]["train"], "max_steps": 1000, "batch_size": 64},
             "task": {
-                "num_generated": 100,
+                "num_generated": 50,
                 "sample_batch_size": 100,
-                "limit_test": 50 if task == "csp" else 100,  # CSP: 20 samples each
+                "limit_test": 50,
                 "splits": {"train": "val", "val": "val", "test": "test"},
                 "allow_fewer_valid": True,
                 "convention": "diffcsp",
@@ -130,9 +131,9 @@ CRYSBFN_SMOKE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             },
             "train": {**CRYSBFN_PAPER[name][task]["train"], "max_steps": 1000, "batch_size": 64},
             "task": {
-                "num_generated": 100,
+                "num_generated": 50,
                 "sample_batch_size": 100,
-                "limit_test": 50 if task == "csp" else 100,  # CSP: 20 samples each
+                "limit_test": 50,
                 "splits": {"train": "val", "val": "val", "test": "test"},
                 "allow_fewer_valid": True,
                 "convention": "crysbfn",
