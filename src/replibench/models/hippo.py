@@ -195,8 +195,8 @@ def ptd_init(
         best, best_phi = E.detach().clone(), float("inf")
         for _ in range(steps):
             phi = _kappa_torch(At + E) + gamma * torch.linalg.matrix_norm(E, ord=2)
-            if float(phi) < best_phi:
-                best, best_phi = E.detach().clone(), float(phi)
+            if float(phi.detach()) < best_phi:
+                best, best_phi = E.detach().clone(), float(phi.detach())
             opt.zero_grad()
             phi.backward()
             opt.step()
