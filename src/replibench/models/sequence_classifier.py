@@ -224,3 +224,9 @@ class SequenceClassifier(nn.Module):
             else:
                 members["regular"].append(p)
         return [{"name": k, "params": v, **groups[k]} for k, v in members.items() if v]
+
+
+def build(model_settings: dict, generator: torch.Generator | None = None) -> SequenceClassifier:
+    """The entry point for the LRA task: ``lra_presets.preset(...)["model"]`` plus the data's
+    ``vocab_size`` / ``d_input`` -> a ready classifier."""
+    return SequenceClassifier(Config.from_dict(model_settings), generator=generator)
