@@ -1,0 +1,1 @@
+"""Datasets: remote files, readers and preprocessing into Parquet, one module per concept."""
