@@ -44,6 +44,7 @@ from replibench.datasets.lra_sources import (
     IMDB_ARCHIVE,
     LRA_RELEASE_URL,
     RELEASE_PREFIXES,
+    iter_archive_members,
     iter_release_members,
 )
 from replibench.datasets.lra_vocab import L_MAX, MIN_FREQ, Vocabulary, char_tokens, listops_tokens
@@ -138,13 +139,11 @@ def write_text(members: Iterable[tuple[str, bytes]], out: str | Path, *, sources
 
 def preprocess_text_archive(archive: str | Path, out: str | Path) -> dict:
     """From ``aclImdb_v1.tar.gz``, streaming only ``aclImdb/{train,test}/{pos,neg}/*.txt``."""
-    from replibench.data.archive import iter_tar_members
-
     def select(name: str) -> bool:
         parts = name.split("/")
         return len(parts) == 4 and parts[1] in ("train", "test") and parts[2] in ("pos", "neg")
 
-    members = ((info.name, handle.read()) for info, handle in iter_tar_members(archive, select))
+    members = iter_archive_members(archive, select)
     return write_text(members, out, sources=[_archive_source(archive, IMDB_ARCHIVE.url)])
 
 
@@ -189,17 +188,14 @@ def grayscale(images: np.ndarray) -> np.ndarray:
 
 
 def preprocess_image(archive: str | Path, out: str | Path) -> dict:
-    from replibench.data.archive import iter_tar_members
-
     wanted = set(CIFAR10_BATCH_MD5)
     batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for info, handle in iter_tar_members(archive, lambda name: Path(name).name in wanted):
-        data = handle.read()
-        name = Path(info.name).name
+    for member, data in iter_archive_members(archive, lambda name: Path(name).name in wanted):
+        name = Path(member).name
         digest = hashlib.md5(data).hexdigest()
         if digest != CIFAR10_BATCH_MD5[name]:
-            raise DataError(f"{archive}: member {info.name} has md5 {digest}, expected {CIFAR10_BATCH_MD5[name]}")
-        batches[name] = read_cifar_batch(data, source=f"{archive}:{info.name}")
+            raise DataError(f"{archive}: member {member} has md5 {digest}, expected {CIFAR10_BATCH_MD5[name]}")
+        batches[name] = read_cifar_batch(data, source=f"{archive}:{member}")
     missing = sorted(wanted - set(batches))
     if missing:
         raise DataError(f"{archive}: CIFAR-10 batches missing: {missing}")

@@ -109,25 +109,48 @@ def release_member_filter(task: str) -> Callable[[str], bool]:
 
 
 def iter_release_members(archive: str | os.PathLike[str], task: str) -> Iterator[tuple[str, bytes]]:
-    """Stream ``(member name, bytes)`` of the members ``task`` needs, in archive order, one pass.
+    """Stream ``(member name, bytes)`` of the members ``task`` needs, in archive order, one pass."""
+    return iter_archive_members(archive, release_member_filter(task))
+
+
+def iter_archive_members(archive: str | os.PathLike[str], select: Callable[[str], bool],
+                         *, verify_stream: bool = True) -> Iterator[tuple[str, bytes]]:
+    """Stream ``(member name, bytes)`` of the selected regular files of a (compressed) tar.
 
     Uses :func:`replibench.data.archive.iter_tar_members`, so an unsafe member anywhere in the
     archive aborts with :class:`~replibench.errors.UnsafeArchiveError`. A member that cannot be
-    read fully (truncated or corrupt compressed stream) raises :class:`DataError` naming it.
+    read fully, or a truncated/corrupt compressed stream, raises :class:`DataError` naming it.
+
+    ``tarfile`` ends iteration *silently* at a garbled header after the first one, so a corrupt
+    archive could pass for a short one. With ``verify_stream`` (default) a gzip archive is then
+    decompressed to its end once more, which checks the gzip CRC and length.
     """
     import tarfile
     import zlib
 
     from replibench.data.archive import iter_tar_members
 
+    current = "<archive header>"
     try:
-        for info, handle in iter_tar_members(archive, release_member_filter(task)):
-            try:
-                data = handle.read()
-            except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
-                raise DataError(f"{archive}: member {info.name!r} cannot be read: {error}") from error
+        for info, handle in iter_tar_members(archive, select):
+            current = info.name
+            data = handle.read()
             if len(data) != info.size:
                 raise DataError(f"{archive}: member {info.name!r} has {len(data)} bytes, header says {info.size}")
             yield info.name, data
-    except (EOFError, tarfile.TarError, zlib.error) as error:
-        raise DataError(f"{archive}: archive is truncated or corrupt: {error}") from error
+        if verify_stream:
+            _verify_gzip_stream(archive)
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
+        raise DataError(f"{archive}: truncated or corrupt at or after member {current!r}: {error}") from error
+
+
+def _verify_gzip_stream(archive: str | os.PathLike[str]) -> None:
+    """Decompress a gzip file to its end (raises on a CRC/length mismatch); no-op otherwise."""
+    import gzip
+
+    with open(archive, "rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            return
+    with gzip.open(archive, "rb") as stream:
+        while stream.read(1 << 24):
+            pass

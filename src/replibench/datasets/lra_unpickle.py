@@ -22,6 +22,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(str, "latin1")
 })
 
 
@@ -33,6 +34,10 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data pickle")
         import numpy as np
 
+        if module == "_codecs":
+            import _codecs
+
+            return _codecs.encode
         if name == "_reconstruct":
             try:
                 from numpy._core.multiarray import _reconstruct  # numpy >= 2
