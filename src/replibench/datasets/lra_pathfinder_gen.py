@@ -132,13 +132,15 @@ class _Canvas:
         size = self.config.resolution
         return 0 <= point[0] <= size - 1 and 0 <= point[1] <= size - 1
 
-    def fits(self, paddle: Paddle) -> bool:
-        rows, cols, mask = _footprint(self.occupied.shape, paddle, self.draw_radius)
-        return not bool(np.any(self.occupied[rows, cols] & mask))
+    def fits(self, paddle: Paddle, occupied: np.ndarray | None = None) -> bool:
+        occupied = self.occupied if occupied is None else occupied
+        rows, cols, mask = _footprint(occupied.shape, paddle, self.draw_radius)
+        return not bool(np.any(occupied[rows, cols] & mask))
 
-    def occupy(self, paddle: Paddle) -> None:
-        rows, cols, mask = _footprint(self.occupied.shape, paddle, self.keep_radius)
-        self.occupied[rows, cols] |= mask
+    def occupy(self, paddle: Paddle, occupied: np.ndarray | None = None) -> None:
+        occupied = self.occupied if occupied is None else occupied
+        rows, cols, mask = _footprint(occupied.shape, paddle, self.keep_radius)
+        occupied[rows, cols] |= mask
 
     def free_pixels(self, border: int = 0) -> np.ndarray:
         free = ~self.occupied
@@ -163,8 +165,11 @@ def _seed_paddle(canvas: _Canvas, rng: np.random.Generator, tail: np.ndarray) ->
     return None
 
 
-def _extend(canvas: _Canvas, rng: np.random.Generator, last: Paddle, angle: float) -> tuple[Paddle, float] | None:
-    """Next paddle after ``last`` (orientation ``angle``): continuity-weighted turn, no overlap."""
+def _extend(canvas: _Canvas, rng: np.random.Generator, last: Paddle, angle: float,
+            occupied: np.ndarray | None = None) -> tuple[Paddle, float] | None:
+    """Next paddle after ``last`` (orientation ``angle``): continuity-weighted turn, no overlap
+    with ``occupied`` (default: the canvas's occupancy)."""
+    occupied = canvas.occupied if occupied is None else occupied
     config, margin = canvas.config, canvas.margin
     pivot = np.asarray(last[1]) + margin * _unit(angle)
     radius = config.paddle_length + margin
@@ -177,7 +182,7 @@ def _extend(canvas: _Canvas, rng: np.random.Generator, last: Paddle, angle: floa
         return None
     candidates, heads = candidates[inside], heads[inside]
     pixel = np.rint(heads).astype(int)
-    free = ~canvas.occupied[pixel[:, 0], pixel[:, 1]]
+    free = ~occupied[pixel[:, 0], pixel[:, 1]]
     turn = np.abs((candidates - angle + math.pi) % (2 * math.pi) - math.pi)
     weights = free * np.maximum(np.cos(np.minimum(turn * config.continuity, math.pi / 2)), 0.0) ** 2
     total = weights.sum()
@@ -188,7 +193,7 @@ def _extend(canvas: _Canvas, rng: np.random.Generator, last: Paddle, angle: floa
         new_angle = float(candidates[index])
         start = pivot + margin * _unit(new_angle)
         paddle = ((float(start[0]), float(start[1])), (float(heads[index, 0]), float(heads[index, 1])))
-        if canvas.fits(paddle):
+        if canvas.fits(paddle, occupied):
             return paddle, new_angle
     return None
 
@@ -196,10 +201,17 @@ def _extend(canvas: _Canvas, rng: np.random.Generator, last: Paddle, angle: floa
 def _grow(canvas: _Canvas, rng: np.random.Generator, snakes: list[list[Paddle]], angles: list[float],
           num_paddles: int) -> bool:
     """Extend every snake in lock-step to ``num_paddles``; a paddle occupies the canvas once the
-    next one of its snake is placed (so a snake never collides with its own last paddle)."""
+    next one of its snake is placed (so a snake never collides with its own last paddle), while
+    the other snakes' newest paddles are kept clear of at once (so two snakes never cross)."""
     for _ in range(num_paddles - 1):
         for i, snake in enumerate(snakes):
-            step = _extend(canvas, rng, snake[-1], angles[i])
+            occupied = None
+            if len(snakes) > 1:
+                occupied = canvas.occupied.copy()
+                for j, other in enumerate(snakes):
+                    if j != i:
+                        canvas.occupy(other[-1], occupied)
+            step = _extend(canvas, rng, snake[-1], angles[i], occupied)
             if step is None:
                 return False
             canvas.occupy(snake[-1])
