@@ -51,6 +51,14 @@ def dataset_options_json(wildcards):
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
+def supplied_checksum_arg(wildcards):
+    """``--checksum …`` for a raw file whose upstream publishes no checksum and the config supplies one."""
+    from replibench.config import family_object
+
+    checksum = family_object(wildcards.family).supplied_checksums(config.get(wildcards.family, {})).get(wildcards.file)
+    return f"--checksum {checksum}" if checksum else ""
+
+
 def resource(group, key, default):
     return config.get("resources", {}).get(group, {}).get(key, default)
 

@@ -1,5 +1,6 @@
 # One declared remote file → data/raw/{family}/{file}, verified against its published checksum.
 # The mirror is not a param on purpose: it cannot change the bytes, so switching it never reruns.
+# A user-supplied checksum (files upstream publishes none for) is: changing it re-verifies the file.
 rule download:
     output:
         "data/raw/{family}/{file}",
@@ -7,10 +8,11 @@ rule download:
         "logs/download/{family}/{file}.log",
     params:
         mirror=lambda wildcards: f"--mirror {MIRROR}" if MIRROR else "",
+        checksum=supplied_checksum_arg,
     localrule: True
     retries: 2
     conda:
         "../envs/core.yaml"
     shell:
         "replibench download --family {wildcards.family} --file {wildcards.file} --out {output} "
-        "{params.mirror} --no-progress > {log} 2>&1"
+        "{params.mirror} {params.checksum} --no-progress > {log} 2>&1"

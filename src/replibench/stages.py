@@ -15,11 +15,13 @@ from replibench.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None, progress: bool = True) -> None:
+def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None, progress: bool = True,
+                   checksum: str | None = None) -> None:
+    """Fetch one declared file; ``checksum`` is the user's for a file upstream publishes none for."""
     from replibench.data.download import fetch
     from replibench.datasets import remote_file
 
-    remote = remote_file(family, file_name)
+    remote = remote_file(family, file_name).with_supplied_checksum(checksum)
     result = fetch(remote, out, mirror=mirror or None, progress=progress)
     print(f"{out}: {result.bytes} bytes from {result.source}, sha256 {result.sha256}"
           + (f" (resumed at byte {result.resumed_from})" if result.resumed_from else "")

@@ -131,7 +131,7 @@ def test_aan_tsv_with_wrong_columns_is_rejected_row_by_row():
 
 
 def test_release_spec_needs_a_checksum():
-    with pytest.raises(DataError, match="no checksum is published"):
+    with pytest.raises(DataError, match="publishes no checksum.*lra.release_checksum"):
         lra_release_remote(None)
     assert lra_release_remote("md5:" + "0" * 32).name == "lra_release.gz"
 

@@ -39,21 +39,51 @@ class RemoteFile:
         url: upstream URL, pinned to a commit or release so the bytes cannot change.
         mirror_path: path below a mirror base URL, e.g. ``"ett/ETTh1.csv"``.
         size: size in bytes where known (checked before the checksum), else ``None``.
-        checksum: ``"sha256:…"``, ``"md5:…"`` or ``"git-sha1:…"``, as upstream publishes it.
+        checksum: ``"sha256:…"``, ``"md5:…"`` or ``"git-sha1:…"``, as upstream publishes it;
+            ``None`` only when upstream publishes none, and then ``checksum_setting`` must name
+            the config key where the user supplies one (we never invent a checksum).
         license: SPDX-like licence name recorded in the data card.
+        checksum_setting: config key that supplies the checksum of a file without a published one.
     """
 
     name: str
     url: str
     mirror_path: str
     size: int | None
-    checksum: str
+    checksum: str | None
     license: str = ""
+    checksum_setting: str = ""
 
     def __post_init__(self) -> None:
-        parse_checksum(self.checksum)  # fail at declaration time, not at download time
+        if self.checksum is None:
+            if not self.checksum_setting:
+                raise ValueError(f"RemoteFile {self.name!r}: no checksum and no checksum_setting naming "
+                                 "the config key that supplies one")
+        else:
+            parse_checksum(self.checksum)  # fail at declaration time, not at download time
         if "/" in self.name or self.name in ("", ".", ".."):
             raise ValueError(f"RemoteFile name {self.name!r} must be a plain file name")
+
+    def with_supplied_checksum(self, checksum: str | None) -> "RemoteFile":
+        """This spec with the user's checksum for a file upstream publishes none for.
+
+        A supplied checksum for a file that has a published one must agree with it; a file
+        without either cannot be fetched (:class:`DataError` naming the config key).
+        """
+        import dataclasses
+
+        if checksum:
+            parse_checksum(checksum)
+            if self.checksum is None:
+                return dataclasses.replace(self, checksum=checksum)
+            if checksum != self.checksum:
+                raise DataError(f"{self.name}: the configured checksum {checksum} differs from the published "
+                                f"{self.checksum}; remove the setting")
+            return self
+        if self.checksum is None:
+            raise DataError(f"{self.name}: upstream publishes no checksum for {self.url}; set "
+                            f"{self.checksum_setting} in config.yaml (e.g. 'md5:<hex>') before downloading it")
+        return self
 
     def source_url(self, mirror: str | None = None) -> str:
         """The URL (or local path) to fetch from: upstream, or ``<mirror>/<mirror_path>``."""
@@ -90,6 +120,7 @@ def fetch(
         ChecksumError: the complete file does not have ``remote.checksum`` (or ``remote.size``).
         DataError: the source answered with a permanent error, or all retries failed.
     """
+    remote = remote.with_supplied_checksum(None)  # refuses a file whose checksum nobody supplied
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     source = remote.source_url(mirror)

@@ -3,9 +3,10 @@
 * ListOps, Retrieval (AAN), Pathfinder and Path-X are in Google's official release archive
   ``lra_release.gz`` (a gzipped tar, ~8.2 GB, ~18.6 GB unpacked; LRA README and issue #12).
   Nobody has published a checksum for it (searched the LRA README, issues and user scripts), so
-  :func:`lra_release_remote` refuses to build a spec until the caller supplies one — we never
-  invent a checksum. The bucket serves an MD5 in the ``x-goog-hash`` response header of a HEAD
-  request; a site that can reach the bucket can record it and pass ``"md5:<hex>"``.
+  :data:`LRA_RELEASE_ARCHIVE` carries none and the download refuses to run until the user sets
+  ``lra.release_checksum`` in ``config.yaml`` — we never invent a checksum. The bucket serves an
+  MD5 in the ``x-goog-hash`` response header of a HEAD request; a site that can reach the bucket
+  can record it and set ``"md5:<hex>"``.
 * Text is IMDB (``aclImdb_v1.tar.gz``, Maas et al. 2011); Image is CIFAR-10 (the python tarball).
   Both have published checksums (below, with their sources).
 
@@ -59,27 +60,27 @@ CIFAR10_BATCH_MD5: dict[str, str] = {
 CIFAR10_TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 
 
+#: the release archive: no checksum is published (see the module docstring), so its spec carries
+#: none and names the config key where the user supplies one; fetching refuses until then
+LRA_RELEASE_ARCHIVE = RemoteFile(
+    name="lra_release.gz",
+    url=LRA_RELEASE_URL,
+    mirror_path="lra/lra_release.gz",
+    size=None,
+    checksum=None,
+    checksum_setting="lra.release_checksum",
+    license="Apache-2.0 (LRA); AAN, Pathfinder: see their sources",
+)
+
+
 def lra_release_remote(checksum: str | None) -> RemoteFile:
-    """The release archive as a :class:`RemoteFile`, once a checksum for it is known.
+    """The release archive as a fetchable :class:`RemoteFile`, once a checksum for it is known.
 
     Raises:
         DataError: ``checksum`` is None — no checksum is published, and downloading 8 GB without
             one would make every later number unverifiable.
     """
-    if not checksum:
-        raise DataError(
-            f"{LRA_RELEASE_URL}: no checksum is published for lra_release.gz; set one in the config "
-            "(e.g. the md5 the bucket reports in the x-goog-hash header of a HEAD request, written "
-            "'md5:<hex>') before downloading it"
-        )
-    return RemoteFile(
-        name="lra_release.gz",
-        url=LRA_RELEASE_URL,
-        mirror_path="lra/lra_release.gz",
-        size=None,
-        checksum=checksum,
-        license="Apache-2.0 (LRA); AAN, Pathfinder: see their sources",
-    )
+    return LRA_RELEASE_ARCHIVE.with_supplied_checksum(checksum)
 
 
 # --- layout of the release (A. Gu in LRA issue #38; s4 README; S5 loader paths) ----------------
