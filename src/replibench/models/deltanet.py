@@ -59,11 +59,12 @@ def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Te
     B, H, L, dk = k.shape
     S = q.new_zeros(B, H, v.shape[-1], dk)  # (B, H, dv, dk)
     out = []
-    for t in range(L):
-        kt, vt, bt = k[:, :, t], v[:, :, t], beta[:, :, t, None]  # (B, H, dk), (B, H, dv), (B, H, 1)
+    # unbind, not k[:, :, t]: an indexed slice's backward writes a full-size zero tensor per step
+    for qt, kt, vt, bt in zip(q.unbind(2), k.unbind(2), v.unbind(2), beta.unsqueeze(-1).unbind(2)):
+        # qt, kt (B, H, dk); vt (B, H, dv); bt (B, H, 1)
         error = torch.einsum("bhvk,bhk->bhv", S, kt) - vt  # S k − v, (B, H, dv)
         S = S - torch.einsum("bhv,bhk->bhvk", bt * error, kt)  # S − β (S k − v) kᵀ
-        out.append(torch.einsum("bhvk,bhk->bhv", S, q[:, :, t]))  # (B, H, dv)
+        out.append(torch.einsum("bhvk,bhk->bhv", S, qt))  # (B, H, dv)
     return torch.stack(out, dim=2)  # (B, H, L, dv)
 
 
@@ -113,6 +114,8 @@ class SwiGLU(nn.Module):
 
 class DeltaNet(nn.Module):
     """Language model; returns logits (B, L, vocab_size)."""
+
+    Config = DeltaNetConfig  # the registry contract: ``cls(cls.Config(...))``
 
     def __init__(self, config: DeltaNetConfig):
         super().__init__()

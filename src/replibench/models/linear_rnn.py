@@ -25,10 +25,12 @@ class LinearRNNConfig:
     d_model: int = 128
     n_layers: int = 2
     negative_eigenvalues: bool = True  # True: [-1, 1] (``positive_and_negative``); False: [0, 1]
-    # Mamba defaults (mambapy MambaConfig, used by the paper's code)
+    # Mamba defaults of the paper's own Mamba (unlocking_state_tracking xlstm/mamba/mamba.py
+    # MambaConfig, built on mambapy): its d_conv default is 1 (a per-channel scale, no mixing of
+    # neighbouring tokens), not mambapy's 4; the parity configs do not override it
     d_state: int = 16
     expand: int = 2
-    d_conv: int = 4
+    d_conv: int = 1
     dt_rank: int | None = None  # None → ceil(d_model / 16)
     dt_min: float = 0.001
     dt_max: float = 0.1
@@ -98,17 +100,22 @@ class MambaMixer(nn.Module):
 
     @staticmethod
     def scan(a: torch.Tensor, bx: torch.Tensor) -> torch.Tensor:
-        """Sequential linear recurrence h_t = a_t h_{t-1} + bx_t, h_0 = 0 (exact for any sign of a)."""
-        h = torch.zeros_like(bx[:, 0])  # (B, E, N)
-        out = []
-        for t in range(a.shape[1]):
-            h = a[:, t] * h + bx[:, t]
+        """Sequential linear recurrence h_t = a_t h_{t-1} + bx_t, h_0 = 0 (exact for any sign of a).
+
+        ``unbind`` rather than ``a[:, t]``: the backward of an indexed slice writes a zero tensor of
+        the full (B, L, E, N) size per step (quadratic in L); unbind's backward is one stack.
+        """
+        out, h = [], None
+        for a_t, bx_t in zip(a.unbind(1), bx.unbind(1)):  # (B, E, N) each
+            h = bx_t if h is None else torch.addcmul(bx_t, a_t, h)  # a_t * h + bx_t
             out.append(h)
         return torch.stack(out, dim=1)  # (B, L, E, N)
 
 
 class LinearRNN(nn.Module):
     """Language model over a small vocabulary; returns logits (B, L, vocab_size)."""
+
+    Config = LinearRNNConfig  # the registry contract: ``cls(cls.Config(...))``
 
     def __init__(self, config: LinearRNNConfig):
         super().__init__()

@@ -108,6 +108,8 @@ class ResidualBlock(nn.Module):
 class SequenceClassifier(nn.Module):
     """LRA classifier for every layer type; logits (B, n_classes)."""
 
+    Config = Config  # the registry contract: ``cls(cls.Config(...))``
+
     def __init__(self, cfg: Config, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if cfg.layer not in LAYER_TYPES:
