@@ -14,6 +14,7 @@ from replibench.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "ett": "replibench.families.ett:FAMILY",
+    "lra": "replibench.families.lra:FAMILY",
 }
 
 DATASETS: dict[str, str] = {
@@ -21,11 +22,25 @@ DATASETS: dict[str, str] = {
     "etth2": "replibench.datasets.ett:ETTH2",
     "ettm1": "replibench.datasets.ett:ETTM1",
     "ettm2": "replibench.datasets.ett:ETTM2",
+    # lra: the six LRA tasks, generated stand-ins, state-tracking tasks
+    "listops": "replibench.datasets.lra:LISTOPS",
+    "text": "replibench.datasets.lra:TEXT",
+    "retrieval": "replibench.datasets.lra:RETRIEVAL",
+    "image": "replibench.datasets.lra:IMAGE",
+    "pathfinder": "replibench.datasets.lra:PATHFINDER",
+    "path-x": "replibench.datasets.lra:PATH_X",
+    "listops-generated": "replibench.datasets.lra:LISTOPS_GENERATED",
+    "pathfinder-generated": "replibench.datasets.lra:PATHFINDER_GENERATED",
+    "parity": "replibench.datasets.lra:PARITY",
+    "mod-arithmetic": "replibench.datasets.lra:MOD_ARITHMETIC",
+    "mod-arithmetic-brackets": "replibench.datasets.lra:MOD_ARITHMETIC_BRACKETS",
 }
 
 TASKS: dict[str, str] = {
     "forecast": "replibench.tasks.forecast:FORECAST",
     "impute": "replibench.tasks.impute:IMPUTE",
+    "lra-classify": "replibench.tasks.lra:LRA_CLASSIFY",
+    "state-tracking": "replibench.tasks.state_tracking:STATE_TRACKING",
 }
 
 MODELS: dict[str, str] = {
@@ -33,6 +48,18 @@ MODELS: dict[str, str] = {
     "naive-mean": "replibench.models.naive:NaiveMean",
     "dlinear": "replibench.models.dlinear:DLinear",
     "timesnet": "replibench.models.timesnet:TimesNet",
+    # lra: every LRA model is a preset of one classifier (models/lra_presets.py)
+    "s4d-legs": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s4d-inv": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s4d-lin": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s4-legs": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s4-fout": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s4-ptd": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s5": "replibench.models.sequence_classifier:SequenceClassifier",
+    "s5-ptd": "replibench.models.sequence_classifier:SequenceClassifier",
+    "transformer": "replibench.models.sequence_classifier:SequenceClassifier",
+    "mamba": "replibench.models.linear_rnn:LinearRNN",
+    "deltanet": "replibench.models.deltanet:DeltaNet",
 }
 
 REGISTRIES: dict[str, dict[str, str]] = {

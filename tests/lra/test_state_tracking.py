@@ -90,17 +90,42 @@ def test_deltanet_reflection_tracks_parity_and_beta_one_cannot():
 
 
 def test_models_run_and_task_scores(tmp_path):
-    preprocess_state_tracking(tmp_path, config=StateTrackingConfig(num_train=32, num_val=8, num_test=16), seed=0)
-    task = StateTrackingTask()
     from replibench.runs import RunSpec
 
-    run = RunSpec("state-tracking", "parity", "state-tracking", "deltanet", "neg", 0)
-    for name, extra in (("linear-rnn", {}), ("deltanet", {"n_heads": 2})):
-        settings = {"model": {"name": name, "d_model": 8, "n_layers": 1, **extra}}
+    preprocess_state_tracking(tmp_path, config=StateTrackingConfig(num_train=32, num_val=8, num_test=16), seed=0)
+    task = StateTrackingTask()
+    for name, extra in (("mamba", {}), ("deltanet", {"n_heads": 2})):
+        run = RunSpec("lra", "parity", "state-tracking", name, "range-neg1-1", 0)
+        settings = {"model": {"d_model": 8, "n_layers": 1, "negative_eigenvalues": True, **extra}}
         data = task.load(tmp_path, run, settings)
         model = task.build_model(data, run, settings)
+        assert model.config.negative_eigenvalues and model.config.vocab_size == 3
         loss = task.training_loss(model, task.make_batch(data, "train", torch.arange(8)))
         loss.backward()
         scores = task.score(task.predict(model, data, run, settings), data, settings)
         assert -1.0 <= scores["scaled_accuracy"] <= 1.0
+        protocol = task.protocol(data, settings)
+        assert protocol["eigenvalue_range"] == "[-1, 1]" and protocol["data_origin"] == "generated"  # small sets
     assert isinstance(DeltaNet(DeltaNetConfig(d_model=8, n_heads=2, n_layers=1)), torch.nn.Module)
+
+
+def test_only_the_papers_parity_protocol_counts_as_official():
+    from replibench.tasks.state_tracking import is_paper_protocol
+
+    paper = {**StateTrackingConfig().as_dict(), "task": "parity"}
+    assert is_paper_protocol(paper)
+    assert not is_paper_protocol({**paper, "num_train": 1000})
+    assert not is_paper_protocol({**paper, "train_size_power": 2.0})
+    assert not is_paper_protocol({**paper, "task": "mod-arithmetic-brackets"})  # modulus not verified
+
+
+def test_power_law_sizes_keep_the_support_and_favour_short_sequences():
+    from replibench.datasets.state_tracking import draw_sizes
+
+    rng = np.random.default_rng(0)
+    uniform = draw_sizes(20_000, (3, 40), rng)
+    power = draw_sizes(20_000, (3, 40), rng, power=2.0)
+    assert uniform.min() == 3 and uniform.max() == 40 and abs((uniform == 3).mean() - 1 / 38) < 0.005
+    assert power.min() == 3 and power.max() == 40
+    expected_short = (1 / 9) / sum(1 / s**2 for s in range(3, 41))  # P(size 3) ∝ 3^-2
+    assert abs((power == 3).mean() - expected_short) < 0.015

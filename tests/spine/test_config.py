@@ -120,6 +120,22 @@ def test_registry_schema_and_families_agree():
         assert branch["then"]["properties"]["models"]["items"]["enum"] == list(families["ett"].models[task])
     assert set(ett["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*families["ett"].models.values())
 
+    lra, lra_family = schema["$defs"]["lra"], families["lra"]
+    schema_datasets = {"lra-classify": set(schema["$defs"]["lra_classify_datasets"]["items"]["enum"]),
+                       "state-tracking": set(schema["$defs"]["lra_state_tracking_datasets"]["items"]["enum"])}
+    assert set().union(*schema_datasets.values()) == set(lra_family.datasets)
+    for branch in lra["properties"]["runs"]["items"]["allOf"]:
+        task = branch["if"]["properties"]["task"]["const"]
+        assert branch["then"]["properties"]["models"]["items"]["enum"] == list(lra_family.models[task])
+        assert schema_datasets[task] == set(lra_family.task_datasets[task])
+    assert set(lra["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*lra_family.models.values())
+    ranges = lra["properties"]["runs"]["items"]["allOf"][1]["then"]["properties"]["eigenvalue_ranges"]["items"]["enum"]
+    from replibench.families.lra import EIGENVALUE_VARIANTS
+
+    assert set(ranges) == set(EIGENVALUE_VARIANTS)
+    generated = set(lra["properties"]["generated_data"]["properties"])
+    assert generated == {name for name in lra_family.datasets if resolve("dataset", name).generated}
+
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_registered_model_has_a_config_dataclass(name):
@@ -133,8 +149,10 @@ def test_every_registered_dataset_declares_files_and_preprocess(name):
     spec = resolve("dataset", name)
     assert spec.name == name and spec.family in FAMILIES
     assert callable(spec.preprocess)
+    assert name in resolve("family", spec.family).datasets
     for remote in spec.remote_files:
         assert remote.mirror_path.startswith(("ett/", "perov_5/", "carbon_24/", "mp_20/", "lra/", "oc20/"))
+        assert remote.checksum or remote.checksum_setting  # never a file nobody can verify
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -144,5 +162,5 @@ def test_every_registered_task_names_itself_and_its_metrics(name):
 
 
 def test_unknown_registry_name_lists_the_allowed():
-    with pytest.raises(ConfigError, match="unknown model 'nope'; allowed: dlinear, naive"):
+    with pytest.raises(ConfigError, match="unknown model 'nope'; allowed: (.*, )?dlinear, (.*, )?naive"):
         resolve("model", "nope")

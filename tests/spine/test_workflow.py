@@ -68,7 +68,12 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "torch" not in imported and "pymatgen" not in imported
     jobs = planned_jobs(result.stdout)
-    assert jobs["train"] == jobs["evaluate"] == 4 * 4 * 3 + 4 * 4 * 3  # forecast 3 models, impute 3 models
+    from replibench.config import load_config, plan_runs, validate_config
+
+    paper = {**load_config(ROOT / "config.yaml"), "preset": "paper"}
+    runs = [p.run for p in plan_runs(validate_config(paper))]
+    assert sum(run.family == "ett" for run in runs) == 4 * 4 * 3 + 4 * 4 * 3  # forecast 3 models, impute 3 models
+    assert jobs["train"] == jobs["evaluate"] == len(runs)  # every family's runs, each planned once
 
 
 @pytest.mark.workflow

@@ -7,30 +7,29 @@ prediction is the arg-max over the whole vocabulary, so a model that outputs a n
 is simply wrong. The score is :func:`replibench.metrics.lra.scaled_accuracy` on the test split
 (sizes 40–256, longer than anything seen in training), plus plain accuracy.
 
-``settings["model"]``: ``{"name": "linear-rnn" | "deltanet", **config fields}``; the eigenvalue
-range is the config field ``negative_eigenvalues`` (True → [-1, 1]).
+The model is the registry model of ``run.model`` (``mamba``: the diagonal selective linear RNN;
+``deltanet``) built from ``settings["model"]`` (its config fields); the eigenvalue range is the
+config field ``negative_eigenvalues`` (True → [-1, 1]), which the family sets from the run's
+variant. ``data_origin`` is ``official`` only where the data is the paper's own protocol —
+parity from the xLSTM generator's algorithm at the paper's sizes and uniform lengths — and
+``generated`` otherwise (smaller sets, other size sampling, tasks whose generator is unverified).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from replibench.errors import ConfigError, DataError
+from replibench.errors import DataError
 from replibench.runs import RunSpec
-from replibench.tasks.base import Task
+from replibench.tasks.base import Task, build_registered_model
 from replibench.tasks.lra import pad_ragged
 
-MODELS: dict[str, tuple[str, str]] = {
-    "linear-rnn": ("replibench.models.linear_rnn", "LinearRNN"),
-    "deltanet": ("replibench.models.deltanet", "DeltaNet"),
-}
-
+#: tasks whose generator we checked against the paper's (xLSTM ``formal_language/tasks/parity.py``)
+PROTOCOL_CHECKED_TASKS = ("parity",)
 
 @dataclass
 class StateTrackingData:
@@ -40,6 +39,7 @@ class StateTrackingData:
     num_classes: int
     pad_id: int
     splits: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def load_state_tracking(data_dir: Path) -> StateTrackingData:
@@ -50,7 +50,7 @@ def load_state_tracking(data_dir: Path) -> StateTrackingData:
     notes = read_data_card(data_dir)["notes"]
     pad = notes["vocab_size"] - 1 if notes["task"] == "mod-arithmetic-brackets" else 0
     data = StateTrackingData(notes["task"], int(notes["vocab_size"]), int(notes["first_answer_token"]),
-                             int(notes["num_classes"]), pad)
+                             int(notes["num_classes"]), pad, notes=notes)
     for split in ("train", "val", "test"):
         path = Path(data_dir) / f"{split}.parquet"
         if not path.exists():
@@ -65,17 +65,17 @@ def load_state_tracking(data_dir: Path) -> StateTrackingData:
     return data
 
 
-def build_state_tracking_model(name: str, overrides: dict[str, Any], vocab_size: int):
-    if name not in MODELS:
-        raise ConfigError(f"unknown state-tracking model {name!r}; expected one of {sorted(MODELS)}")
-    module = importlib.import_module(MODELS[name][0])
-    model_cls = getattr(module, MODELS[name][1])
-    config_cls = getattr(module, MODELS[name][1] + "Config")
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"{name}: unknown config fields {unknown}; known: {sorted(known)}")
-    return model_cls(config_cls(**{**overrides, "vocab_size": vocab_size}))
+def is_paper_protocol(notes: dict[str, Any]) -> bool:
+    """True when the generated data is exactly the paper's protocol (see the module docstring)."""
+    from replibench.datasets.state_tracking import StateTrackingConfig
+
+    paper = StateTrackingConfig(task=notes.get("task", ""))
+    return (notes.get("task") in PROTOCOL_CHECKED_TASKS
+            and all(_plain(notes.get(key)) == _plain(value) for key, value in paper.as_dict().items()))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 class StateTrackingTask(Task):
@@ -85,9 +85,7 @@ class StateTrackingTask(Task):
         return load_state_tracking(Path(data_dir))
 
     def build_model(self, data: StateTrackingData, run: RunSpec, settings: dict[str, Any]):
-        overrides = dict(settings.get("model", {}))
-        name = overrides.pop("name", run.model)
-        return build_state_tracking_model(name, overrides, data.vocab_size)
+        return build_registered_model(run.model, dict(settings.get("model", {})), vocab_size=data.vocab_size)
 
     def num_train_examples(self, data: StateTrackingData) -> int:
         return int(data.splits["train"]["target"].shape[0])
@@ -138,12 +136,12 @@ class StateTrackingTask(Task):
         return (np.concatenate(predicted) if predicted else np.zeros(0, np.int64)), loss / max(n, 1)
 
     def validation_loss(self, model, data: StateTrackingData, settings: dict[str, Any]) -> float:
-        return self._evaluate(model, data, "val", int(settings.get("eval_batch_size", 256)))[1]
+        return self._evaluate(model, data, "val", eval_batch_size(settings))[1]
 
     def predict(self, model, data: StateTrackingData, run: RunSpec, settings: dict[str, Any]):
         import pyarrow as pa
 
-        predicted, _ = self._evaluate(model, data, "test", int(settings.get("eval_batch_size", 256)))
+        predicted, _ = self._evaluate(model, data, "test", eval_batch_size(settings))
         part = data.splits["test"]
         lengths = np.diff(part["offsets"])
         return pa.table({
@@ -161,7 +159,31 @@ class StateTrackingTask(Task):
         return {"scaled_accuracy": scaled_accuracy(labels=target, predicted=predicted, num_classes=data.num_classes),
                 "accuracy": accuracy(labels=target, predicted=predicted)}
 
+    def metric_info(self) -> dict[str, Any]:
+        from replibench.metrics.lra import METRICS
+
+        return {name: METRICS[name] for name in ("scaled_accuracy", "accuracy")}
+
     def protocol(self, data: StateTrackingData, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"task": data.task, "generated": True, "num_classes": data.num_classes,
-                "test_examples": int(data.splits["test"]["target"].shape[0]),
-                "metric": "scaled accuracy (acc - 1/C)/(1 - 1/C) at the answer position, test sizes 40-256"}
+        notes = data.notes
+        lengths = np.diff(data.splits["test"]["offsets"])
+        negative = bool(settings.get("model", {}).get("negative_eigenvalues", False))
+        return {
+            "data_origin": "official" if is_paper_protocol(notes) else "generated",
+            "task": data.task, "num_classes": data.num_classes,
+            "eigenvalue_range": "[-1, 1]" if negative else "[0, 1]",
+            "train_sizes": _plain(notes.get("train_sizes")), "test_sizes": _plain(notes.get("test_sizes")),
+            "train_size_power": notes.get("train_size_power", 0.0),
+            "train_examples": int(data.splits["train"]["target"].shape[0]),
+            "test_examples": int(lengths.shape[0]),
+            "test_input_tokens": [int(lengths.min()), int(lengths.max())] if lengths.size else None,
+            "test_batch_size": eval_batch_size(settings),
+            "metric": "scaled accuracy (acc - 1/C)/(1 - 1/C) of the answer at the last input position",
+        }
+
+
+def eval_batch_size(settings: dict[str, Any]) -> int:
+    return int(settings.get("task", {}).get("eval_batch_size", 256))
+
+
+STATE_TRACKING = StateTrackingTask()
