@@ -263,7 +263,9 @@ class LraClassifyTask(Task):
             "data_origin": "generated" if data.generated else "official",
             "dataset": data.dataset, "input": data.input_kind, "num_classes": data.num_classes,
             "test_examples": len(data.splits["test"]), "test_batch_size": eval_batch_size(settings),
-            "split": notes.get("split", "release train/val/test files"),
+            "split": notes.get("split") or ("generated train, val, test in generation order" if data.generated
+                                             else "IMDB train / test, validation = test (LRA, s4)"
+                                             if notes.get("val_is_test") else "release train/val/test files"),
             "metric": "accuracy (%) on the test split",
         }
         if data.input_kind == "pixels":
