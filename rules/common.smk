@@ -1,6 +1,14 @@
 # Validation and small input helpers only; every decision lives in the replibench package.
+import os
+import sys
+from pathlib import Path
+
 from replibench.config import plan_runs, validate_config
 from replibench.datasets import dataset_spec
+
+# Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run
+# without activating the venv); a --use-conda job's own environment still comes first.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 _validated = validate_config(config, "config.yaml (+ --config)")
 config.clear()
@@ -51,12 +59,13 @@ def dataset_options_json(wildcards):
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
-def supplied_checksum_arg(wildcards):
-    """``--checksum …`` for a raw file whose upstream publishes no checksum and the config supplies one."""
-    from replibench.config import family_object
+def pinned_checksum_arg(wildcards):
+    """`--checksum …` for a file upstream publishes no checksum for, from data.checksums."""
+    from replibench.datasets import remote_file
 
-    checksum = family_object(wildcards.family).supplied_checksums(config.get(wildcards.family, {})).get(wildcards.file)
-    return f"--checksum {checksum}" if checksum else ""
+    remote = remote_file(wildcards.family, wildcards.file)
+    pinned = config["data"].get("checksums", {}).get(remote.mirror_path)
+    return f"--checksum {pinned}" if remote.checksum is None and pinned else ""
 
 
 def resource(group, key, default):

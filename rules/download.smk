@@ -1,6 +1,5 @@
 # One declared remote file → data/raw/{family}/{file}, verified against its published checksum.
 # The mirror is not a param on purpose: it cannot change the bytes, so switching it never reruns.
-# A user-supplied checksum (files upstream publishes none for) is: changing it re-verifies the file.
 rule download:
     output:
         "data/raw/{family}/{file}",
@@ -8,7 +7,7 @@ rule download:
         "logs/download/{family}/{file}.log",
     params:
         mirror=lambda wildcards: f"--mirror {MIRROR}" if MIRROR else "",
-        checksum=supplied_checksum_arg,
+        checksum=pinned_checksum_arg,
     localrule: True
     retries: 2
     conda:

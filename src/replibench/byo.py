@@ -30,8 +30,8 @@ def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
                         data_root: Path = Path("data/parquet"), seq_len: int = 96) -> dict[str, Any]:
     """Score an ETT forecast file (one row per test window, in test order, scaled space)."""
     from replibench.datasets.ett import FAMILY, dataset_by_name
-    from replibench.metrics.forecast import METRICS, mae, mse
-    from replibench.tasks.forecast import FORECAST, table_to_predictions
+    from replibench.metrics.forecast import METRICS
+    from replibench.tasks.forecast import FORECAST, forecast_metrics, table_to_predictions
     from replibench.tasks.timeseries import load_series
 
     spec = dataset_by_name(dataset)
@@ -42,8 +42,7 @@ def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
     data = load_series(series_dir, dataset=spec.name, seq_len=seq_len, pred_len=horizon)
     forecasts = table_to_predictions(_read_parquet(pred), channels=data.channels,
                                      windows=data.window_count("test"), horizon=horizon, source=str(pred))
-    target = FORECAST.targets(data, "test")
-    metrics = {"mse": mse(prediction=forecasts, target=target), "mae": mae(prediction=forecasts, target=target)}
+    metrics = forecast_metrics(forecasts, FORECAST.targets(data, "test"))
     record = {
         "dataset": spec.name, "task": "forecast", "variant": f"h{horizon}", "split": "test",
         "metrics": metrics,

@@ -21,9 +21,8 @@ def _add_download(sub) -> None:
     p.add_argument("--file", required=True, dest="file_name", help="file name as declared, e.g. ETTh1.csv")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--mirror", default=None, help="mirror base URL or folder (<mirror>/<dataset folder>/<file>)")
-    p.add_argument("--checksum", default=None,
-                   help="'md5:<hex>' or 'sha256:<hex>' for a file whose upstream publishes no checksum")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checksum", default=None, help="your pinned checksum, for a file upstream publishes none for")
     p.set_defaults(handler=_cmd_download)
 
 
@@ -104,7 +103,7 @@ def _cmd_download(args: argparse.Namespace) -> None:
     from replibench.stages import download_stage
 
     download_stage(family=args.family, file_name=args.file_name, out=args.out, mirror=args.mirror,
-                   progress=not args.no_progress, checksum=args.checksum)
+                   progress=not args.no_progress, pinned_checksum=args.checksum)
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> None:

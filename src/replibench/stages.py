@@ -16,13 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None, progress: bool = True,
-                   checksum: str | None = None) -> None:
-    """Fetch one declared file; ``checksum`` is the user's for a file upstream publishes none for."""
+                   pinned_checksum: str | None = None) -> None:
     from replibench.data.download import fetch
     from replibench.datasets import remote_file
 
-    remote = remote_file(family, file_name).with_supplied_checksum(checksum)
-    result = fetch(remote, out, mirror=mirror or None, progress=progress)
+    remote = remote_file(family, file_name)
+    result = fetch(remote, out, mirror=mirror or None, progress=progress, pinned_checksum=pinned_checksum)
     print(f"{out}: {result.bytes} bytes from {result.source}, sha256 {result.sha256}"
           + (f" (resumed at byte {result.resumed_from})" if result.resumed_from else "")
           + ("" if result.downloaded else " (already present)"))

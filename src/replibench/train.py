@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from replibench.runs import RunSpec
+from replibench.schedules import SCHEDULES, PlateauTracker, lr_factor
+
+__all__ = ["PREEMPTED_EXIT_CODE", "Preempted", "TrainConfig", "epoch_order", "lr_factor", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,18 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.0
-    lr_schedule: str = "type1"  # "constant" | "type1" (halve each epoch from the 3rd) | "cosine" | "rsqrt"
-    warmup_steps: int = 0  # linear warm-up (cosine and rsqrt schedules)
+    lr_schedule: str = "type1"  # one of replibench.schedules.SCHEDULES
+    warmup_steps: int = 0  # linear warm-up (cosine, rsqrt, multistep)
+    warmup_factor: float = 0.2  # multistep: lr factor at step 0 of the warm-up (fairchem)
+    milestones: list[int] = field(default_factory=list)  # multistep: steps where lr is multiplied by gamma
+    gamma: float = 0.1  # multistep
+    plateau_factor: float = 0.6  # plateau: lr × factor after `plateau_patience` epochs without improvement
+    plateau_patience: int = 30
+    min_lr: float = 0.0  # plateau: lower bound
     patience: int | None = 3  # epochs without validation improvement before stopping; None = off
     grad_clip: float | None = None  # max global grad norm
+    grad_clip_value: float | None = None  # clip each gradient element to [-v, v] (DiffCSP)
+    ema_decay: float | None = None  # exponential moving average of weights, used for validation and the result
     checkpoint_every: int = 200  # steps
     amp: str = "off"  # "off" | "fp16" | "bf16" (CUDA only)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
@@ -72,32 +83,10 @@ class TrainConfig:
         unknown = sorted(set(settings) - allowed)
         if unknown:
             raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        return cls(**settings)
-
-
-def lr_factor(config: TrainConfig, *, epoch: int, step: int, total_steps: int) -> float:
-    """Multiplier of the base learning rate at 0-based ``epoch`` and global ``step``.
-
-    ``type1`` is TSLib's ``adjust_learning_rate``: epochs 1–2 at lr, epoch 3 at lr/2, epoch 4 at
-    lr/4 … (halved after every epoch from the second on). ``cosine`` is linear warm-up then a
-    cosine decay to 0 at ``total_steps``. ``rsqrt`` is LRA's Transformer schedule,
-    ``lr · min(1, step/warmup) / sqrt(max(step, warmup))`` (peak ``lr / sqrt(warmup)``).
-    """
-    if config.lr_schedule == "constant":
-        return 1.0
-    if config.lr_schedule == "type1":
-        return 0.5 ** max(0, epoch - 1)
-    if config.lr_schedule == "cosine":
-        if config.warmup_steps and step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        span = max(1, total_steps - config.warmup_steps)
-        progress = min(1.0, (step - config.warmup_steps) / span)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if config.lr_schedule == "rsqrt":
-        warmup = max(1, config.warmup_steps)
-        step = step + 1  # LRA counts from step 1 here; step 0 would give lr 0
-        return min(1.0, step / warmup) / math.sqrt(max(step, warmup))
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+        config = cls(**settings)
+        if config.lr_schedule not in SCHEDULES:
+            raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        return config
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
@@ -175,24 +164,76 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     finished: bool = False
+    plateau: dict[str, float] = field(default_factory=lambda: dataclasses.asdict(PlateauTracker()))
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _save_checkpoint(path: Path, model, optimizer, scaler, state: TrainState, best_weights, digest: str) -> None:
+class WeightAverage:
+    """Exponential moving average of the floating-point weights (buffers are copied as they are)."""
+
+    def __init__(self, model, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model) -> None:
+        import torch
+
+        with torch.no_grad():
+            for key, value in model.state_dict().items():
+                if value.is_floating_point():
+                    self.shadow[key].mul_(self.decay).add_(value.detach(), alpha=1.0 - self.decay)
+                else:
+                    self.shadow[key].copy_(value)
+
+
+class _SwapIn:
+    """Temporarily load other weights (the average) into the model, e.g. for validation."""
+
+    def __init__(self, model, weights: dict[str, Any] | None) -> None:
+        self.model, self.weights, self.saved = model, weights, None
+
+    def __enter__(self):
+        if self.weights is not None:
+            self.saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(self.weights)
+        return self.model
+
+    def __exit__(self, *_exc: Any) -> None:
+        if self.saved is not None:
+            self.model.load_state_dict(self.saved)
+
+
+def _build_optimizer(model, config: TrainConfig):
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return None
+    if hasattr(model, "optimizer_param_groups"):
+        groups = model.optimizer_param_groups(lr=config.lr, weight_decay=config.weight_decay,
+                                              **config.param_group_options)
+    else:
+        groups = [{"params": trainable, "lr": config.lr, "weight_decay": config.weight_decay}]
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    optimizer = optimizer_class(groups, lr=config.lr)
+    for group in optimizer.param_groups:
+        group.setdefault("base_lr", group["lr"])
+    return optimizer
+
+
+def _set_learning_rates(optimizer, config: TrainConfig, factor: float, plateau_scale: float) -> None:
+    for group in optimizer.param_groups:
+        lr = group["base_lr"] * factor * plateau_scale
+        group["lr"] = max(lr, config.min_lr) if config.lr_schedule == "plateau" else lr
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     import torch
 
     from replibench.atomic import atomic_path
 
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else {},
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "state": dataclasses.asdict(state),
-        "best_weights": best_weights,
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "settings_sha256": digest,
-    }
+    payload = {**payload, "rng_cpu": torch.get_rng_state(),
+               "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -201,34 +242,24 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
           progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
 
-    The returned model holds the best-validation weights; the summary holds the loss history.
-    Resumes from ``checkpoint_dir/last.pt`` when that checkpoint was written for the same settings.
+    The returned model holds the best-validation weights (of the weight average when
+    ``ema_decay`` is set); the summary holds the loss history. Resumes from
+    ``checkpoint_dir/last.pt`` when that checkpoint was written for the same settings.
     """
     import torch
     from tqdm import tqdm
 
     config = TrainConfig.from_settings(settings["train"])
     digest = settings_digest(settings)
-    checkpoint_dir = Path(checkpoint_dir)
-    last_path = checkpoint_dir / "last.pt"
+    last_path = Path(checkpoint_dir) / "last.pt"
     device = resolve_device(config.device)
     seed_everything(run.seed)  # before building the model: initial weights come from this seed
     model = task.build_model(data, run, settings).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = scaler = None
-    if trainable:
-        groups = (model.optimizer_param_groups(lr=config.lr, weight_decay=config.weight_decay,
-                                               **config.param_group_options)
-                  if hasattr(model, "optimizer_param_groups") else
-                  [{"params": trainable, "lr": config.lr, "weight_decay": config.weight_decay}])
-        optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
-        optimizer = optimizer_class(groups, lr=config.lr)
-        for group in optimizer.param_groups:
-            group.setdefault("base_lr", group["lr"])
+    optimizer = _build_optimizer(model, config)
     use_amp = config.amp != "off" and device.type == "cuda"
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
-    if use_amp and config.amp == "fp16":
-        scaler = torch.amp.GradScaler("cuda")
+    scaler = torch.amp.GradScaler("cuda") if use_amp and config.amp == "fp16" else None
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay and optimizer is not None else None
 
     state = TrainState()
     best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -240,6 +271,8 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                 optimizer.load_state_dict(checkpoint["optimizer"])
             if scaler is not None and checkpoint["scaler"]:
                 scaler.load_state_dict(checkpoint["scaler"])
+            if average is not None:
+                average.shadow = checkpoint["average"]
             state = TrainState(**checkpoint["state"])
             best_weights = checkpoint["best_weights"]
             torch.set_rng_state(checkpoint["rng_cpu"].cpu())
@@ -257,6 +290,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    plateau = PlateauTracker(**state.plateau)
     started = time.perf_counter()
 
     def checkpoint() -> None:
@@ -264,7 +298,14 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         now = time.perf_counter()
         state.train_wall_s += now - started
         started = now
-        _save_checkpoint(last_path, model, optimizer, scaler, state, best_weights, digest)
+        state.plateau = dataclasses.asdict(plateau)
+        _save_checkpoint(last_path, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else {},
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "average": average.shadow if average is not None else {},
+            "state": dataclasses.asdict(state), "best_weights": best_weights, "settings_sha256": digest,
+        })
 
     with _StopSignals() as stop:
         while not state.finished and optimizer is not None:
@@ -272,24 +313,21 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                 state.finished = True
                 break
             order = epoch_order(num_examples, seed=run.seed, epoch=state.epoch)
-            factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
             model.train()
             losses: list[float] = []
             bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress,
-                       desc=f"{run.run_id} epoch {state.epoch + 1}", mininterval=10 if not sys.stderr.isatty() else 0.1,
-                       file=sys.stderr)
+                       desc=f"{run.run_id} epoch {state.epoch + 1}", file=sys.stderr,
+                       mininterval=0.1 if sys.stderr.isatty() else 10)
             while state.step_in_epoch < steps_per_epoch and state.global_step < total_steps:
                 if stop.received is not None:
                     checkpoint()
                     log.warning("signal %d: checkpoint written at step %d; exiting with %d for a retry",
                                 stop.received, state.global_step, PREEMPTED_EXIT_CODE)
                     raise Preempted()
-                indices = order[state.step_in_epoch * config.batch_size:(state.step_in_epoch + 1) * config.batch_size]
-                batch = move_to_device(task.make_batch(data, "train", indices), device)
-                if config.lr_schedule in ("cosine", "rsqrt"):
-                    factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * factor
+                start = state.step_in_epoch * config.batch_size
+                batch = move_to_device(task.make_batch(data, "train", order[start:start + config.batch_size]), device)
+                factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
+                _set_learning_rates(optimizer, config, factor, plateau.scale)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                     loss = task.training_loss(model, batch)
@@ -300,13 +338,17 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                     scaler.unscale_(optimizer)
                 else:
                     loss.backward()
+                if config.grad_clip_value:
+                    torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip_value)
                 if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     optimizer.step()
+                if average is not None:
+                    average.update(model)
                 losses.append(float(loss.detach()))
                 state.step_in_epoch += 1
                 state.global_step += 1
@@ -314,13 +356,17 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                 if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
                     checkpoint()
             bar.close()
-            val_loss = task.validation_loss(model, data, settings)
+            with _SwapIn(model, average.shadow if average is not None else None):
+                val_loss = task.validation_loss(model, data, settings)
             improved = val_loss < state.best_val
             if improved:
                 state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
-                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_weights = {k: v.detach().clone()
+                                for k, v in (average.shadow if average is not None else model.state_dict()).items()}
             else:
                 state.bad_epochs += 1
+            if config.lr_schedule == "plateau":
+                plateau.update(val_loss, factor=config.plateau_factor, patience=config.plateau_patience)
             state.history.append({
                 "epoch": state.epoch + 1, "step": state.global_step, "lr": optimizer.param_groups[0]["lr"],
                 "train_loss": float(sum(losses) / len(losses)) if losses else None,
@@ -351,4 +397,5 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         "wall_s": state.train_wall_s,
         "history": state.history,
         "settings_sha256": digest,
+        "weights": "exponential moving average" if average is not None else "raw",
     }

@@ -1,4 +1,4 @@
-"""The lra family: the sweep, each run's settings, generated-data options, supplied checksums,
+"""The lra family: the sweep, each run's settings, generated-data options, the release checksum,
 and the derived rows (both LRA averages, best of seeds)."""
 
 import copy
@@ -80,12 +80,15 @@ def test_generated_dataset_options_per_preset_and_overrides():
     assert FAMILY.dataset_options({}, "text", "paper") == {}
 
 
-def test_release_checksum_is_supplied_from_the_config(config):
-    assert FAMILY.supplied_checksums(config["lra"]) == {}
-    config["lra"]["release_checksum"] = "md5:" + "a" * 32
-    assert FAMILY.supplied_checksums(validate_config(config)["lra"]) == {"lra_release.gz": "md5:" + "a" * 32}
-    config["lra"]["release_checksum"] = "deadbeef"
-    with pytest.raises(ConfigError, match="release_checksum"):
+def test_the_release_archive_checksum_is_pinned_under_data_checksums(config):
+    from replibench.datasets import remote_file
+
+    remote = remote_file("lra", "lra_release.gz")
+    assert remote.checksum is None and remote.mirror_path == "lra/lra_release.gz"  # none published, none invented
+    config["data"]["checksums"] = {remote.mirror_path: "md5:" + "a" * 32}
+    assert validate_config(config)["data"]["checksums"] == {"lra/lra_release.gz": "md5:" + "a" * 32}
+    config["data"]["checksums"] = {remote.mirror_path: "deadbeef"}
+    with pytest.raises(ConfigError, match="checksums"):
         validate_config(config)
 
 

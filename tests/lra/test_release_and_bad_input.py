@@ -131,7 +131,7 @@ def test_aan_tsv_with_wrong_columns_is_rejected_row_by_row():
 
 
 def test_release_spec_needs_a_checksum():
-    with pytest.raises(DataError, match="publishes no checksum.*lra.release_checksum"):
+    with pytest.raises(DataError, match="no checksum is published.*lra/lra_release.gz"):
         lra_release_remote(None)
     assert lra_release_remote("md5:" + "0" * 32).name == "lra_release.gz"
 
@@ -154,3 +154,21 @@ def test_restricted_unpickler_refuses_code_and_loads_cifar_batches():
     images, labels = read_cifar_batch(pickle.dumps(batch, protocol=2), source="data_batch_1")
     assert images.shape == (3, 32, 32, 3) and labels.tolist() == [3, 1, 9]
     assert images[1, 0, 0, 2] == data[1, 2048]  # channel-major rows: blue plane starts at 2048
+
+
+def test_the_release_archive_downloads_only_against_a_pinned_checksum(tmp_path):
+    import hashlib
+
+    from replibench.errors import ChecksumError
+    from replibench.stages import download_stage
+
+    mirror = tmp_path / "mirror"
+    (mirror / "lra").mkdir(parents=True)
+    payload = b"not really 8 GB"
+    (mirror / "lra" / "lra_release.gz").write_bytes(payload)
+    out = tmp_path / "raw" / "lra_release.gz"
+    with pytest.raises(ChecksumError, match="publishes no checksum.*lra/lra_release.gz"):
+        download_stage(family="lra", file_name="lra_release.gz", out=out, mirror=str(mirror), progress=False)
+    download_stage(family="lra", file_name="lra_release.gz", out=out, mirror=str(mirror), progress=False,
+                   pinned_checksum="md5:" + hashlib.md5(payload).hexdigest())
+    assert out.read_bytes() == payload

@@ -26,7 +26,6 @@ SUBSET = {
     "data": {"mirror": None, "workers": 1},
     "lra": {
         "seeds": [0],
-        "release_checksum": None,
         "runs": [{"task": "lra-classify", "datasets": ["listops-generated", "pathfinder-generated"], "models": MODELS}],
         # smaller than the shipped smoke so the test takes about a minute; same code paths
         "generated_data": {"listops-generated": {"generator": {"num_train": 48, "num_val": 16, "num_test": 32}},

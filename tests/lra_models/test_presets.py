@@ -40,7 +40,8 @@ def test_paper_values(model, task, path, value):
 
 
 def test_smoke_is_small_and_keeps_the_papers_schedule():
-    from replibench.train import TrainConfig, lr_factor
+    from replibench.schedules import lr_factor
+    from replibench.train import TrainConfig
 
     for model in MODELS:
         for task in TASKS:

@@ -32,7 +32,7 @@ def test_unknown_key_names_the_key_and_the_allowed_ones(config):
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     message = str(error.value)
-    assert "data" in message and "'mirorr'" in message and "allowed keys here: mirror, workers" in message
+    assert "data" in message and "'mirorr'" in message and "allowed keys here: checksums, mirror, workers" in message
 
 
 def test_unknown_model_names_the_allowed_values(config):

@@ -131,3 +131,19 @@ def test_remote_file_rejects_bad_declarations():
         RemoteFile("a.csv", "http://x/a.csv", "x/a.csv", 1, "crc32:1234")
     with pytest.raises(ValueError, match="plain file name"):
         RemoteFile("../a.csv", "http://x/a.csv", "x/a.csv", 1, "md5:00")
+
+
+def test_unpublished_checksum_must_be_pinned(file_server, tmp_path):
+    content = b"no checksum upstream"
+    _serve(file_server, content)
+    remote = RemoteFile(name="blob.bin", url=f"{UNREACHABLE}/blob.bin", mirror_path="test/blob.bin", size=None,
+                        checksum=None)
+    with pytest.raises(ChecksumError, match=r"publishes no checksum .* data: \{checksums: \{'test/blob.bin'"):
+        fetch(remote, tmp_path / "blob.bin", mirror=file_server.url, progress=False)
+    assert file_server.behaviour.requests == []  # refused before any byte was fetched
+    pinned = f"sha256:{hashlib.sha256(content).hexdigest()}"
+    result = fetch(remote, tmp_path / "blob.bin", mirror=file_server.url, progress=False, pinned_checksum=pinned)
+    assert result.sha256 == pinned.split(":")[1]
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        fetch(remote, tmp_path / "other.bin", mirror=file_server.url, progress=False,
+              pinned_checksum="sha256:" + "1" * 64)

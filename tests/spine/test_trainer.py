@@ -162,3 +162,33 @@ def test_epoch_order_is_a_seeded_permutation():
     assert torch.equal(epoch_order(10, seed=1, epoch=0), epoch_order(10, seed=1, epoch=0))
     assert not torch.equal(epoch_order(50, seed=1, epoch=0), epoch_order(50, seed=1, epoch=1))
     assert sorted(epoch_order(10, seed=1, epoch=3).tolist()) == list(range(10))
+
+
+def test_multistep_and_plateau_schedules():
+    from replibench.schedules import PlateauTracker
+    from replibench.train import TrainConfig, lr_factor
+
+    config = TrainConfig(lr_schedule="multistep", warmup_steps=10, warmup_factor=0.2, milestones=[20, 30], gamma=0.1)
+    assert lr_factor(config, epoch=0, step=0, total_steps=40) == pytest.approx(0.2)
+    assert lr_factor(config, epoch=0, step=5, total_steps=40) == pytest.approx(0.6)
+    assert lr_factor(config, epoch=0, step=19, total_steps=40) == 1.0
+    assert lr_factor(config, epoch=0, step=25, total_steps=40) == pytest.approx(0.1)
+    assert lr_factor(config, epoch=0, step=30, total_steps=40) == pytest.approx(0.01)
+    tracker = PlateauTracker()
+    for loss in (1.0, 0.9, 0.9, 0.9, 0.9):  # best at 0.9, then 3 epochs without improvement
+        tracker.update(loss, factor=0.6, patience=2)
+    assert tracker.scale == pytest.approx(0.6) and tracker.bad_epochs == 0
+
+
+def test_weight_average_and_value_clipping_train_and_resume(tmp_path):
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "ema_decay": 0.9, "grad_clip_value": 0.5,
+                                      "lr_schedule": "plateau", "plateau_patience": 0, "plateau_factor": 0.5}}
+    task = _RegressionTask()
+    data = task.load(None, RUN, settings)
+    reference, summary = train(task, data, RUN, settings, checkpoint_dir=tmp_path / "ref", progress=False)
+    assert summary["weights"] == "exponential moving average"
+    with pytest.raises(Preempted):
+        train(_RegressionTask(signal_at_step=17), data, RUN, settings, checkpoint_dir=tmp_path / "run", progress=False)
+    resumed, _ = train(_RegressionTask(), data, RUN, settings, checkpoint_dir=tmp_path / "run", progress=False)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key

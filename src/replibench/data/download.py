@@ -39,11 +39,10 @@ class RemoteFile:
         url: upstream URL, pinned to a commit or release so the bytes cannot change.
         mirror_path: path below a mirror base URL, e.g. ``"ett/ETTh1.csv"``.
         size: size in bytes where known (checked before the checksum), else ``None``.
-        checksum: ``"sha256:…"``, ``"md5:…"`` or ``"git-sha1:…"``, as upstream publishes it;
-            ``None`` only when upstream publishes none, and then ``checksum_setting`` must name
-            the config key where the user supplies one (we never invent a checksum).
+        checksum: ``"sha256:…"``, ``"md5:…"`` or ``"git-sha1:…"``, as upstream publishes it; ``None``
+            when upstream publishes none — then the user must pin one (``data.checksums`` in
+            config.yaml) before the file can be fetched: nothing is ever used unverified.
         license: SPDX-like licence name recorded in the data card.
-        checksum_setting: config key that supplies the checksum of a file without a published one.
     """
 
     name: str
@@ -52,38 +51,12 @@ class RemoteFile:
     size: int | None
     checksum: str | None
     license: str = ""
-    checksum_setting: str = ""
 
     def __post_init__(self) -> None:
-        if self.checksum is None:
-            if not self.checksum_setting:
-                raise ValueError(f"RemoteFile {self.name!r}: no checksum and no checksum_setting naming "
-                                 "the config key that supplies one")
-        else:
+        if self.checksum is not None:
             parse_checksum(self.checksum)  # fail at declaration time, not at download time
         if "/" in self.name or self.name in ("", ".", ".."):
             raise ValueError(f"RemoteFile name {self.name!r} must be a plain file name")
-
-    def with_supplied_checksum(self, checksum: str | None) -> "RemoteFile":
-        """This spec with the user's checksum for a file upstream publishes none for.
-
-        A supplied checksum for a file that has a published one must agree with it; a file
-        without either cannot be fetched (:class:`DataError` naming the config key).
-        """
-        import dataclasses
-
-        if checksum:
-            parse_checksum(checksum)
-            if self.checksum is None:
-                return dataclasses.replace(self, checksum=checksum)
-            if checksum != self.checksum:
-                raise DataError(f"{self.name}: the configured checksum {checksum} differs from the published "
-                                f"{self.checksum}; remove the setting")
-            return self
-        if self.checksum is None:
-            raise DataError(f"{self.name}: upstream publishes no checksum for {self.url}; set "
-                            f"{self.checksum_setting} in config.yaml (e.g. 'md5:<hex>') before downloading it")
-        return self
 
     def source_url(self, mirror: str | None = None) -> str:
         """The URL (or local path) to fetch from: upstream, or ``<mirror>/<mirror_path>``."""
@@ -113,19 +86,30 @@ def fetch(
     backoff_s: float = 1.0,
     timeout_s: float = 60.0,
     progress: bool = True,
+    pinned_checksum: str | None = None,
 ) -> FetchResult:
     """Download ``remote`` to ``destination`` and verify it; see the module docstring.
+
+    ``pinned_checksum`` is the user's checksum for a file whose upstream publishes none
+    (``remote.checksum is None``); it is ignored for files with a published checksum.
 
     Raises:
         ChecksumError: the complete file does not have ``remote.checksum`` (or ``remote.size``).
         DataError: the source answered with a permanent error, or all retries failed.
     """
-    remote = remote.with_supplied_checksum(None)  # refuses a file whose checksum nobody supplied
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     source = remote.source_url(mirror)
+    checksum = remote.checksum or pinned_checksum
+    if checksum is None:
+        raise ChecksumError(
+            f"{remote.name}: upstream publishes no checksum for {remote.url}; verify the file yourself and pin "
+            f"it in config.yaml as data: {{checksums: {{'{remote.mirror_path}': 'sha256:<hex>'}}}} "
+            "(nothing is downloaded unverified)"
+        )
+    parse_checksum(checksum)
     if destination.exists():
-        matches, _ = verify_checksum(destination, remote.checksum)
+        matches, _ = verify_checksum(destination, checksum)
         if matches:
             log.info("%s: already present and verified", destination)
             return FetchResult(destination, source, sha256_file(destination), destination.stat().st_size, False, 0)
@@ -147,16 +131,16 @@ def fetch(
             f"{remote.name}: downloaded from {source} has {size} bytes, expected {remote.size}; "
             f"the bytes were moved to {bad} and not used"
         )
-    matches, actual = verify_checksum(partial, remote.checksum)
+    matches, actual = verify_checksum(partial, checksum)
     if not matches:
         bad = _move_aside(partial, destination)
         raise ChecksumError(
-            f"{remote.name}: checksum mismatch for {source}: expected {remote.checksum}, got {actual}; "
+            f"{remote.name}: checksum mismatch for {source}: expected {checksum}, got {actual}; "
             f"the bytes were moved to {bad} and not used"
         )
     digest = sha256_file(partial)
     os.replace(partial, destination)
-    log.info("%s: verified %s (sha256:%s)", destination, remote.checksum, digest)
+    log.info("%s: verified %s (sha256:%s)", destination, checksum, digest)
     return FetchResult(destination, source, digest, size, True, resumed_from)
 
 

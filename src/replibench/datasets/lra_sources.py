@@ -3,8 +3,9 @@
 * ListOps, Retrieval (AAN), Pathfinder and Path-X are in Google's official release archive
   ``lra_release.gz`` (a gzipped tar, ~8.2 GB, ~18.6 GB unpacked; LRA README and issue #12).
   Nobody has published a checksum for it (searched the LRA README, issues and user scripts), so
-  :data:`LRA_RELEASE_ARCHIVE` carries none and the download refuses to run until the user sets
-  ``lra.release_checksum`` in ``config.yaml`` — we never invent a checksum. The bucket serves an
+  :data:`LRA_RELEASE_ARCHIVE` carries none and the download refuses to run until the user pins
+  one in ``config.yaml`` (``data.checksums``, key ``lra/lra_release.gz``) — we never invent a
+  checksum. The bucket serves an
   MD5 in the ``x-goog-hash`` response header of a HEAD request; a site that can reach the bucket
   can record it and set ``"md5:<hex>"``.
 * Text is IMDB (``aclImdb_v1.tar.gz``, Maas et al. 2011); Image is CIFAR-10 (the python tarball).
@@ -61,14 +62,15 @@ CIFAR10_TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_b
 
 
 #: the release archive: no checksum is published (see the module docstring), so its spec carries
-#: none and names the config key where the user supplies one; fetching refuses until then
+#: none; the download refuses to run until the user pins one in ``config.yaml`` under
+#: ``data.checksums`` with the key :data:`LRA_RELEASE_MIRROR_PATH`
+LRA_RELEASE_MIRROR_PATH = "lra/lra_release.gz"
 LRA_RELEASE_ARCHIVE = RemoteFile(
     name="lra_release.gz",
     url=LRA_RELEASE_URL,
-    mirror_path="lra/lra_release.gz",
+    mirror_path=LRA_RELEASE_MIRROR_PATH,
     size=None,
     checksum=None,
-    checksum_setting="lra.release_checksum",
     license="Apache-2.0 (LRA); AAN, Pathfinder: see their sources",
 )
 
@@ -80,7 +82,14 @@ def lra_release_remote(checksum: str | None) -> RemoteFile:
         DataError: ``checksum`` is None — no checksum is published, and downloading 8 GB without
             one would make every later number unverifiable.
     """
-    return LRA_RELEASE_ARCHIVE.with_supplied_checksum(checksum)
+    import dataclasses
+
+    if not checksum:
+        raise DataError(
+            f"{LRA_RELEASE_URL}: no checksum is published for lra_release.gz; pin one in config.yaml as "
+            f"data: {{checksums: {{'{LRA_RELEASE_MIRROR_PATH}': 'md5:<hex>'}}}} before downloading it"
+        )
+    return dataclasses.replace(LRA_RELEASE_ARCHIVE, checksum=checksum)
 
 
 # --- layout of the release (A. Gu in LRA issue #38; s4 README; S5 loader paths) ----------------

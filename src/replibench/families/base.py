@@ -79,11 +79,6 @@ class Family(ABC):
         param, so changing them rebuilds only that dataset. Downloaded datasets need none."""
         return {}
 
-    def supplied_checksums(self, family_config: dict[str, Any]) -> dict[str, str]:
-        """Checksums the user supplies for raw files whose upstream publishes none (file name →
-        ``"md5:…"``); a download param, so changing one re-verifies that file. Default: none."""
-        return {}
-
     def check_run(self, run: RunSpec) -> None:
         """Refuse a run whose dataset/task/model combination the family does not implement."""
         from replibench.errors import ConfigError

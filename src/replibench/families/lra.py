@@ -167,11 +167,6 @@ class LraFamily(Family):
         override = family_config.get("generated_data", {}).get(dataset, {})
         return deep_merge(options, override)
 
-    def supplied_checksums(self, family_config: dict[str, Any]) -> dict[str, str]:
-        """``lra.release_checksum``: no checksum is published for ``lra_release.gz``."""
-        checksum = family_config.get("release_checksum")
-        return {"lra_release.gz": checksum} if checksum else {}
-
     def derived_results(self, results):  # (pd.DataFrame) -> pd.DataFrame
         """Both LRA averages and the state-tracking paper's best-of-seeds rows."""
         import pandas as pd

@@ -17,7 +17,14 @@ from replibench.metrics import MetricInfo
 METRICS: dict[str, MetricInfo] = {
     "mse": MetricInfo("min", "scaled units²", "mean squared error over all windows × steps × channels"),
     "mae": MetricInfo("min", "scaled units", "mean absolute error over all windows × steps × channels"),
+    "mse_droplast32": MetricInfo("min", "scaled units²", "MSE over the first ⌊N/32⌋·32 test windows: what a test "
+                                 "loader with batch size 32 and drop_last=True scored (LTSF-Linear/DLinear tables)"),
+    "mae_droplast32": MetricInfo("min", "scaled units", "MAE over the first ⌊N/32⌋·32 test windows (drop_last=True, "
+                                 "batch 32)"),
 }
+
+#: test batch size of the loaders that dropped the last partial batch (Informer/Autoformer lineage)
+LEGACY_TEST_BATCH_SIZE = 32
 
 
 def _checked(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None):
@@ -46,6 +53,16 @@ def mae(*, prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None =
     """Mean absolute error over every element (or over ``mask``-selected elements)."""
     prediction, target = _checked(prediction, target, mask)
     return float(np.mean(np.abs(prediction - target)))
+
+
+def windows_kept_by_drop_last(num_windows: int, batch_size: int = LEGACY_TEST_BATCH_SIZE) -> int:
+    """Test windows a loader with ``drop_last=True`` scores: the full batches only.
+
+    Papers whose code used it (the DLinear paper's tables among them) lost ``N mod 32`` windows
+    per horizon — 1 or 17 on ETT. We score every window; this reproduces their count so our number
+    can be put beside theirs under their rule.
+    """
+    return (num_windows // batch_size) * batch_size
 
 
 def horizon_average(values_by_horizon: Mapping[int, float],

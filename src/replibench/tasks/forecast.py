@@ -72,6 +72,21 @@ def table_to_predictions(table, *, channels: tuple[str, ...], windows: int, hori
     return out
 
 
+def forecast_metrics(forecasts: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """MSE/MAE over every test window, and over the windows a drop_last=True loader at batch 32
+    kept (for comparison with papers that used one; a batch-independent model's forecasts of the
+    kept windows are the same either way)."""
+    from replibench.metrics.forecast import mae, mse, windows_kept_by_drop_last
+
+    kept = windows_kept_by_drop_last(len(forecasts))
+    return {
+        "mse": mse(prediction=forecasts, target=target),
+        "mae": mae(prediction=forecasts, target=target),
+        "mse_droplast32": mse(prediction=forecasts[:kept], target=target[:kept]),
+        "mae_droplast32": mae(prediction=forecasts[:kept], target=target[:kept]),
+    }
+
+
 class ForecastTask(Task):
     name = "forecast"
 
@@ -128,12 +143,9 @@ class ForecastTask(Task):
         return predictions_to_table(forecasts, data.channels)
 
     def score(self, predictions, data: SeriesData, settings: dict[str, Any]) -> dict[str, float]:
-        from replibench.metrics.forecast import mae, mse
-
         forecasts = table_to_predictions(predictions, channels=data.channels, windows=data.window_count("test"),
                                          horizon=data.pred_len)
-        target = self.targets(data, "test")
-        return {"mse": mse(prediction=forecasts, target=target), "mae": mae(prediction=forecasts, target=target)}
+        return forecast_metrics(forecasts, self.targets(data, "test"))
 
     def metric_info(self) -> dict[str, Any]:
         from replibench.metrics.forecast import METRICS
