@@ -67,6 +67,9 @@ def test_smoke_listops_window_reaches_the_s4_kernel_and_the_transformer(config):
     assert s4["model"]["s4"]["l_max"] == LISTOPS_SMOKE["max_length"]
     transformer = runs["lra/listops-generated/lra-classify/transformer/default/seed0"].settings
     assert transformer["model"]["transformer"]["max_len"] == transformer["task"]["max_length"] == LISTOPS_SMOKE["max_length"]
+    wider = {**config["lra"], "generated_data": {"listops-generated": {"generator": {"max_length": 301}}}}
+    s4_run = runs["lra/listops-generated/lra-classify/s4-legs/default/seed0"].run
+    assert FAMILY.run_settings(wider, s4_run)["model"]["s4"]["l_max"] == 302  # even, covers the user's window
 
 
 def test_generated_dataset_options_per_preset_and_overrides():

@@ -94,8 +94,12 @@ def eigenvalue_variant(spelling: str) -> str:
     return EIGENVALUE_VARIANTS[key]
 
 
-def lra_run_settings(run: RunSpec) -> dict[str, Any]:
-    """Preset settings of an LRA classification run (model + train from lra_presets, + task)."""
+def lra_run_settings(run: RunSpec, listops_window: int = LISTOPS_SMOKE["max_length"]) -> dict[str, Any]:
+    """Preset settings of an LRA classification run (model + train from lra_presets, + task).
+
+    ``listops_window``: the (exclusive) maximum token length of smoke's generated ListOps, which
+    sets the S4 kernel length and the Transformer's positions there.
+    """
     from replibench.models.lra_presets import preset
 
     settings = preset(run.model, run.preset, PRESET_TASK[run.dataset])
@@ -105,9 +109,9 @@ def lra_run_settings(run: RunSpec) -> dict[str, Any]:
         task["max_length"] = model["transformer"]["max_len"]  # LRA reads at most max_len tokens
     if run.preset == "smoke" and run.dataset == "listops-generated":
         if model["layer"] == "s4":  # the DPLR kernel is built at l_max: the smoke window's, not 2,048
-            model["s4"]["l_max"] = LISTOPS_SMOKE["max_length"]
+            model["s4"]["l_max"] = listops_window + listops_window % 2  # an even length >= any sequence
         if model["layer"] == "transformer":
-            model["transformer"]["max_len"] = task["max_length"] = LISTOPS_SMOKE["max_length"]
+            model["transformer"]["max_len"] = task["max_length"] = listops_window
     return {"model": model, "train": train, "task": task}
 
 
@@ -147,7 +151,11 @@ class LraFamily(Family):
                               f"{', '.join(self.task_datasets[run.task])}")
 
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
-        base = lra_run_settings(run) if run.task == "lra-classify" else state_tracking_run_settings(run)
+        if run.task == "lra-classify":
+            window = self.dataset_options(family_config, "listops-generated", run.preset)["generator"]["max_length"]
+            base = lra_run_settings(run, window)
+        else:
+            base = state_tracking_run_settings(run)
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
         return deep_merge(base, override)
 
