@@ -66,6 +66,11 @@ def init_process_group(expected_size: int) -> World:
 
         raise ConfigError(f"torchrun started {size} processes but the run asks for {expected_size}")
     local_rank = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available() and torch.cuda.device_count() < int(os.environ.get("LOCAL_WORLD_SIZE", size)):
+        from replibench.errors import ConfigError
+
+        raise ConfigError(f"{size} processes (one per GPU) but this job sees {torch.cuda.device_count()} GPU(s) "
+                          f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}); ask SLURM for as many GPUs")
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local_rank)

@@ -57,6 +57,7 @@ def test_two_processes_follow_the_one_process_loss_curve(one_process, two_proces
         torch.testing.assert_close(weights_2[key], value, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.workflow  # two more torchrun launches: ~30 s on a loaded 2-core machine
 def test_a_signal_on_one_rank_stops_all_and_the_rerun_resumes_to_the_same_weights(two_processes, tmp_path):
     weights_uninterrupted, summary_uninterrupted, _ = two_processes
     stopped = torchrun(tmp_path, "--signal-at-step", "17", "--signal-rank", "1")
