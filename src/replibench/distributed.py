@@ -26,8 +26,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["World", "all_reduce_gradients", "current_world", "init_process_group", "launched_by_torchrun",
-           "shard", "torchrun_command"]
+__all__ = ["World", "all_reduce_gradients", "any_rank", "barrier", "broadcast_object", "broadcast_state",
+           "current_world", "init_process_group", "launched_by_torchrun", "shard", "torchrun_command"]
 
 
 @dataclass(frozen=True)
