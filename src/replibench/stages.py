@@ -59,8 +59,8 @@ def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summ
     from replibench.registry import resolve
     from replibench.train import train
 
-    torch.set_num_threads(threads)
     world = init_process_group(max(1, processes))
+    torch.set_num_threads(max(1, threads // world.size))  # the job's CPUs, shared by its processes
     run, settings = parse_settings_json(settings_json)
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from replibench.config import plan_runs, validate_config
 from replibench.train import PREEMPTED_EXIT_CODE, train
 
 from .ddp_toy import RUN, SETTINGS, ToyTask
@@ -79,3 +80,30 @@ def test_a_signal_on_one_rank_stops_all_and_the_rerun_resumes_to_the_same_weight
     for key, value in weights_uninterrupted.items():
         assert torch.equal(weights[key], value), key
     assert summary["history"] == summary_uninterrupted["history"]
+
+
+@pytest.mark.workflow  # two CLI runs on ETTh1, one under torchrun
+def test_replibench_train_with_two_processes_relaunches_under_torchrun_and_matches_one(etth1_parquet, tmp_path):
+    """What the train rule runs when a run asks for 2 GPUs: `replibench train --processes 2`."""
+    config = {"preset": "smoke", "families": ["ett"], "data": {"mirror": None, "workers": 1},
+              "ett": {"seeds": [2021],
+                      "runs": [{"task": "forecast", "models": ["dlinear"], "datasets": ["etth1"], "horizons": [96]}],
+                      "overrides": {"dlinear": {"train": {"epochs": 1, "max_steps": 40}}}}}
+    (planned,) = plan_runs(validate_config(config, "test config"))
+    summaries, weights = {}, {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        result = subprocess.run([sys.executable, "-m", "replibench.cli", "train", "--settings", planned.settings_json,
+                                 "--data", str(etth1_parquet), "--model-out", str(out / "model.pt"),
+                                 "--summary-out", str(out / "train.json"), "--threads", "2",
+                                 "--processes", str(processes), "--no-progress"],
+                                capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        summaries[processes] = json.loads((out / "train.json").read_text())
+        weights[processes] = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert summaries[1]["world_size"] == 1 and summaries[2]["world_size"] == 2
+    assert summaries[2]["steps"] == summaries[1]["steps"] == 40
+    assert summaries[2]["history"][0]["step_losses"] == pytest.approx(summaries[1]["history"][0]["step_losses"],
+                                                                       rel=1e-5)
+    for key, value in weights[1].items():
+        torch.testing.assert_close(weights[2][key], value, rtol=1e-4, atol=1e-6)

@@ -37,7 +37,7 @@ CONFIG = {
     "ett": {"seeds": [2021],
             "runs": [{"task": "forecast", "models": ["naive", "dlinear"], "datasets": ["etth1"], "horizons": [96]}],
             # no early stop, a checkpoint every 50 steps: the DLinear job runs long enough to be preempted
-            "overrides": {"dlinear": {"train": {"epochs": 5, "patience": None, "checkpoint_every": 50}}}},
+            "overrides": {"dlinear": {"train": {"epochs": 3, "patience": None, "checkpoint_every": 50}}}},
 }
 #: the CI cluster answers fast: poll every second instead of the profile's 20 s
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
