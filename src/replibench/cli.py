@@ -43,6 +43,8 @@ def _add_train(sub) -> None:
     p.add_argument("--model-out", required=True, type=Path)
     p.add_argument("--summary-out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--processes", type=int, default=1,
+                   help="data-parallel processes, one per GPU (> 1: relaunched under torchrun)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_cmd_train)
 
@@ -70,6 +72,14 @@ def _add_report(sub) -> None:
     p.set_defaults(handler=_cmd_report)
 
 
+def _add_summary(sub) -> None:
+    p = sub.add_parser("summary", help="flat metrics JSON and training-curve CSVs for `dvc metrics` / `dvc plots`")
+    p.add_argument("--metrics", required=True, nargs="+", type=Path)
+    p.add_argument("--metrics-out", required=True, type=Path)
+    p.add_argument("--curves-dir", required=True, type=Path)
+    p.set_defaults(handler=_cmd_summary)
+
+
 def _add_metrics(sub) -> None:
     p = sub.add_parser("metrics", help="score your own predictions with our protocol")
     kinds = p.add_subparsers(dest="kind", required=True)
@@ -94,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="replibench", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_metrics, _add_config):
+    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary, _add_metrics,
+                _add_config):
         add(sub)
     return parser
 
@@ -114,10 +125,19 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    from replibench.distributed import launched_by_torchrun, torchrun_command
     from replibench.stages import train_stage
 
+    if args.processes > 1 and not launched_by_torchrun():  # the one place that decides to use torchrun
+        command = torchrun_command(args.argv, args.processes)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(command[0], command)  # same PID: SLURM's signals and the exit status stay with this job
     train_stage(settings_json=args.settings, data_dir=args.data, out_model=args.model_out,
-                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress)
+                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress,
+                processes=args.processes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -133,6 +153,12 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
                  leaderboard_out=args.leaderboard_out, plots_dir=args.plots_dir)
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from replibench.summary import summary_stage
+
+    summary_stage(metrics_paths=args.metrics, metrics_out=args.metrics_out, curves_dir=args.curves_dir)
 
 
 def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
@@ -157,7 +183,9 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

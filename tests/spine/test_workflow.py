@@ -104,5 +104,5 @@ def test_smoke_pipeline_through_the_mirror_then_nothing_then_only_the_changed_mo
     changed = snakemake(workdir, "-n", "--config", mirror_config, "ett={overrides: {dlinear: {train: {lr: 0.001}}}}")
     assert changed.returncode == 0, changed.stderr[-3000:]
     jobs = planned_jobs(changed.stdout)
-    assert jobs == {"train": 2, "evaluate": 2, "report": 1, "all": 1, "total": 6}
+    assert jobs == {"train": 2, "evaluate": 2, "report": 1, "summary": 1, "all": 1, "total": 7}
     assert "dlinear" in changed.stdout and "/naive/" not in changed.stdout.split("Job stats:")[0]
