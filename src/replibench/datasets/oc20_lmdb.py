@@ -205,41 +205,49 @@ def convert_lmdb(lmdb_path: Path, out_parquet: Path, rejects_path: Path) -> dict
             "declared_length": declared}
 
 
-def convert_lmdb_in_subprocess(lmdb_path: Path, out_parquet: Path, rejects_path: Path, *,
-                               timeout_s: float | None = None) -> dict:
-    """Run :func:`convert_lmdb` in a fresh interpreter; return its JSON summary.
+def convert_lmdbs_in_subprocess(jobs: list[tuple[Path, Path, Path]], *, timeout_s: float | None = None
+                                ) -> list[dict]:
+    """Run :func:`convert_lmdb` for each ``(lmdb, out_parquet, rejects_parquet)`` job in ONE fresh
+    interpreter; return the JSON summaries in job order.
 
     Raises :class:`DataError` with the child's stderr when it fails.
     """
-    out_parquet, rejects_path = Path(out_parquet), Path(rejects_path)
     with tempfile.TemporaryDirectory(prefix="is2re-convert-") as scratch:
-        summary_path = Path(scratch) / "summary.json"
-        command = [sys.executable, "-m", "replibench.datasets.oc20_lmdb", "--lmdb", str(lmdb_path),
-                   "--out", str(out_parquet), "--rejects", str(rejects_path), "--summary", str(summary_path)]
+        job_file, summary_path = Path(scratch) / "jobs.json", Path(scratch) / "summary.json"
+        job_file.write_text(json.dumps([[str(a), str(b), str(c)] for a, b, c in jobs]), encoding="utf-8")
+        command = [sys.executable, "-m", "replibench.datasets.oc20_lmdb", "--jobs", str(job_file),
+                   "--summary", str(summary_path)]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
         if completed.returncode != 0 or not summary_path.exists():
-            raise DataError(f"{lmdb_path}: LMDB conversion process failed (exit {completed.returncode}):\n"
-                            f"{completed.stderr[-4000:]}")
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    if summary["declared_length"] is not None and summary["declared_length"] != summary["records"]:
-        summary["warning"] = f"'length' says {summary['declared_length']} records, found {summary['records']}"
-    return summary
+            raise DataError(f"{[str(j[0]) for j in jobs]}: LMDB conversion process failed (exit "
+                            f"{completed.returncode}):\n{completed.stderr[-4000:]}")
+        summaries = json.loads(summary_path.read_text(encoding="utf-8"))
+    for summary in summaries:
+        if summary["declared_length"] is not None and summary["declared_length"] != summary["records"]:
+            summary["warning"] = f"'length' says {summary['declared_length']} records, found {summary['records']}"
+    return summaries
+
+
+def convert_lmdb_in_subprocess(lmdb_path: Path, out_parquet: Path, rejects_path: Path, *,
+                               timeout_s: float | None = None) -> dict:
+    """One LMDB through :func:`convert_lmdbs_in_subprocess`."""
+    return convert_lmdbs_in_subprocess([(Path(lmdb_path), Path(out_parquet), Path(rejects_path))],
+                                       timeout_s=timeout_s)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Child-process entry point (``python -m replibench.datasets.oc20_lmdb``)."""
+    """Child-process entry point (``python -m replibench.datasets.oc20_lmdb --jobs J --summary S``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lmdb", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rejects", type=Path, required=True)
+    parser.add_argument("--jobs", type=Path, required=True, help="JSON list of [lmdb, out.parquet, rejects.parquet]")
     parser.add_argument("--summary", type=Path, required=True)
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    summary = convert_lmdb(args.lmdb, args.out, args.rejects)
-    write_json_atomic(args.summary, summary)
+    jobs = json.loads(args.jobs.read_text(encoding="utf-8"))
+    summaries = [convert_lmdb(Path(lmdb_path), Path(out), Path(rejects)) for lmdb_path, out, rejects in jobs]
+    write_json_atomic(args.summary, summaries)
     return 0
 
 
@@ -278,20 +286,21 @@ class IS2REDataset:
         if len(raw_files) != 1:
             raise DataError(f"{self.name}: expected 1 raw file ({sources.IS2RES_LMDBS.name}), got {len(raw_files)}")
         archive, out_dir = Path(raw_files[0]), Path(out_dir)
-        rejects, rows, summaries = Rejects(), {}, {}
-        with tempfile.TemporaryDirectory(prefix="is2re-spool-", dir=out_dir.parent if out_dir.parent.exists() else None) as spool:
+        rejects, rows, summaries, members = Rejects(), {}, {}, {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="is2re-spool-", dir=out_dir) as spool:
             for info, handle in iter_tar_members(archive, select=lambda name: self.wanted(name) is not None):
                 split = self.wanted(info.name)
-                if split in rows:
+                if split in members:
                     raise DataError(f"{archive}: member {info.name!r}: a second LMDB for split {split}")
-                spooled = Path(spool) / f"{split}.lmdb"
-                with open(spooled, "wb") as out:
+                with open(Path(spool) / f"{split}.lmdb", "wb") as out:
                     shutil.copyfileobj(handle, out)
-                split_rejects = Path(spool) / f"{split}.rejects.parquet"
-                summary = convert_lmdb_in_subprocess(spooled, out_dir / split / "part-00000.parquet", split_rejects)
-                spooled.unlink()
+                members[split] = info.name
+            jobs = [(Path(spool) / f"{split}.lmdb", out_dir / split / "part-00000.parquet",
+                     Path(spool) / f"{split}.rejects.parquet") for split in members]
+            for split, summary, job in zip(members, convert_lmdbs_in_subprocess(jobs) if jobs else [], jobs):
                 rows[split], summaries[split] = summary["rows"], summary
-                rejects.entries.extend(_read_rejects(split_rejects, f"{archive.name}:{info.name}"))
+                rejects.entries.extend(_read_rejects(job[2], f"{archive.name}:{members[split]}"))
         missing = [split for split in self.splits if split not in rows]
         if missing:
             raise DataError(f"{archive}: no data.lmdb for splits {missing} (looked for "
