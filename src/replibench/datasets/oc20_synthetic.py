@@ -83,7 +83,13 @@ SMOKE_SPLITS = (
 )
 SMOKE_SEED = 20201
 #: sha256 and size of the smoke archives as built by :func:`build_synthetic_s2ef` (see test).
-SMOKE_CHECKSUMS: dict[str, tuple[str, int]] = {}
+SMOKE_CHECKSUMS: dict[str, tuple[str, int]] = {
+    "train": ("c7031508035e0708422b98098c6f03487d4ea42ba9a20672f0631bd425f0cc4c", 296960),
+    "val_id": ("e747a4e59a406d9bcc894045486fe71a565855d39af0625b7a6a1f7e6da34efe", 30720),
+    "val_ood_ads": ("29196ada2b3e77963f6d1985cf6f0eb33430219d3eac16d49c4d5c1b35748315", 30720),
+    "val_ood_cat": ("553d528402004bd51b39dda1ad7c826a63298e4dcdd84f871beffcf909af49a3", 30720),
+    "val_ood_both": ("9bc884b1425b2fb15a56f8a14959478bc61f2b77338be323e0d6ef2f2b9a206d", 30720),
+}
 
 
 def archive_name(split: str) -> str:
@@ -223,3 +229,7 @@ def smoke_dataset() -> S2EFDataset:
         files.append((spec.split, _remote(spec.split, sha256, size)))
     return S2EFDataset(DATASET_NAME, tuple(files), synthetic=True,
                        description="SYNTHETIC: ASE-built slabs + adsorbates, EMT energies/forces, OC20 S2EF file layout")
+
+
+#: registry target: ``"s2ef-synthetic-emt": "replibench.datasets.oc20_synthetic:S2EF_SYNTHETIC_EMT"``
+S2EF_SYNTHETIC_EMT = smoke_dataset()

@@ -101,6 +101,7 @@ class OC20Data:
     settings: OC20Settings
     mean: float  # energy normaliser, eV
     std: float  # energy (and force) normaliser, eV
+    data_dir: Path | None = None
 
 
 def build_oc20_model(settings: OC20Settings, facts: dict[str, Any]):
@@ -147,7 +148,7 @@ class _OC20Task(Task):
         if np.isnan(train_energy).any():
             raise DataError(f"{data_dir}/{parsed.train_split}: training energies contain nulls")
         mean, std = self._normalizer(parsed, train_energy)
-        return OC20Data(splits, parsed, mean, std)
+        return OC20Data(splits, parsed, mean, std, Path(data_dir))
 
     def _normalizer(self, settings: OC20Settings, train_energy: np.ndarray) -> tuple[float, float]:
         choice = settings.normalizer

@@ -23,11 +23,11 @@ Two selection rules, both fairchem's:
   applies its 0.01 to squared distances), so degenerate shells are kept whole; note that this
   keeps at least ``max_neighbors + 1`` edges when an atom has more candidates than that.
 
-Images searched: on each periodic axis ``a`` every offset with ``|n_a| <= ceil(cutoff / h_a +
-span_a)``, where ``h_a`` is the spacing of the lattice planes spanned by the two other vectors and
-``span_a`` the spread of the atoms' fractional coordinates along ``a``. This is complete for cells
-smaller than the cutoff and for positions outside the cell (fairchem's ``ceil(cutoff / h_a)``
-assumes wrapped positions).
+Images searched: on each periodic axis ``a`` every offset with ``(|n_a| - span_a) * h_a <=
+cutoff``, where ``h_a`` is the spacing of the lattice planes spanned by the two other vectors and
+``span_a`` the spread of the atoms' fractional coordinates along ``a`` (no pair of an image outside
+this box can be within the cutoff). This is complete for cells smaller than the cutoff and for
+positions outside the cell (fairchem's ``ceil(cutoff / h_a)`` assumes wrapped positions).
 
 Edge convention = :mod:`replibench.tasks.atoms_graph`: ``edge_index[0] = j`` (source),
 ``edge_index[1] = i`` (target), and the edge vector is ``pos[j] + image_offsets @ cell - pos[i]``.
@@ -54,25 +54,40 @@ DEGENERACY_TOLERANCE_SQ = 0.01
 _CHUNK_PAIRS = 2_000_000
 
 
-def image_ranges(pos: np.ndarray, cell: np.ndarray, pbc, cutoff: float) -> list[int]:
-    """Largest ``|n_a|`` to search on each axis (0 on non-periodic axes); see the module docstring."""
+def _plane_geometry(pos: np.ndarray, cell: np.ndarray, pbc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Periodic mask, lattice-plane spacings (Å) and fractional spans of the atoms, per axis."""
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     if not pbc.any():
-        return [0, 0, 0]
+        return pbc, np.full(3, np.inf), np.zeros(3)
     volume = float(np.linalg.det(cell))
     if not math.isfinite(volume) or abs(volume) < 1e-9:
         raise DataError(f"radius graph: cell {cell.tolist()} is singular (volume {volume}) but pbc={pbc.tolist()}")
-    inverse = np.linalg.inv(cell)  # (3, 3); columns are reciprocal vectors / 1 (crystallographer's)
+    inverse = np.linalg.inv(cell)  # (3, 3); column a = reciprocal vector of axis a
+    spacing = 1.0 / np.linalg.norm(inverse, axis=0)  # (3,) Å between lattice planes of each axis
     fractional = pos @ inverse  # (N, 3)
-    ranges = []
-    for axis in range(3):
-        if not pbc[axis]:
-            ranges.append(0)
-            continue
-        plane_spacing = 1.0 / np.linalg.norm(inverse[:, axis])  # Å between lattice planes
-        span = float(fractional[:, axis].max() - fractional[:, axis].min()) if len(pos) else 0.0
-        ranges.append(int(math.ceil(cutoff / plane_spacing + span)))
-    return ranges
+    span = fractional.max(axis=0) - fractional.min(axis=0) if len(pos) else np.zeros(3)  # (3,)
+    return pbc, spacing, span
+
+
+def image_ranges(pos: np.ndarray, cell: np.ndarray, pbc, cutoff: float) -> list[int]:
+    """Largest ``|n_a|`` to search on each axis (0 on non-periodic axes); see the module docstring."""
+    pbc, spacing, span = _plane_geometry(pos, cell, pbc)
+    return [int(math.ceil(cutoff / spacing[a] + span[a])) if pbc[a] else 0 for a in range(3)]
+
+
+def candidate_images(pos: np.ndarray, cell: np.ndarray, pbc, cutoff: float) -> np.ndarray:
+    """(K, 3) image offsets that can hold a neighbour, in lexicographic order.
+
+    An image ``n`` is dropped when on some axis even the closest pair is farther apart than the
+    cutoff: fractional differences along ``a`` lie in ``n_a ± span_a``, and a fractional
+    difference ``f`` means a distance of at least ``|f| * spacing_a``.
+    """
+    pbc, spacing, span = _plane_geometry(pos, cell, pbc)
+    reach = [int(math.ceil(cutoff / spacing[a] + span[a])) if pbc[a] else 0 for a in range(3)]
+    axes = [np.arange(-r, r + 1) for r in reach]
+    images = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)  # (K, 3), lexicographic
+    closest = np.maximum(np.abs(images) - span, 0.0) * np.where(pbc, spacing, 0.0)  # (K, 3) Å lower bounds
+    return images[(closest <= cutoff).all(axis=1)]
 
 
 def build_radius_graph(
@@ -103,9 +118,7 @@ def build_radius_graph(
     n_atoms = len(pos)
     if n_atoms == 0:
         return np.zeros((2, 0), np.int64), np.zeros((0, 3), np.int64)
-    reach = image_ranges(pos, cell, pbc, cutoff)
-    axes = [np.arange(-r, r + 1) for r in reach]
-    images = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)  # (K, 3), lexicographic
+    images = candidate_images(pos, cell, pbc, cutoff)  # (K, 3), lexicographic
     shifts = images.astype(np.float64) @ cell  # (K, 3) Å
     n_images = len(images)
 
