@@ -191,3 +191,13 @@ def test_smoke_build_matches_pinned_checksums(tmp_path):
     remote = S2EF_SYNTHETIC_EMT.remote_files[1]
     result = fetch(remote, tmp_path / "raw" / remote.name, mirror=str(mirror), progress=False)
     assert result.downloaded and result.path.stat().st_size == remote.size
+
+
+def test_parallel_conversion_matches_serial(tiny_synthetic, tmp_path):
+    folder, _ = tiny_synthetic
+    archive = folder / "s2ef_synthetic_emt_train.tar"
+    serial, _ = convert_s2ef_archive(archive, tmp_path / "serial", workers=1)
+    parallel, _ = convert_s2ef_archive(archive, tmp_path / "parallel", workers=2)
+    assert serial == parallel == 24
+    for shard in sorted((tmp_path / "serial").glob("*.parquet")):
+        assert pq.read_table(shard).equals(pq.read_table(tmp_path / "parallel" / shard.name))

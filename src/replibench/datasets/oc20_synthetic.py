@@ -70,7 +70,7 @@ class SyntheticSplit:
     systems: int
     frames_per_system: int
     frames_per_file: int
-    stride: int = 2  # record every ``stride``-th descent step
+    stride: int = 1  # record every ``stride``-th descent step
 
 
 #: smoke sizes: 768 train frames in 3 files, 64 frames per validation split
@@ -84,11 +84,11 @@ SMOKE_SPLITS = (
 SMOKE_SEED = 20201
 #: sha256 and size of the smoke archives as built by :func:`build_synthetic_s2ef` (see test).
 SMOKE_CHECKSUMS: dict[str, tuple[str, int]] = {
-    "train": ("c7031508035e0708422b98098c6f03487d4ea42ba9a20672f0631bd425f0cc4c", 296960),
-    "val_id": ("e747a4e59a406d9bcc894045486fe71a565855d39af0625b7a6a1f7e6da34efe", 30720),
-    "val_ood_ads": ("29196ada2b3e77963f6d1985cf6f0eb33430219d3eac16d49c4d5c1b35748315", 30720),
-    "val_ood_cat": ("553d528402004bd51b39dda1ad7c826a63298e4dcdd84f871beffcf909af49a3", 30720),
-    "val_ood_both": ("9bc884b1425b2fb15a56f8a14959478bc61f2b77338be323e0d6ef2f2b9a206d", 30720),
+    "train": ("a162eadd568ff399a72244e2623bd50778c6de6474b96866173904106d97a5d5", 296960),
+    "val_id": ("f9d0890234623c089499f3a14edf469dca7f1b1e919bdebc069a2576bea3a12d", 30720),
+    "val_ood_ads": ("abb37bce815c3069bbd1196f349d968a2fb04329e2f135802a6c036548f89585", 30720),
+    "val_ood_cat": ("15e2bb0748c0c643455a53f32a8a3d1e41d566a7438fe266a533edc330addbc4", 30720),
+    "val_ood_both": ("2050610675c0a1adb3560ef23813c295bcc8fc4904d7489639ed6cd0730cc467", 30720),
 }
 
 
