@@ -201,7 +201,7 @@ def test_is2re_dataset_preprocess(tmp_path):
     import tarfile
 
     from replibench.data.tables import read_data_card
-    from replibench.datasets.oc20_lmdb import IS2RE_10K
+    from replibench.datasets.oc20_is2re import IS2RE_10K
 
     members = {}
     for index, (subset, split) in enumerate([("10k", "train"), ("100k", "train"), ("all", "val_id"),

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from replibench.errors import DataError
 from replibench.metrics.oc20_files import S2EFTruth, list_column, read_parquet_split
 from replibench.tasks.oc20_graph import build_radius_graph
+
+if TYPE_CHECKING:  # torch is imported lazily: this module is imported by the task registry
+    import torch
+
+    from replibench.tasks.atoms_graph import AtomsGraph
 
 
 @dataclass
@@ -129,11 +135,11 @@ class LossSpec:
 class OC20Batch:
     """A batch: the model input, raw targets, and how the task's loss treats them."""
 
-    graph: "AtomsGraph"  # noqa: F821 - replibench.tasks.atoms_graph.AtomsGraph
-    energy: "torch.Tensor"  # (B,) float, target energy in eV (NaN where unlabelled)  # noqa: F821
-    forces: "torch.Tensor | None"  # (N, 3) float, target forces in eV/Å  # noqa: F821
-    sid: "torch.Tensor"  # (B,) long  # noqa: F821
-    fid: "torch.Tensor"  # (B,) long  # noqa: F821
+    graph: AtomsGraph
+    energy: torch.Tensor  # (B,) float, target energy in eV (NaN where unlabelled)
+    forces: torch.Tensor | None  # (N, 3) float, target forces in eV/Å
+    sid: torch.Tensor  # (B,) long
+    fid: torch.Tensor  # (B,) long
     loss: LossSpec | None = None
 
     def to(self, device) -> "OC20Batch":
