@@ -109,9 +109,11 @@ def convert_pair(job: PairJob, *, remove_inputs: bool = True) -> PairResult:
                       np.array([r["sid"] for r in rows], np.int64), np.array([r["fid"] for r in rows], np.int64))
 
 
-def convert_s2ef_archive(archive: Path, split_dir: Path, *, workers: int = 1, spool_dir: Path | None = None
-                         ) -> tuple[int, Rejects]:
+def convert_s2ef_archive(archive: Path, split_dir: Path, *, workers: int = 1, spool_dir: Path | None = None,
+                         pool: ProcessPoolExecutor | None = None) -> tuple[int, Rejects]:
     """Stream one S2EF tarball into ``split_dir/part-<N>.parquet`` shards.
+
+    ``workers > 1`` converts pairs in a process pool (``pool``, or one made for this archive).
 
     Returns ``(rows written, rejects)``. Raises :class:`DataError` for an archive without pairs,
     a member whose partner never appears, a number present twice, or a (sid, fid) key that
@@ -123,7 +125,9 @@ def convert_s2ef_archive(archive: Path, split_dir: Path, *, workers: int = 1, sp
     done_numbers: set[int] = set()
     results: list[PairResult] = []
     spool_root = Path(tempfile.mkdtemp(prefix="s2ef-spool-", dir=spool_dir))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_spawn()) if workers > 1 else None
+    own_pool = pool is None and workers > 1
+    if own_pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_spawn())
     futures = set()
     try:
         for info, handle in _pair_members(archive):
@@ -153,7 +157,7 @@ def convert_s2ef_archive(archive: Path, split_dir: Path, *, workers: int = 1, sp
                 results.extend(f.result() for f in finished)
         results.extend(f.result() for f in futures)
     finally:
-        if pool is not None:
+        if own_pool:
             pool.shutdown(cancel_futures=True)
         shutil.rmtree(spool_root, ignore_errors=True)
     if pending:
@@ -217,13 +221,18 @@ class S2EFDataset:
         out_dir = Path(out_dir)
         rejects = Rejects()
         rows: dict[str, int] = {}
-        for (split, remote), raw in zip(self.split_files, raw_files):
-            raw = Path(raw)
-            if raw.name != remote.name:
-                raise DataError(f"{self.name}: raw file {raw} is not {remote.name} (split {split})")
-            count, split_rejects = convert_s2ef_archive(raw, out_dir / split, workers=workers)
-            rows[split] = count
-            rejects.entries.extend(split_rejects.entries)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_spawn()) if workers > 1 else None
+        try:
+            for (split, remote), raw in zip(self.split_files, raw_files):
+                raw = Path(raw)
+                if raw.name != remote.name:
+                    raise DataError(f"{self.name}: raw file {raw} is not {remote.name} (split {split})")
+                count, split_rejects = convert_s2ef_archive(raw, out_dir / split, workers=workers, pool=pool)
+                rows[split] = count
+                rejects.entries.extend(split_rejects.entries)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         rejects.write(out_dir / "rejects.parquet")
         notes = {
             "synthetic": self.synthetic,

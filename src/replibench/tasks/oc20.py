@@ -36,7 +36,9 @@ from replibench.metrics.oc20 import average_over_splits, energy_mae, forces_mae
 from replibench.metrics.oc20_files import score_is2re_arrays, score_s2ef_table
 from replibench.runs import RunSpec
 from replibench.tasks.base import Task
-from replibench.tasks.oc20_data import LossSpec, OC20Batch, StructureSplit, gather_batch, precompute_edges, read_structure_split
+from replibench.tasks.oc20_data import (
+    LossSpec, OC20Batch, StructureSplit, gather_batch, precompute_edges, read_structure_split,
+)
 from replibench.tasks.oc20_settings import (
     IS2RE_NORMALIZER, S2EF_DEFAULT_LOSS_COEFFICIENTS, S2EF_LOSS_COEFFICIENTS, S2EF_NORMALIZER, OC20Settings,
     build_oc20_model,

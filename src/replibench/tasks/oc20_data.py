@@ -80,7 +80,7 @@ def read_structure_split(split_dir: Path, *, name: str, energy_column: str, with
     pos, _ = list_column(table, "pos")
     tags, _ = list_column(table, "tags")
     fixed, _ = list_column(table, "fixed")
-    cell = np.stack(table.column("cell").to_numpy(zero_copy_only=False)) if len(table) else np.zeros((0, 9))
+    cell = np.asarray(table.column("cell").combine_chunks().flatten(), dtype=np.float64)  # (9S,) rows a, b, c
     forces = None
     if with_forces:
         values, _ = list_column(table, "forces")
