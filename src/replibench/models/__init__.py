@@ -1,0 +1,1 @@
+"""Model implementations: one file per model, each a config dataclass plus an nn.Module."""
