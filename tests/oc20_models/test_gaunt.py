@@ -152,6 +152,9 @@ def test_full_cg_product_has_paths_gaunt_lacks():
     assert len(cg_tensor_product(4, 4, 4, gaunt_paths_only=True)[1]) == len(gaunt_paths(4, 4, 4))
 
 
-def test_invalid_output_degree_is_rejected():
+def test_invalid_degrees_are_rejected():
     with pytest.raises(ValueError, match="lmax_out"):
         GauntTensorProduct(1, 1, 3)
+    with pytest.raises(ValueError, match="e3nn"):
+        GauntTensorProduct(8, 8, 16)
+    GauntTensorProduct(8, 8, 12)  # product degree 16 on the Fourier grid is fine

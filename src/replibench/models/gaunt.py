@@ -15,7 +15,7 @@ computed in a basis where multiplication is cheap:
    so the change of basis costs O(L^3) (paper's sparsity argument). We obtain y exactly (to
    float64 round-off) by sampling e3nn's SH on a (2L+1)^2 torus grid and taking a 2D FFT.
 2. The product of two 2D Fourier series is the 2D convolution of their coefficients, computed
-   with zero-padded FFTs in O(L^2 log L).
+   with FFTs in O(L^2 log L) (real FFTs: the functions are real, so half spectra suffice).
 3. Back to SH by projection: z_{l,m} = (1/4pi) integral(f Y_{l,m}); with the alpha integral a
    Kronecker delta and integral_0^pi exp(i n beta) sin(beta) d beta in closed form, this is a
    precomputed table, again sparse in v (O(L^3)).
@@ -35,9 +35,27 @@ import torch
 from torch import nn
 
 
+#: highest degree e3nn 0.6's ``spherical_harmonics`` implements (our tables are built from them)
+E3NN_MAX_SH_DEGREE = 12
+
+
 def num_coefficients(lmax: int) -> int:
     """(lmax + 1)^2 real SH coefficients for degrees 0..lmax."""
     return (lmax + 1) ** 2
+
+
+def fft_grid_size(degree: int) -> int:
+    """Smallest 5-smooth n >= 2*degree + 1: samples resolving a trigonometric polynomial of that
+    degree without aliasing, at a length FFT libraries handle fast (2L+1 is often prime)."""
+    n = 2 * degree + 1
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
 
 
 def _dense_gather_index(lmax: int) -> torch.Tensor:
@@ -141,6 +159,11 @@ class GauntTensorProduct(nn.Module):
         self.lmax_out = self.lmax_sum if lmax_out is None else lmax_out
         if not 0 <= self.lmax_out <= self.lmax_sum:
             raise ValueError(f"lmax_out must be in [0, {self.lmax_sum}], found {self.lmax_out}")
+        if max(lmax1, lmax2, self.lmax_out) > E3NN_MAX_SH_DEGREE:
+            raise ValueError(
+                f"input and output degrees must be <= {E3NN_MAX_SH_DEGREE} (e3nn's spherical harmonics), "
+                f"found lmax1={lmax1}, lmax2={lmax2}, lmax_out={self.lmax_out}"
+            )
         self.register_buffer("index1", _dense_gather_index(lmax1), persistent=False)
         self.register_buffer("index2", _dense_gather_index(lmax2), persistent=False)
         out_l, out_m = zip(*[(l, m + self.lmax_out) for l in range(self.lmax_out + 1) for m in range(-l, l + 1)])
@@ -154,11 +177,14 @@ class GauntTensorProduct(nn.Module):
 
     @staticmethod
     def _to_fourier(x: torch.Tensor, index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """(..., K) real SH coefficients -> (..., 2L+1 [u], 2L+1 [v]) complex Fourier coefficients."""
+        """(..., K) real SH coefficients -> (..., 2L+1 [u], 2L+1 [v]) complex Fourier coefficients.
+
+        Real input times a complex table is done as one real contraction over (re, im) pairs.
+        """
         padded = torch.cat([x, x.new_zeros(*x.shape[:-1], 1)], dim=-1)  # (..., K+1)
         dense = padded[..., index]  # (..., L+1, 2L+1 [m])
-        table = _complex_like(table, x)  # (L+1, 2L+1 [m], 2L+1 [u], 2)
-        by_m = torch.einsum("...lm,lmus->...mus", dense.to(table.dtype), table)  # (..., m, u, 2): O(L^3)
+        table = table.to(x.dtype)  # (L+1, 2L+1 [m], 2L+1 [u], 2 [v=+m, v=-m], 2 [re, im])
+        by_m = torch.view_as_complex(torch.einsum("...lm,lmusc->...musc", dense, table).contiguous())  # (..., m, u, 2)
         by_v = by_m[..., 0] + by_m[..., 1].flip(-2)  # (..., v, u): column v=-m reversed onto v
         return by_v.transpose(-1, -2)  # (..., u, v)
 
@@ -168,19 +194,37 @@ class GauntTensorProduct(nn.Module):
             return self._to_fourier(x, self.index1, self.table_in1)
         return self._to_fourier(x, self.index2, self.table_in2)
 
+    def _samples(self, f: torch.Tensor, size: int) -> torch.Tensor:
+        """(..., 2L+1 [u], 2L+1 [v]) coefficients of a real function -> (..., S, S) real samples.
+
+        Inverse real FFT of the v >= 0 half (the other half is its complex conjugate).
+        """
+        lmax = (f.shape[-1] - 1) // 2
+        gap = f.new_zeros(*f.shape[:-2], size - 2 * lmax - 1, lmax + 1)  # (..., S-2L-1, L+1)
+        # FFT slot of u is u mod S: u = 0..L first, u = -L..-1 last; v = 0..L, irfft2 pads v to S//2+1
+        half = torch.cat([f[..., lmax:, lmax:], gap, f[..., :lmax, lmax:]], dim=-2)  # (..., S, L+1)
+        return torch.fft.irfft2(half, s=(size, size), norm="forward")  # (..., S, S) = f(2pi a/S, 2pi b/S)
+
     def multiply(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        """2D linear convolution of Fourier coefficients by FFT: -> (..., 2Ls+1, 2Ls+1)."""
-        size = (2 * self.lmax_sum + 1, 2 * self.lmax_sum + 1)  # no circular wrap-around
-        spectrum = torch.fft.fft2(f1, s=size) * torch.fft.fft2(f2, s=size)  # (..., S, S)
-        return torch.fft.ifft2(spectrum)  # (..., u + Ls, v + Ls)
+        """Fourier coefficients of f1 * f2 by the convolution theorem: -> (..., 2Ls+1 [u], 2Lo+1 [v]).
+
+        Sampling both functions on an S x S torus grid (S >= 2Ls + 1 points resolve the product's
+        degree Ls without aliasing), multiplying pointwise and taking a forward real FFT is the
+        2D linear convolution of the coefficient arrays. Only |v| <= Lo is returned: the
+        projection onto SH of degree <= Lo reads nothing else.
+        """
+        size, ls, lo = fft_grid_size(self.lmax_sum), self.lmax_sum, self.lmax_out
+        product = self._samples(f1, size) * self._samples(f2, size)  # (..., S, S) real
+        half = torch.fft.rfft2(product, norm="forward")[..., : lo + 1]  # (..., S, Lo+1): c[u mod S, v >= 0]
+        positive = torch.cat([half[..., size - ls :, :], half[..., : ls + 1, :]], dim=-2)  # (..., u in [-Ls, Ls], v)
+        negative = positive.flip(-2).conj()[..., 1:].flip(-1)  # c[u, -v] = conj(c[-u, v]), v in [-Lo, -1]
+        return torch.cat([negative, positive], dim=-1)  # (..., 2Ls+1, 2Lo+1)
 
     def to_sh(self, f: torch.Tensor) -> torch.Tensor:
-        """(..., 2Ls+1 [u], 2Ls+1 [v]) Fourier coefficients -> (..., K_out) real SH coefficients."""
-        lo, ls = self.lmax_out, self.lmax_sum
-        columns = f[..., :, ls - lo : ls + lo + 1]  # (..., u, v in [-Lo, Lo])
+        """(..., 2Ls+1 [u], 2Lo+1 [v]) product coefficients -> (..., K_out) real SH coefficients."""
         table = _complex_like(self.table_out, f)  # (Lo+1, 2Lo+1 [m], 2Ls+1 [u], 2)
-        dense = torch.einsum("...um,lmu->...lm", columns, table[..., 0])  # (..., Lo+1, 2Lo+1): v=+m
-        dense = dense + torch.einsum("...um,lmu->...lm", columns.flip(-1), table[..., 1])  # v=-m
+        dense = torch.einsum("...um,lmu->...lm", f, table[..., 0])  # (..., Lo+1, 2Lo+1): v=+m
+        dense = dense + torch.einsum("...um,lmu->...lm", f.flip(-1), table[..., 1])  # v=-m
         return dense.real[..., self.out_l, self.out_m]  # (..., K_out)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
