@@ -158,3 +158,21 @@ def test_invalid_degrees_are_rejected():
     with pytest.raises(ValueError, match="e3nn"):
         GauntTensorProduct(8, 8, 16)
     GauntTensorProduct(8, 8, 12)  # product degree 16 on the Fourier grid is fine
+
+
+def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
+    """The model's shared-sample Gaunt messages are w_out * Gaunt(h_source, w_in-weighted SH)."""
+    from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig, degree_of_coefficient
+
+    config = EquivariantConfig(tp="gaunt", lmax=3, channels=4)
+    edge_tp = EdgeTensorProduct(config)
+    generator = torch.Generator().manual_seed(4)
+    h = torch.randn(5, 4, 16, generator=generator)  # (N, C, K)
+    source = torch.tensor([0, 3, 3, 1, 4, 2])  # (E,)
+    directions = torch.randn(6, 3, generator=generator)
+    sh = o3.spherical_harmonics(list(range(4)), directions, True, normalization="component")  # (E, K)
+    weights = torch.randn(6, edge_tp.num_weights, generator=generator)
+    w_in, w_out = weights.reshape(6, 2, 4, 4).unbind(1)  # (E, C, L+1)
+    degree = degree_of_coefficient(3)
+    expected = w_out[:, :, degree] * GauntTensorProduct(3, 3, 3)(h[source], w_in[:, :, degree] * sh[:, None, :])
+    torch.testing.assert_close(edge_tp(h, source, sh, weights), expected, atol=1e-10, rtol=1e-8)

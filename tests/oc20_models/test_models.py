@@ -16,6 +16,7 @@ import torch
 from e3nn import o3
 from oc20_model_graphs import make_batch, random_slab, rotated
 
+from replibench.errors import ConfigError
 from replibench.models import dimenet_pp, equivariant, schnet
 
 torch.set_num_threads(1)
@@ -217,3 +218,12 @@ def test_paper_schnet_matches_fairchem_size():
 def test_equivariant_rejects_unknown_tensor_product():
     with pytest.raises(ValueError, match="tp must be one of"):
         equivariant.EquivariantModel(equivariant.EquivariantConfig(tp="fft"))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_build_from_preset_and_overrides(name):
+    module = {"schnet": schnet, "dimenet-pp": dimenet_pp, "equivariant": equivariant}[name]
+    model = module.build({"direct_forces": True}, preset="smoke")
+    assert model.config.direct_forces and model.config.cutoff == 6.0
+    with pytest.raises(ConfigError, match="unknown key"):
+        module.build({"hidden_size": 3}, preset="smoke")

@@ -48,6 +48,7 @@ from replibench.models._atoms import (
     positions_for_forces,
     sum_per_structure,
 )
+from replibench.models._config import config_from_dict
 from replibench.tasks.atoms_graph import AtomsGraph
 
 #: periodic images closer than this (Å) count as the same image when removing back-tracking
@@ -209,3 +210,9 @@ class DimeNetPP(nn.Module):
                 return conservative_forces(energy, pos, self.training, grad_enabled_outside)
         coefficient = self.force_head(x).squeeze(-1) * self.rbf.envelope(distance / self.config.cutoff)  # (E,)
         return energy, direct_edge_forces(coefficient * distance, vectors, graph)  # (B,), (N, 3)
+
+
+def build(settings: dict | None = None, preset: str = "paper") -> DimeNetPP:
+    """DimeNetPP from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
+    settings = {**PRESETS[preset], **(settings or {})}
+    return DimeNetPP(config_from_dict(DimeNetPPConfig, settings, source=f"model DimeNetPP ({preset})"))

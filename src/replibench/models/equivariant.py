@@ -41,6 +41,7 @@ from replibench.models._atoms import (
     sum_per_structure,
     sum_per_target,
 )
+from replibench.models._config import config_from_dict
 from replibench.models.gaunt import GauntTensorProduct
 from replibench.tasks.atoms_graph import AtomsGraph
 
@@ -101,7 +102,7 @@ def _from_e3nn_layout(x: torch.Tensor, lmax: int, channels: int) -> torch.Tensor
 
 
 class EdgeTensorProduct(nn.Module):
-    """Message tensor product of source features (E, C, K) with edge SH (E, K) and radial weights."""
+    """Message tensor product of source features with edge SH (E, K) under radial weights."""
 
     def __init__(self, config: EquivariantConfig) -> None:
         super().__init__()
@@ -128,13 +129,19 @@ class EdgeTensorProduct(nn.Module):
             self.tp = GauntTensorProduct(lmax, lmax, lmax)
             self.num_weights = 2 * c * (lmax + 1)  # (input SH degree, channel) and (output degree, channel)
 
-    def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, source: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Node features h (N, C, K), edge sources (E,), edge SH (E, K), radial weights -> (E, C, K)."""
         if self.kind == "cg":
-            out = self.tp(_to_e3nn_layout(x, self.lmax), sh, weights)  # (E, sum C*(2l+1))
+            out = self.tp(_to_e3nn_layout(h[source], self.lmax), sh, weights)  # (E, sum C*(2l+1))
             return _from_e3nn_layout(out, self.lmax, self.channels)  # (E, C, K)
         w_in, w_out = weights.reshape(-1, 2, self.channels, self.lmax + 1).unbind(1)  # (E, C, L+1) each
-        filters = w_in[:, :, self.degree] * sh[:, None, :]  # (E, C, K) radially weighted SH per channel
-        return w_out[:, :, self.degree] * self.tp(x, filters)  # (E, C, K)
+        # node samples once per node; filter samples: one grid per (edge, SH degree), mixed per channel
+        node_samples = self.tp.samples(h, 1)  # (N, C, S, S)
+        one_hot = (self.degree[None, :] == torch.arange(self.lmax + 1, device=sh.device)[:, None]).to(sh.dtype)
+        sh_samples = self.tp.samples(sh[:, None, :] * one_hot, 2)  # (E, L+1, S, S): Y_l(edge) on the grid
+        filters = torch.einsum("ecl,elab->ecab", w_in, sh_samples)  # (E, C, S, S)
+        messages = self.tp.from_samples(node_samples[source] * filters)  # (E, C, K)
+        return w_out[:, :, self.degree] * messages  # (E, C, K)
 
 
 class InteractionLayer(nn.Module):
@@ -156,9 +163,8 @@ class InteractionLayer(nn.Module):
         self.register_buffer("degree", degree_of_coefficient(lmax), persistent=False)
 
     def forward(self, h: torch.Tensor, sh: torch.Tensor, rbf: torch.Tensor, graph: AtomsGraph) -> torch.Tensor:
-        source = graph.edge_index[0]
         x = self.lin_in(h)  # (N, C, K)
-        messages = self.tp(x[source], sh, self.radial(rbf))  # (E, C, K)
+        messages = self.tp(x, graph.edge_index[0], sh, self.radial(rbf))  # (E, C, K)
         aggregated = sum_per_target(messages, graph) / self.avg_num_neighbors  # (N, C, K)
         pre = self.lin_out(aggregated) + self.self_connection(h)  # (N, C, K)
         scalars = pre[:, :, 0]  # (N, C)
@@ -201,3 +207,9 @@ class EquivariantModel(nn.Module):
                 return conservative_forces(energy, pos, self.training, grad_enabled_outside)
         forces = self.force_head(h[:, :, 1:4].transpose(1, 2)).squeeze(-1)  # (N, 3): e3nn l=1 is (x, y, z)
         return energy, forces
+
+
+def build(settings: dict | None = None, preset: str = "paper") -> EquivariantModel:
+    """EquivariantModel from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
+    settings = {**PRESETS[preset], **(settings or {})}
+    return EquivariantModel(config_from_dict(EquivariantConfig, settings, source=f"model EquivariantModel ({preset})"))

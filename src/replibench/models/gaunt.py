@@ -15,7 +15,9 @@ computed in a basis where multiplication is cheap:
    so the change of basis costs O(L^3) (paper's sparsity argument). We obtain y exactly (to
    float64 round-off) by sampling e3nn's SH on a (2L+1)^2 torus grid and taking a 2D FFT.
 2. The product of two 2D Fourier series is the 2D convolution of their coefficients, computed
-   with FFTs in O(L^2 log L) (real FFTs: the functions are real, so half spectra suffice).
+   by the convolution theorem in O(L^2 log L): inverse real FFTs give both functions' samples on
+   a torus grid, they are multiplied pointwise, and a forward real FFT returns the product's
+   coefficients (``samples`` / ``from_samples``; a caller can reuse one input's samples).
 3. Back to SH by projection: z_{l,m} = (1/4pi) integral(f Y_{l,m}); with the alpha integral a
    Kronecker delta and integral_0^pi exp(i n beta) sin(beta) d beta in closed form, this is a
    precomputed table, again sparse in v (O(L^3)).
@@ -194,31 +196,36 @@ class GauntTensorProduct(nn.Module):
             return self._to_fourier(x, self.index1, self.table_in1)
         return self._to_fourier(x, self.index2, self.table_in2)
 
-    def _samples(self, f: torch.Tensor, size: int) -> torch.Tensor:
-        """(..., 2L+1 [u], 2L+1 [v]) coefficients of a real function -> (..., S, S) real samples.
+    @property
+    def grid_size(self) -> int:
+        """S: samples per torus axis; S >= 2Ls + 1 resolves the product's degree Ls without aliasing."""
+        return fft_grid_size(self.lmax_sum)
 
-        Inverse real FFT of the v >= 0 half (the other half is its complex conjugate).
+    def samples(self, x: torch.Tensor, which: int = 1) -> torch.Tensor:
+        """(..., K) real SH coefficients of input 1 or 2 -> (..., S, S) samples of the function.
+
+        Fourier coefficients (sparse table, O(L^3)), then an inverse real FFT of their v >= 0 half
+        (the other half is its complex conjugate, the function being real).
         """
-        lmax = (f.shape[-1] - 1) // 2
+        f = self.to_fourier(x, which)  # (..., 2L+1 [u], 2L+1 [v])
+        lmax, size = (f.shape[-1] - 1) // 2, self.grid_size
         gap = f.new_zeros(*f.shape[:-2], size - 2 * lmax - 1, lmax + 1)  # (..., S-2L-1, L+1)
         # FFT slot of u is u mod S: u = 0..L first, u = -L..-1 last; v = 0..L, irfft2 pads v to S//2+1
         half = torch.cat([f[..., lmax:, lmax:], gap, f[..., :lmax, lmax:]], dim=-2)  # (..., S, L+1)
         return torch.fft.irfft2(half, s=(size, size), norm="forward")  # (..., S, S) = f(2pi a/S, 2pi b/S)
 
-    def multiply(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        """Fourier coefficients of f1 * f2 by the convolution theorem: -> (..., 2Ls+1 [u], 2Lo+1 [v]).
+    def from_samples(self, values: torch.Tensor) -> torch.Tensor:
+        """(..., S, S) samples of a product (degree <= Ls) -> (..., K_out) SH coefficients.
 
-        Sampling both functions on an S x S torus grid (S >= 2Ls + 1 points resolve the product's
-        degree Ls without aliasing), multiplying pointwise and taking a forward real FFT is the
-        2D linear convolution of the coefficient arrays. Only |v| <= Lo is returned: the
-        projection onto SH of degree <= Lo reads nothing else.
+        A forward real FFT gives its Fourier coefficients exactly: pointwise multiplication of
+        samples followed by this FFT is the 2D convolution of the two coefficient arrays (the
+        convolution theorem). Only |v| <= Lo is kept: projecting onto degrees <= Lo reads no more.
         """
-        size, ls, lo = fft_grid_size(self.lmax_sum), self.lmax_sum, self.lmax_out
-        product = self._samples(f1, size) * self._samples(f2, size)  # (..., S, S) real
-        half = torch.fft.rfft2(product, norm="forward")[..., : lo + 1]  # (..., S, Lo+1): c[u mod S, v >= 0]
+        size, ls, lo = self.grid_size, self.lmax_sum, self.lmax_out
+        half = torch.fft.rfft2(values, norm="forward")[..., : lo + 1]  # (..., S, Lo+1): c[u mod S, v >= 0]
         positive = torch.cat([half[..., size - ls :, :], half[..., : ls + 1, :]], dim=-2)  # (..., u in [-Ls, Ls], v)
         negative = positive.flip(-2).conj()[..., 1:].flip(-1)  # c[u, -v] = conj(c[-u, v]), v in [-Lo, -1]
-        return torch.cat([negative, positive], dim=-1)  # (..., 2Ls+1, 2Lo+1)
+        return self.to_sh(torch.cat([negative, positive], dim=-1))  # (..., K_out)
 
     def to_sh(self, f: torch.Tensor) -> torch.Tensor:
         """(..., 2Ls+1 [u], 2Lo+1 [v]) product coefficients -> (..., K_out) real SH coefficients."""
@@ -228,9 +235,8 @@ class GauntTensorProduct(nn.Module):
         return dense.real[..., self.out_l, self.out_m]  # (..., K_out)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        f1 = self.to_fourier(x1, 1)  # (..., 2L1+1, 2L1+1)
-        f2 = self.to_fourier(x2, 2)  # (..., 2L2+1, 2L2+1)
-        return self.to_sh(self.multiply(f1, f2))  # (..., K_out)
+        product = self.samples(x1, 1) * self.samples(x2, 2)  # (..., S, S): f1 * f2 on the grid
+        return self.from_samples(product)  # (..., K_out)
 
 
 def gaunt_paths(lmax1: int, lmax2: int, lmax_out: int) -> list[tuple[int, int, int]]:

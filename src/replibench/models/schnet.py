@@ -29,6 +29,7 @@ from replibench.models._atoms import (
     positions_for_forces,
     sum_per_structure,
 )
+from replibench.models._config import config_from_dict
 from replibench.tasks.atoms_graph import AtomsGraph
 
 
@@ -105,3 +106,9 @@ class SchNet(nn.Module):
         features = torch.cat([h[target], h[source], rbf], dim=-1)  # (E, 2H + G)
         coefficient = self.force_head(features).squeeze(-1) * envelope  # (E,)
         return energy, direct_edge_forces(coefficient, vectors, graph)  # (B,), (N, 3)
+
+
+def build(settings: dict | None = None, preset: str = "paper") -> SchNet:
+    """SchNet from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
+    settings = {**PRESETS[preset], **(settings or {})}
+    return SchNet(config_from_dict(SchNetConfig, settings, source=f"model SchNet ({preset})"))
