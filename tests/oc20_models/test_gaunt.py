@@ -161,18 +161,25 @@ def test_invalid_degrees_are_rejected():
 
 
 def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
-    """The model's shared-sample Gaunt messages are w_out * Gaunt(h_source, w_in-weighted SH)."""
+    """The model's grid-summed Gaunt messages are sum over edges of Gaunt(h_source, weighted SH)."""
     from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig, degree_of_coefficient
+    from replibench.tasks.atoms_graph import AtomsGraph
 
     config = EquivariantConfig(tp="gaunt", lmax=3, channels=4)
     edge_tp = EdgeTensorProduct(config)
     generator = torch.Generator().manual_seed(4)
     h = torch.randn(5, 4, 16, generator=generator)  # (N, C, K)
-    source = torch.tensor([0, 3, 3, 1, 4, 2])  # (E,)
+    edge_index = torch.tensor([[0, 3, 3, 1, 4, 2], [1, 1, 0, 4, 4, 4]])  # (2, E) source, target
     directions = torch.randn(6, 3, generator=generator)
     sh = o3.spherical_harmonics(list(range(4)), directions, True, normalization="component")  # (E, K)
     weights = torch.randn(6, edge_tp.num_weights, generator=generator)
-    w_in, w_out = weights.reshape(6, 2, 4, 4).unbind(1)  # (E, C, L+1)
+    graph = AtomsGraph(
+        atomic_numbers=torch.ones(5, dtype=torch.long), pos=torch.zeros(5, 3), cell=torch.eye(3)[None],
+        batch=torch.zeros(5, dtype=torch.long), natoms=torch.tensor([5]), edge_index=edge_index,
+        edge_shift=torch.zeros(6, 3), tags=torch.zeros(5, dtype=torch.long), fixed=torch.zeros(5, dtype=torch.bool),
+    )
     degree = degree_of_coefficient(3)
-    expected = w_out[:, :, degree] * GauntTensorProduct(3, 3, 3)(h[source], w_in[:, :, degree] * sh[:, None, :])
-    torch.testing.assert_close(edge_tp(h, source, sh, weights), expected, atol=1e-10, rtol=1e-8)
+    filters = weights.reshape(6, 4, 4)[:, :, degree] * sh[:, None, :]  # (E, C, K)
+    per_edge = GauntTensorProduct(3, 3, 3)(h[edge_index[0]], filters)  # (E, C, K)
+    expected = torch.zeros(5, 4, 16).index_add(0, edge_index[1], per_edge)
+    torch.testing.assert_close(edge_tp(h, sh, weights, graph), expected, atol=1e-10, rtol=1e-8)

@@ -15,10 +15,13 @@ released no OC20 training code. Ours is a plain message-passing network:
   direction, weighted by an MLP of a Bessel radial basis (smooth at the cutoff), summed over
   incoming edges and divided by ``avg_num_neighbors``;
 * ``tp="cg"``: e3nn's Clebsch-Gordan product, one learnt radial weight per (path, channel);
-  ``tp="gaunt"``: the Gaunt product through the 2D Fourier basis (``models/gaunt.py``), with
-  learnt radial weights per (input degree, channel) and per (output degree, channel) - the Gaunt
-  path weights factorise, the source of its speed and of its lower expressivity. With SH-parity
-  irreps both kinds use exactly the paths with l1 + l2 + l3 even.
+  ``tp="gaunt"``: the Gaunt product through the 2D Fourier basis (``models/gaunt.py``), with a
+  learnt radial weight per (SH degree of the filter, channel); the source features' degrees are
+  weighted by the node-wise linear map before it and the output degrees by the one after it, so
+  Gaunt path weights factorise (the source of its speed and of its lower expressivity). Being
+  linear after the pointwise product, the transform back to SH runs once per atom on the summed
+  grid samples instead of once per edge. With SH-parity irreps both kinds use exactly the paths
+  with l1 + l2 + l3 even.
 * update: per-degree channel mixing, self-connection, gated nonlinearity (SiLU on scalars,
   sigmoid gates on l > 0), residual; energy = sum over atoms of an MLP of the scalars; forces =
   -dE/dpos, or with ``direct_forces`` a linear l = 1 head (a vector per atom).
@@ -102,7 +105,7 @@ def _from_e3nn_layout(x: torch.Tensor, lmax: int, channels: int) -> torch.Tensor
 
 
 class EdgeTensorProduct(nn.Module):
-    """Message tensor product of source features with edge SH (E, K) under radial weights."""
+    """Tensor product of source features with the edge SH under radial weights, summed per atom."""
 
     def __init__(self, config: EquivariantConfig) -> None:
         super().__init__()
@@ -127,21 +130,23 @@ class EdgeTensorProduct(nn.Module):
             self.num_weights = self.tp.weight_numel  # paths * C
         else:
             self.tp = GauntTensorProduct(lmax, lmax, lmax)
-            self.num_weights = 2 * c * (lmax + 1)  # (input SH degree, channel) and (output degree, channel)
+            self.num_weights = c * (lmax + 1)  # one radial weight per (SH degree, channel)
 
-    def forward(self, h: torch.Tensor, source: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Node features h (N, C, K), edge sources (E,), edge SH (E, K), radial weights -> (E, C, K)."""
+    def forward(self, h: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor, graph: AtomsGraph) -> torch.Tensor:
+        """Node features h (N, C, K), edge SH (E, K), radial weights (E, W) -> messages summed
+        over the edges arriving at each atom, (N, C, K)."""
+        source = graph.edge_index[0]
         if self.kind == "cg":
             out = self.tp(_to_e3nn_layout(h[source], self.lmax), sh, weights)  # (E, sum C*(2l+1))
-            return _from_e3nn_layout(out, self.lmax, self.channels)  # (E, C, K)
-        w_in, w_out = weights.reshape(-1, 2, self.channels, self.lmax + 1).unbind(1)  # (E, C, L+1) each
-        # node samples once per node; filter samples: one grid per (edge, SH degree), mixed per channel
-        node_samples = self.tp.samples(h, 1)  # (N, C, S, S)
+            return sum_per_target(_from_e3nn_layout(out, self.lmax, self.channels), graph)  # (N, C, K)
+        w_in = weights.reshape(-1, self.channels, self.lmax + 1)  # (E, C, L+1)
+        node_samples = self.tp.samples(h, 1)  # (N, C, S, S): once per node, not per edge
         one_hot = (self.degree[None, :] == torch.arange(self.lmax + 1, device=sh.device)[:, None]).to(sh.dtype)
-        sh_samples = self.tp.samples(sh[:, None, :] * one_hot, 2)  # (E, L+1, S, S): Y_l(edge) on the grid
-        filters = torch.einsum("ecl,elab->ecab", w_in, sh_samples)  # (E, C, S, S)
-        messages = self.tp.from_samples(node_samples[source] * filters)  # (E, C, K)
-        return w_out[:, :, self.degree] * messages  # (E, C, K)
+        sh_samples = self.tp.samples(sh[:, None, :] * one_hot, 2)  # (E, L+1, S, S): each Y_l(edge) on the grid
+        filters = torch.einsum("ecl,elab->ecab", w_in, sh_samples)  # (E, C, S, S) radially weighted filter
+        # the projection back to SH is linear: sum the products on the grid, transform once per atom
+        products = sum_per_target(node_samples[source] * filters, graph)  # (N, C, S, S)
+        return self.tp.from_samples(products)  # (N, C, K)
 
 
 class InteractionLayer(nn.Module):
@@ -164,8 +169,7 @@ class InteractionLayer(nn.Module):
 
     def forward(self, h: torch.Tensor, sh: torch.Tensor, rbf: torch.Tensor, graph: AtomsGraph) -> torch.Tensor:
         x = self.lin_in(h)  # (N, C, K)
-        messages = self.tp(x, graph.edge_index[0], sh, self.radial(rbf))  # (E, C, K)
-        aggregated = sum_per_target(messages, graph) / self.avg_num_neighbors  # (N, C, K)
+        aggregated = self.tp(x, sh, self.radial(rbf), graph) / self.avg_num_neighbors  # (N, C, K)
         pre = self.lin_out(aggregated) + self.self_connection(h)  # (N, C, K)
         scalars = pre[:, :, 0]  # (N, C)
         gates = torch.sigmoid(self.gates(scalars)).reshape(h.shape[0], h.shape[1], self.lmax)  # (N, C, L)
