@@ -49,7 +49,9 @@ def fcc111_slab(generator: torch.Generator, side: int = 4, layers: int = 3, spac
     adsorbate = torch.stack(
         [torch.cat([site, torch.tensor([top + 1.9])]), torch.cat([site, torch.tensor([top + 3.05])])]
     )  # (2, 3) C then O
-    pos = torch.cat([pos, adsorbate]) + 0.05 * torch.randn(pos.shape[0] + 2, 3, generator=generator, dtype=torch.float64)
+    pos = torch.cat([pos, adsorbate]) + 0.05 * torch.randn(
+        pos.shape[0] + 2, 3, generator=generator, dtype=torch.float64
+    )
     cell = torch.stack([side * a1, side * a2, torch.tensor([0.0, 0.0, top + 13.0], dtype=torch.float64)])
     layer = k.reshape(-1)
     tags = torch.cat([(layer == layers - 1).long(), torch.tensor([2, 2])])
@@ -141,7 +143,12 @@ def main() -> None:
     if args.json:
         from replibench.atomic import write_text_atomic
 
-        payload = {"settings": vars(args), "atoms": graph.pos.shape[0], "edges": graph.edge_index.shape[1], "rows": rows}
+        payload = {
+            "settings": vars(args),
+            "atoms": graph.pos.shape[0],
+            "edges": graph.edge_index.shape[1],
+            "rows": rows,
+        }
         write_text_atomic(args.json, json.dumps(payload, indent=2))
 
 

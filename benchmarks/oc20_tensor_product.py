@@ -14,10 +14,11 @@ count is still O(L^3) with O(L^3) work each, so O(L^6). ``--output full`` keeps 
 to 2L; e3nn's spherical harmonics stop at l = 12, so that mode runs to L = 6.
 It also prints the dense multiply-add count of the CG contraction, sum over paths of
 (2 l1 + 1)(2 l2 + 1)(2 l3 + 1), whose exponent is machine-independent. Times are the best of
-``--repeats`` runs after a warm-up (process CPU time on CPU, wall time on GPU); fitted exponents are least-squares slopes of log(time) on
-log(L) over ``--fit-from``..L_max (small L is dominated by fixed per-call overheads).
+``--repeats`` runs after a warm-up (process CPU time on CPU, wall time on GPU); fitted exponents
+are least-squares slopes of log(time) on log(L) over ``--fit-from``..L_max (small L is dominated
+by fixed per-call overheads).
 
-    python benchmarks/oc20_tensor_product.py --batch 256 --threads 1 [--json out.json]
+    python benchmarks/oc20_tensor_product.py --batch 1024 --threads 1 [--json out.json]
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ def main() -> None:
         gaunt = GauntTensorProduct(lmax, lmax, lmax_out).to(device)
         cg_gaunt, w_gaunt = cg_tensor_product(lmax, lmax, lmax_out, gaunt_paths_only=True)
         cg_full, w_full = cg_tensor_product(lmax, lmax, lmax_out, gaunt_paths_only=False)
-        cg_gaunt, w_gaunt, cg_full, w_full = cg_gaunt.to(device), w_gaunt.to(device), cg_full.to(device), w_full.to(device)
+        cg_gaunt, w_gaunt, cg_full, w_full = (
+            cg_gaunt.to(device),
+            w_gaunt.to(device),
+            cg_full.to(device),
+            w_full.to(device),
+        )
         with torch.no_grad():
             row = {
                 "L": lmax,
                 "gaunt_ms": 1e3 * best_seconds(lambda: (gaunt(x1, x2), sync()), args.repeats, clock),
-                "cg_gaunt_paths_ms": 1e3 * best_seconds(lambda: (cg_gaunt(x1, x2, w_gaunt), sync()), args.repeats, clock),
+                "cg_gaunt_paths_ms": 1e3
+                * best_seconds(lambda: (cg_gaunt(x1, x2, w_gaunt), sync()), args.repeats, clock),
                 "cg_full_ms": 1e3 * best_seconds(lambda: (cg_full(x1, x2, w_full), sync()), args.repeats, clock),
                 "cg_full_multiply_adds": cg_multiply_adds(lmax, lmax_out, gaunt_paths_only=False),
             }

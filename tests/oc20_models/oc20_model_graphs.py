@@ -25,12 +25,18 @@ def random_slab(generator: torch.Generator, *, side: int = 2, layers: int = 2, a
     spacing = 2.6  # Å
     shear = (torch.rand(2, generator=generator, dtype=torch.float64) - 0.5) * 0.6
     cell = torch.tensor(
-        [[side * spacing, 0.0, 0.0], [shear[0] * spacing, side * spacing, 0.0], [shear[1], 0.0, layers * spacing + 10.0]],
+        [
+            [side * spacing, 0.0, 0.0],
+            [shear[0] * spacing, side * spacing, 0.0],
+            [shear[1], 0.0, layers * spacing + 10.0],
+        ],
         dtype=torch.float64,
     )  # (3, 3) rows are lattice vectors
-    grid = torch.stack(
-        torch.meshgrid(torch.arange(side), torch.arange(side), torch.arange(layers), indexing="ij"), dim=-1
-    ).reshape(-1, 3).to(torch.float64)  # (side^2 * layers, 3)
+    grid = (
+        torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), torch.arange(layers), indexing="ij"), dim=-1)
+        .reshape(-1, 3)
+        .to(torch.float64)
+    )  # (side^2 * layers, 3)
     fractional = (grid + 0.5) / torch.tensor([side, side, 1.0], dtype=torch.float64)  # (n_slab, 3)
     slab = fractional[:, :2] @ cell[:2, :2]  # (n_slab, 2)
     slab_pos = torch.cat([slab, (grid[:, 2:] * spacing + 1.0)], dim=-1)  # (n_slab, 3)

@@ -66,7 +66,9 @@ def test_sh_fourier_coefficients_are_sparse_and_exact(lmax):
     n = torch.arange(-lmax, lmax + 1, dtype=torch.float64)
     phase = torch.exp(1j * (beta[:, None, None] * n[None, :, None] + alpha[:, None, None] * n[None, None, :]))
     series = torch.einsum("kuv,puv->pk", y, phase).real  # (P, K)
-    direct = o3.spherical_harmonics(list(range(lmax + 1)), o3.angles_to_xyz(alpha, beta), True, normalization="component")
+    direct = o3.spherical_harmonics(
+        list(range(lmax + 1)), o3.angles_to_xyz(alpha, beta), True, normalization="component"
+    )
     torch.testing.assert_close(series, direct, atol=1e-12, rtol=0)
 
 
@@ -174,9 +176,15 @@ def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
     sh = o3.spherical_harmonics(list(range(4)), directions, True, normalization="component")  # (E, K)
     weights = torch.randn(6, edge_tp.num_weights, generator=generator)
     graph = AtomsGraph(
-        atomic_numbers=torch.ones(5, dtype=torch.long), pos=torch.zeros(5, 3), cell=torch.eye(3)[None],
-        batch=torch.zeros(5, dtype=torch.long), natoms=torch.tensor([5]), edge_index=edge_index,
-        edge_shift=torch.zeros(6, 3), tags=torch.zeros(5, dtype=torch.long), fixed=torch.zeros(5, dtype=torch.bool),
+        atomic_numbers=torch.ones(5, dtype=torch.long),
+        pos=torch.zeros(5, 3),
+        cell=torch.eye(3)[None],
+        batch=torch.zeros(5, dtype=torch.long),
+        natoms=torch.tensor([5]),
+        edge_index=edge_index,
+        edge_shift=torch.zeros(6, 3),
+        tags=torch.zeros(5, dtype=torch.long),
+        fixed=torch.zeros(5, dtype=torch.bool),
     )
     degree = degree_of_coefficient(3)
     filters = weights.reshape(6, 4, 4)[:, :, degree] * sh[:, None, :]  # (E, C, K)

@@ -177,7 +177,9 @@ def pair_potential_labels(graph):
     return energy.detach(), -grad
 
 
-@pytest.mark.parametrize("variant", ["schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt", "equivariant-gaunt-direct"])
+@pytest.mark.parametrize(
+    "variant", ["schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt", "equivariant-gaunt-direct"]
+)
 def test_optimisation_lowers_energy_and_force_loss(variant):
     graph = make_batch(structures(7, count=3))
     energy_target, force_target = pair_potential_labels(graph)

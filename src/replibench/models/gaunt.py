@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import nn
 
-
 #: highest degree e3nn 0.6's ``spherical_harmonics`` implements (our tables are built from them)
 E3NN_MAX_SH_DEGREE = 12
 
