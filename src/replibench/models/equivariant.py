@@ -73,7 +73,7 @@ class EquivariantConfig:
 PRESETS: dict[str, dict] = {
     "paper": asdict(EquivariantConfig()),
     # tiny, for CPU smoke runs and tests
-    "smoke": asdict(EquivariantConfig(lmax=2, channels=8, num_layers=2, radial_hidden=16, avg_num_neighbors=16.0)),
+    "smoke": asdict(EquivariantConfig(lmax=2, channels=8, num_layers=2, radial_hidden=16)),
 }
 
 
