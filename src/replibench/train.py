@@ -13,6 +13,12 @@ A resumed run therefore replays the same batches with the same randomness, and o
 weights equal an uninterrupted run's bit for bit.
 
 Checkpoints hold only tensors and plain Python values and are read with ``weights_only=True``.
+
+Global batches on one device: ``micro_batches = k`` splits every batch of ``batch_size`` examples
+into k near-equal parts and accumulates the gradients of (loss of a part) / k before one optimiser
+step — the gradient a data-parallel run on k GPUs (each with one part, gradients averaged) takes.
+Papers trained on several GPUs state their global batch and step-based schedules for it; this
+keeps both on one device, at the memory cost of one part.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32
+    micro_batches: int = 1  # split each batch into this many parts, accumulating gradients (see below)
     drop_last: bool = True  # train batches only; evaluation never drops windows
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
@@ -84,6 +91,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
         config = cls(**settings)
+        if config.micro_batches < 1:
+            raise ConfigError(f"train settings: micro_batches must be >= 1, got {config.micro_batches}")
         if config.lr_schedule not in SCHEDULES:
             raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
         return config
@@ -325,19 +334,23 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                                 stop.received, state.global_step, PREEMPTED_EXIT_CODE)
                     raise Preempted()
                 start = state.step_in_epoch * config.batch_size
-                batch = move_to_device(task.make_batch(data, "train", order[start:start + config.batch_size]), device)
+                parts = [part for part in order[start:start + config.batch_size].tensor_split(config.micro_batches)
+                         if len(part)]
                 factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
                 _set_learning_rates(optimizer, config, factor, plateau.scale)
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = task.training_loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
+                step_loss = 0.0
+                for part in parts:  # one part unless micro_batches > 1: gradients accumulate
+                    batch = move_to_device(task.make_batch(data, "train", part), device)
+                    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss = task.training_loss(model, batch)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
+                    loss = loss / len(parts) if len(parts) > 1 else loss
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                    step_loss += float(loss.detach())
                 if scaler is not None:
-                    scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
                 if config.grad_clip_value:
                     torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip_value)
                 if config.grad_clip:
@@ -349,7 +362,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                     optimizer.step()
                 if average is not None:
                     average.update(model)
-                losses.append(float(loss.detach()))
+                losses.append(step_loss)
                 state.step_in_epoch += 1
                 state.global_step += 1
                 bar.update(1)
