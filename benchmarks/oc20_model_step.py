@@ -5,6 +5,10 @@ A step is: forward (energy and forces; autograd forces keep their graph), the fa
 4 x 4 x 3 slabs (48 atoms, 2.55 Å neighbour spacing, 10 Å vacuum) with a two-atom adsorbate,
 rattled, periodic edges within 6 Å capped at the 50 nearest per atom (OC20's graph settings).
 
+Models are built through the registry at the family's sizes: ``smoke`` = ``SMOKE_MODEL`` of
+:mod:`replibench.families.oc20`, ``paper`` = each model's ``Config`` defaults (fairchem's SchNet and
+DimeNet++ S2EF-2M sizes; our equivariant sizes).
+
     python benchmarks/oc20_model_step.py --preset smoke --structures 4 --threads 1
 """
 
@@ -17,22 +21,13 @@ import time
 
 import torch
 
-from replibench.models import dimenet_pp, equivariant, schnet
+from replibench.families.oc20 import SMOKE_MODEL
+from replibench.models import dimenet_pp
 from replibench.tasks.atoms_graph import AtomsGraph
+from replibench.tasks.base import build_registered_model
 
 CUTOFF, MAX_NEIGHBORS = 6.0, 50  # OC20 / fairchem graph settings
-
-VARIANTS = {
-    "schnet": (schnet.SchNet, schnet.SchNetConfig, schnet.PRESETS, {}),
-    "dimenet-pp": (dimenet_pp.DimeNetPP, dimenet_pp.DimeNetPPConfig, dimenet_pp.PRESETS, {}),
-    "equivariant-cg": (equivariant.EquivariantModel, equivariant.EquivariantConfig, equivariant.PRESETS, {"tp": "cg"}),
-    "equivariant-gaunt": (
-        equivariant.EquivariantModel,
-        equivariant.EquivariantConfig,
-        equivariant.PRESETS,
-        {"tp": "gaunt"},
-    ),
-}
+MODEL_NAMES = ("schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt")
 
 
 def fcc111_slab(generator: torch.Generator, side: int = 4, layers: int = 3, spacing: float = 2.55):
@@ -110,7 +105,7 @@ def training_step(model, graph: AtomsGraph, energy_target, force_target) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=("smoke", "paper"), default="smoke")
-    parser.add_argument("--models", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     parser.add_argument("--structures", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -129,8 +124,8 @@ def main() -> None:
     )
     rows = []
     for name in args.models:
-        cls, config_cls, presets, overrides = VARIANTS[name]
-        model = cls(config_cls(**{**presets[args.preset], **overrides})).train()
+        sizes = SMOKE_MODEL[name] if args.preset == "smoke" else {}
+        model = build_registered_model(name, sizes, cutoff=CUTOFF, regress_forces=True).train()
         training_step(model, graph, energy_target, force_target)  # warm-up
         times = []
         for _ in range(args.repeats):

@@ -14,6 +14,7 @@ from replibench.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "ett": "replibench.families.ett:FAMILY",
+    "oc20": "replibench.families.oc20:FAMILY",
 }
 
 DATASETS: dict[str, str] = {
@@ -21,11 +22,19 @@ DATASETS: dict[str, str] = {
     "etth2": "replibench.datasets.ett:ETTH2",
     "ettm1": "replibench.datasets.ett:ETTM1",
     "ettm2": "replibench.datasets.ett:ETTM2",
+    "s2ef-synthetic-emt": "replibench.datasets.oc20_synthetic:S2EF_SYNTHETIC_EMT",
+    "s2ef-200k": "replibench.datasets.oc20_s2ef:S2EF_200K",
+    "s2ef-2m": "replibench.datasets.oc20_s2ef:S2EF_2M",
+    "is2re-10k": "replibench.datasets.oc20_is2re:IS2RE_10K",
+    "is2re-100k": "replibench.datasets.oc20_is2re:IS2RE_100K",
+    "is2re-all": "replibench.datasets.oc20_is2re:IS2RE_ALL",
 }
 
 TASKS: dict[str, str] = {
     "forecast": "replibench.tasks.forecast:FORECAST",
     "impute": "replibench.tasks.impute:IMPUTE",
+    "s2ef": "replibench.tasks.oc20:S2EF",
+    "is2re": "replibench.tasks.oc20:IS2RE",
 }
 
 MODELS: dict[str, str] = {
@@ -33,6 +42,10 @@ MODELS: dict[str, str] = {
     "naive-mean": "replibench.models.naive:NaiveMean",
     "dlinear": "replibench.models.dlinear:DLinear",
     "timesnet": "replibench.models.timesnet:TimesNet",
+    "schnet": "replibench.models.schnet:SchNet",
+    "dimenet-pp": "replibench.models.dimenet_pp:DimeNetPP",
+    "equivariant-cg": "replibench.models.equivariant:EquivariantCG",
+    "equivariant-gaunt": "replibench.models.equivariant:EquivariantGaunt",
 }
 
 REGISTRIES: dict[str, dict[str, str]] = {

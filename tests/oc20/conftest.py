@@ -1,73 +1,51 @@
-"""Shared fixtures for the OC20 tests: thread count, the shared data folder, a tiny synthetic set."""
+"""Shared fixtures for the OC20 tests: the shared OC20 files and a tiny synthetic S2EF set.
+
+The tiny set is built once per session with the real generator, written as real tarballs and
+converted by the real S2EF reader — the smoke pipeline's path at a tenth of its size.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-import torch
 
-torch.set_num_threads(1)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """``$REPLIBENCH_SHARED_DATA``, else ``<repo>/../shared/data``, else ``/work/shared/data``."""
-    env = os.environ.get("REPLIBENCH_SHARED_DATA")
-    if env:
-        return Path(env)
-    sibling = REPO_ROOT.parent / "shared" / "data"
-    return sibling if sibling.exists() else Path("/work/shared/data")
+#: a few frames per split: 24 train frames in 3 files, 4 per validation split
+TINY_OPTIONS = {"seed": 7, "train_systems": 6, "train_frames_per_system": 4, "train_frames_per_file": 10,
+                "val_systems": 2, "val_frames_per_system": 2, "val_frames_per_file": 6}
 
 
 @pytest.fixture(scope="session")
-def oc20_shared() -> Path:
-    path = shared_data_dir() / "oc20"
-    if not path.exists():
-        pytest.fail(f"shared OC20 fixtures not found at {path} (set REPLIBENCH_SHARED_DATA)")
+def tiny_options() -> dict:
+    return dict(TINY_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def oc20_shared(shared_data) -> Path:
+    path = shared_data / "oc20"
+    if not path.is_dir():
+        pytest.skip(f"shared OC20 files not found at {path}")
     return path
-
-
-
-def tiny_splits():
-    from replibench.datasets.oc20_synthetic import (
-        OOD_ADSORBATES, OOD_METALS, TRAIN_ADSORBATES, TRAIN_METALS, SyntheticSplit,
-    )
-
-    return (
-        SyntheticSplit("train", TRAIN_METALS, TRAIN_ADSORBATES, systems=6, frames_per_system=4, frames_per_file=10),
-        SyntheticSplit("val_id", TRAIN_METALS, TRAIN_ADSORBATES, systems=3, frames_per_system=2, frames_per_file=6),
-        SyntheticSplit("val_ood_ads", TRAIN_METALS, OOD_ADSORBATES, systems=2, frames_per_system=2, frames_per_file=6),
-        SyntheticSplit("val_ood_cat", OOD_METALS, TRAIN_ADSORBATES, systems=2, frames_per_system=2, frames_per_file=6),
-        SyntheticSplit("val_ood_both", OOD_METALS, OOD_ADSORBATES, systems=2, frames_per_system=2, frames_per_file=6),
-    )
-
-
-@pytest.fixture(scope="session")
-def tiny_split_specs():
-    return tiny_splits()
 
 
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory) -> tuple[Path, list]:
-    """A tiny synthetic S2EF mirror folder (5 tars) and its RemoteFile specs."""
+    """A mirror folder ``<root>/oc20/`` holding the five tiny synthetic tars, and their specs."""
     from replibench.datasets.oc20_synthetic import build_synthetic_s2ef
 
     folder = tmp_path_factory.mktemp("synthetic-mirror") / "oc20"
-    remotes = build_synthetic_s2ef(folder, seed=7, splits=tiny_splits())
-    return folder, remotes
+    return folder, build_synthetic_s2ef(folder, options=TINY_OPTIONS)
 
 
 @pytest.fixture(scope="session")
 def tiny_parquet(tiny_synthetic, tmp_path_factory) -> Path:
-    """The tiny synthetic set preprocessed through the real S2EF reader."""
-    from replibench.datasets.oc20_s2ef import S2EFDataset
+    """The tiny synthetic set converted through the real S2EF reader (card says synthetic)."""
+    from replibench.datasets.oc20_s2ef import preprocess_s2ef_archives
+    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
 
     folder, remotes = tiny_synthetic
-    dataset = S2EFDataset("s2ef-synthetic-emt", tuple((s.split, r) for s, r in zip(tiny_splits(), remotes)),
-                          synthetic=True)
     out = tmp_path_factory.mktemp("tiny-parquet")
-    dataset.preprocess([folder / r.name for r in remotes], out)
+    archives = [(split, folder / remote.name, remote.url)
+                for split, remote in zip(S2EF_SYNTHETIC_EMT.splits, remotes)]
+    preprocess_s2ef_archives(archives, out, dataset="s2ef-synthetic-emt", synthetic=True)
     return out

@@ -187,13 +187,37 @@ def test_restricted_unpickler_units():
     }
 
 
-def test_pyg_record_stand_in():
+def test_pyg_record_stand_in(tmp_path):
     record = restricted_loads(pyg1_record(system_fields(1)))
     assert isinstance(record, PygDataRecord)
     assert set(record.fields()) >= {"atomic_numbers", "pos", "cell", "tags", "fixed", "sid", "y_relaxed"}
-    assert "torch_geometric" not in sys.modules  # nothing of PyG was imported or is needed
     record2 = restricted_loads(pyg2_record(system_fields(2)))
     assert record2.fields()["sid"] == 1002
+    # nothing of PyG is imported to decode (PyG is installed, so check in a fresh interpreter)
+    import subprocess
+
+    payload = tmp_path / "record.pkl"
+    payload.write_bytes(pyg1_record(system_fields(1)))
+    code = ("import sys; from replibench.datasets.oc20_unpickle import restricted_loads; "
+            "record = restricted_loads(open(sys.argv[1], 'rb').read()); "
+            "print(record.fields()['sid'], 'torch_geometric' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(payload)], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1001", "False"]
+
+
+def test_record_pickled_by_the_installed_pyg(tmp_path):
+    """A real ``torch_geometric.data.Data`` (PyG 2.x pickle: DataEdgeAttr, GlobalStorage, storages
+    via _load_from_bytes) decodes with the allow-list alone, in the converter's child process."""
+    from torch_geometric.data import Data
+
+    fields = system_fields(3)
+    path = tmp_path / "pyg.lmdb"
+    write_lmdb(path, {"0": pickle.dumps(Data(**fields), protocol=-1), "length": pickle.dumps(1)})
+    summary = convert_lmdb_in_subprocess(path, tmp_path / "out.parquet", tmp_path / "rejects.parquet")
+    assert summary["rows"] == 1 and summary["rejected"] == 0
+    [row] = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert row["sid"] == 1003 and row["energy_relaxed"] == pytest.approx(-0.75)
+    np.testing.assert_allclose(row["pos_relaxed"], fields["pos_relaxed"].numpy().reshape(-1), rtol=1e-6)
 
 
 def test_is2re_dataset_preprocess(tmp_path):

@@ -69,7 +69,7 @@ def test_synthetic_dataset_preprocessed(tiny_synthetic, tiny_parquet):
     folder, remotes = tiny_synthetic
     card = read_data_card(tiny_parquet)
     assert card["dataset"] == "s2ef-synthetic-emt" and card["notes"]["synthetic"] is True
-    assert card["rows"] == {"train": 24, "val_id": 6, "val_ood_ads": 4, "val_ood_cat": 4, "val_ood_both": 4}
+    assert card["rows"] == {"train": 24, "val_id": 4, "val_ood_ads": 4, "val_ood_cat": 4, "val_ood_both": 4}
     assert card["rejected_rows"] == 0 and len(pq.read_table(tiny_parquet / "rejects.parquet")) == 0
     assert [s["sha256"] for s in card["sources"]] == [r.checksum.split(":")[1] for r in remotes]
     shards = sorted((tiny_parquet / "train").glob("part-*.parquet"))
@@ -103,10 +103,10 @@ def test_energies_and_forces_round_trip_to_emt(tiny_synthetic, tiny_parquet):
         assert np.abs(np.reshape(row["forces"], (n, 3))[fixed]).max() > 0  # fixed atoms keep their forces
 
 
-def test_build_is_deterministic(tmp_path, tiny_split_specs):
-    from replibench.datasets.oc20_synthetic import build_split_archive
+def test_build_is_deterministic(tmp_path, tiny_options):
+    from replibench.datasets.oc20_synthetic import build_split_archive, synthetic_splits
 
-    spec = tiny_split_specs[2]
+    spec = synthetic_splits(tiny_options)[2]
     build_split_archive(spec, 2, 7, tmp_path / "a.tar")
     build_split_archive(spec, 2, 7, tmp_path / "b.tar")
     assert sha256_file(tmp_path / "a.tar") == sha256_file(tmp_path / "b.tar")
@@ -179,18 +179,65 @@ def test_real_dft_frame_traj(oc20_shared):
     assert sorted(set(row["atomic_numbers"].tolist())) == [75, 77]
 
 
-def test_smoke_build_matches_pinned_checksums(tmp_path):
-    """The smoke set the pipeline builds is byte-identical to the pinned specs (fetch verifies them)."""
-    from replibench.data.download import fetch
-    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT, build_synthetic_s2ef
+#: archive_content_sha256 of the TINY_OPTIONS build (depends on ASE and NumPy, pinned in the lock;
+#: not on the system's xz encoder). A change means the generator's output changed: results on the
+#: synthetic set are then not comparable with earlier ones.
+TINY_CONTENT_SHA256 = {
+    "s2ef_synthetic_emt_train.tar": "0ef317d1acc98c8d938f1bde40accc2cda2ec746d3a890a9e2d6ed6c5ef08d67",
+    "s2ef_synthetic_emt_val_id.tar": "d4ffd402a33505219dd288db3b543b111d3b4d196fd732796a01c39dc9ee2f60",
+    "s2ef_synthetic_emt_val_ood_ads.tar": "b0f211fa921bba6f7d34892133c8d91d4cc3e69208b7aec44a8e909ba5cfa9cd",
+    "s2ef_synthetic_emt_val_ood_cat.tar": "923dca263b5f950b32e6ddf3bb827cde960997d77f4e5a735f76df85d2f2ef0e",
+    "s2ef_synthetic_emt_val_ood_both.tar": "9fa087775cd437399498a2eef1a8cff5360dba589233904c836ffc05195ab54a",
+}
 
-    mirror = tmp_path / "mirror"
-    built = build_synthetic_s2ef(mirror / "oc20")
-    assert [r.checksum for r in built] == [r.checksum for r in S2EF_SYNTHETIC_EMT.remote_files]
-    assert S2EF_SYNTHETIC_EMT.splits == ("train", "val_id", "val_ood_ads", "val_ood_cat", "val_ood_both")
-    remote = S2EF_SYNTHETIC_EMT.remote_files[1]
-    result = fetch(remote, tmp_path / "raw" / remote.name, mirror=str(mirror), progress=False)
-    assert result.downloaded and result.path.stat().st_size == remote.size
+
+def test_tiny_build_content_is_pinned(tiny_synthetic):
+    from replibench.datasets.oc20_synthetic import archive_content_sha256
+
+    folder, remotes = tiny_synthetic
+    assert {r.name: archive_content_sha256(folder / r.name) for r in remotes} == TINY_CONTENT_SHA256
+
+
+def test_synthetic_tars_through_the_http_mirror(tiny_synthetic, file_server, tmp_path):
+    """Download (mirror URL, size, sha256) → the real reader, as an official tarball would go."""
+    import shutil
+
+    from replibench.data.download import fetch
+    from replibench.datasets.oc20_s2ef import preprocess_s2ef_archives
+    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
+    from replibench.errors import ChecksumError
+
+    folder, remotes = tiny_synthetic
+    shutil.copytree(folder, file_server.root / "oc20")
+    fetched = [fetch(r, tmp_path / "raw" / r.name, mirror=file_server.url, progress=False) for r in remotes]
+    assert [f.source for f in fetched] == [f"{file_server.url}/oc20/{r.name}" for r in remotes]
+    archives = [(split, tmp_path / "raw" / r.name, r.url) for split, r in zip(S2EF_SYNTHETIC_EMT.splits, remotes)]
+    card = preprocess_s2ef_archives(archives, tmp_path / "out", dataset="s2ef-synthetic-emt", synthetic=True)
+    assert card["rows"]["train"] == 24 and card["rejected_rows"] == 0
+    corrupted = file_server.root / "oc20" / remotes[1].name
+    data = bytearray(corrupted.read_bytes())
+    data[-600] ^= 0xFF  # one flipped byte inside the last member: same size, other checksum
+    corrupted.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError):
+        fetch(remotes[1], tmp_path / "again" / remotes[1].name, mirror=file_server.url, progress=False)
+
+
+def test_generated_dataset_builds_then_reads_its_archives(tmp_path, tiny_synthetic, tiny_options):
+    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
+
+    assert S2EF_SYNTHETIC_EMT.remote_files == () and S2EF_SYNTHETIC_EMT.name == "s2ef-synthetic-emt"
+    card = S2EF_SYNTHETIC_EMT.preprocess([], tmp_path / "out", options=tiny_options)
+    _, remotes = tiny_synthetic
+    assert [s["sha256"] for s in card["sources"]] == [r.checksum.split(":")[1] for r in remotes]
+    assert card["notes"]["synthetic"] is True and card["notes"]["generator"]["seed"] == 7
+    assert "SYNTHETIC" in card["citation"] and sorted(p.name for p in (tmp_path / "out" / "archives").iterdir()) \
+        == sorted(r.name for r in remotes)
+    with pytest.raises(DataError, match="takes no raw files"):
+        S2EF_SYNTHETIC_EMT.preprocess([tmp_path / "x.tar"], tmp_path / "out2")
+    from replibench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown option"):
+        S2EF_SYNTHETIC_EMT.preprocess([], tmp_path / "out3", options={"systems": 3})
 
 
 def test_parallel_conversion_matches_serial(tiny_synthetic, tmp_path):

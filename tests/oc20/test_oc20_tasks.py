@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import types
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -14,20 +13,30 @@ import torch
 from replibench.errors import DataError
 from replibench.metrics.oc20_files import score_is2re_files, score_s2ef_files
 from replibench.runs import RunSpec
-from replibench.tasks.oc20 import (
-    IS2RE_NORMALIZER, S2EF_DEFAULT_LOSS_COEFFICIENTS, S2EF_LOSS_COEFFICIENTS, S2EF_NORMALIZER, IS2RETask, S2EFTask,
+from replibench.registry import MODELS
+from replibench.tasks.oc20 import IS2RETask, S2EFTask
+from replibench.tasks.oc20_settings import (
+    IS2RE_LOSS_COEFFICIENTS, IS2RE_NORMALIZER, S2EF_BASE_LOSS_COEFFICIENTS, S2EF_NORMALIZER,
 )
 from replibench.tasks.oc20_graph import build_radius_graph
 
 RUN = RunSpec("oc20", "s2ef-synthetic-emt", "s2ef", "tiny-oc20", "default", 0)
 
 
-class TinyModel(torch.nn.Module):
-    """Per-element energies + a pair term exp(-b d); forces = -dE/dpos."""
+@dataclass
+class TinyConfig:
+    cutoff: float = 6.0
+    regress_forces: bool = True
 
-    def __init__(self, regress_forces: bool = True) -> None:
+
+class TinyModel(torch.nn.Module):
+    """Per-element energies + a pair term exp(-b d); forces = -dE/dpos (a registry-style model)."""
+
+    Config = TinyConfig
+
+    def __init__(self, config: TinyConfig | None = None) -> None:
         super().__init__()
-        self.regress_forces = regress_forces
+        self.regress_forces = (config or TinyConfig()).regress_forces
         self.element = torch.nn.Embedding(100, 1)
         self.pair = torch.nn.Parameter(torch.tensor(0.1))
         self.decay = torch.nn.Parameter(torch.tensor(1.0))
@@ -46,16 +55,15 @@ class TinyModel(torch.nn.Module):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def tiny_model_module():
-    module = types.ModuleType("replibench.models.tiny_oc20")
-    module.build_model = lambda overrides, facts: TinyModel(regress_forces=facts["regress_forces"], **overrides)
-    sys.modules[module.__name__] = module
+def tiny_model_registered():
+    """The task builds models through the registry: register the stand-in for this module."""
+    MODELS["tiny-oc20"] = f"{__name__}:TinyModel"
     torch.manual_seed(0)
     yield
-    sys.modules.pop(module.__name__, None)
+    MODELS.pop("tiny-oc20", None)
 
 
-SETTINGS = {"model": "tiny-oc20", "normalizer": "dataset", "eval_batch_size": 5}
+SETTINGS = {"model": {}, "train": {}, "task": {"normalizer": "dataset", "eval_batch_size": 5}}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +76,21 @@ def s2ef(tiny_parquet):
 def test_protocol_constants():
     assert S2EF_NORMALIZER == (-0.7554450631141663, 2.887317180633545)
     assert IS2RE_NORMALIZER == (-1.525913953781128, 2.279365062713623)
-    assert S2EF_LOSS_COEFFICIENTS == {"schnet": (1.0, 100.0), "dimenet-pp": (1.0, 50.0)}
-    assert S2EF_DEFAULT_LOSS_COEFFICIENTS == (2.0, 100.0)
+    assert S2EF_BASE_LOSS_COEFFICIENTS == (2.0, 100.0) and IS2RE_LOSS_COEFFICIENTS == (1.0, 0.0)
+
+
+def test_model_is_built_through_the_registry_with_the_graph_cutoff(s2ef):
+    from replibench.errors import ConfigError
+
+    task, data = s2ef
+    model = task.build_model(data, RUN, SETTINGS)
+    assert isinstance(model, TinyModel) and model.regress_forces
+    with pytest.raises(ConfigError, match="set by the task"):
+        task.build_model(data, RUN, {**SETTINGS, "model": {"cutoff": 5.0}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        S2EFTask().load(data.data_dir, RUN, {**SETTINGS, "task": {"normaliser": "oc20"}})
+    with pytest.raises(ConfigError, match="test_splits must be among"):
+        S2EFTask().load(data.data_dir, RUN, {**SETTINGS, "task": {"test_splits": ["train"]}})
 
 
 def test_make_batch_matches_per_structure_graphs(s2ef):
@@ -90,7 +111,8 @@ def test_make_batch_matches_per_structure_graphs(s2ef):
         first += hi - lo
     assert float(graph.edge_vectors().norm(dim=-1).max()) <= 6.0 + 1e-4
     assert torch.isclose(batch.energy[0], torch.tensor(split.energy[3], dtype=batch.energy.dtype))
-    per_batch = S2EFTask().load(data_dir_of(data), RUN, {**SETTINGS, "graph": {"mode": "per_batch"}})
+    per_batch = S2EFTask().load(data_dir_of(data), RUN,
+                                {**SETTINGS, "task": {**SETTINGS["task"], "graph": {"mode": "per_batch"}}})
     other = S2EFTask().make_batch(per_batch, "train", torch.tensor([3, 0, 7]))
     assert torch.equal(other.graph.edge_index, graph.edge_index)
     assert torch.allclose(other.graph.edge_shift, graph.edge_shift)
@@ -135,6 +157,7 @@ def test_predict_score_and_byo_files_agree(s2ef, tiny_parquet, tmp_path):
     assert len(predictions) == sum(len(data.splits[s]) for s in data.settings.test_splits)
     scores = task.score(predictions, data, SETTINGS)
     assert scores == task.score(predictions, data, SETTINGS)  # pure
+    assert set(scores) <= set(task.metric_info())  # every metric has a direction and a unit
     per_split = {}
     for split in data.settings.test_splits:
         import pyarrow.compute as pc
@@ -145,10 +168,23 @@ def test_predict_score_and_byo_files_agree(s2ef, tiny_parquet, tmp_path):
         per_split[split] = score_s2ef_files(path, tiny_parquet / split)
         for metric, value in per_split[split].items():
             assert scores[f"{split}_{metric}"] == pytest.approx(value, rel=1e-12)
-    for metric in per_split["val_id"]:
-        assert scores[metric] == pytest.approx(np.mean([per_split[s][metric] for s in per_split]))
+    for metric in per_split["val_id"]:  # the Gaunt paper's average: plain mean of the four splits
+        assert scores[f"val_avg_{metric}"] == pytest.approx(np.mean([per_split[s][metric] for s in per_split]))
+    assert len(scores) == 5 * 6
     protocol = task.protocol(data, SETTINGS)
     assert protocol["energy_target"] == "energy_ref" and protocol["graph"]["max_neighbors"] == 50
+    assert protocol["data_origin"] == "synthetic" and protocol["loss_coefficients"] == {"energy": 2.0, "forces": 100.0}
+    subset = task.score(predictions, data, {**SETTINGS})
+    two = S2EFTask().load(data.data_dir, RUN, {**SETTINGS, "task": {**SETTINGS["task"],
+                                                                     "test_splits": ["val_id", "val_ood_ads"]}})
+    import pyarrow.compute as pc
+
+    kept = predictions.filter(pc.is_in(predictions.column("split"), pa.array(["val_id", "val_ood_ads"])))
+    partial = S2EFTask().score(kept, two, SETTINGS)
+    assert not any(name.startswith("val_avg") for name in partial) and len(partial) == 2 * 6
+    assert partial["val_id_forces_mae"] == subset["val_id_forces_mae"]
+    with pytest.raises(DataError, match="does not score"):
+        S2EFTask().score(predictions, two, SETTINGS)
 
 
 def test_perfect_predictions_score_perfectly(tiny_parquet, tmp_path):
@@ -203,7 +239,7 @@ def is2re_dir(tiny_parquet, tmp_path_factory):
 
 def test_is2re_task(is2re_dir, tmp_path):
     task = IS2RETask()
-    settings = {"model": "tiny-oc20", "normalizer": "oc20", "eval_batch_size": 4}
+    settings = {"model": {}, "train": {}, "task": {"normalizer": "oc20", "eval_batch_size": 4}}
     data = task.load(is2re_dir, RUN, settings)
     assert (data.mean, data.std) == IS2RE_NORMALIZER
     model = task.build_model(data, RUN, settings)
@@ -222,4 +258,5 @@ def test_is2re_task(is2re_dir, tmp_path):
     pq.write_table(subset, tmp_path / "p.parquet")
     assert score_is2re_files(tmp_path / "p.parquet", is2re_dir / "val_id")["energy_mae"] == pytest.approx(
         scores["val_id_energy_mae"], rel=1e-12)
-    assert set(scores) >= {"energy_mae", "energy_mse", "energy_within_threshold"}
+    assert set(scores) >= {"val_avg_energy_mae", "val_avg_energy_mse", "val_avg_energy_within_threshold"}
+    assert not model.regress_forces and task.protocol(data, settings)["loss_coefficients"]["forces"] == 0.0

@@ -56,11 +56,14 @@ class IS2REDataset:
             return match["split"]
         return None
 
-    def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1) -> dict:
+    def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1,
+                   options: dict | None = None) -> dict:
         """Stream the tarball once; convert each wanted ``data.lmdb`` in a child process into
         ``<out>/<split>/part-00000.parquet``; one ``rejects.parquet`` and ``card.json``."""
         from replibench.data.archive import iter_tar_members
 
+        if options:
+            raise DataError(f"{self.name}: takes no preprocessing options, got {sorted(options)}")
         if len(raw_files) != 1:
             raise DataError(f"{self.name}: expected 1 raw file ({sources.IS2RES_LMDBS.name}), got {len(raw_files)}")
         archive, out_dir = Path(raw_files[0]), Path(out_dir)

@@ -79,7 +79,8 @@ def record_to_row(fields: dict, *, key: int) -> dict:
     """Validate the fields of one decoded record and return its IS2RE row (``ValueError`` = reject)."""
     missing = [name for name in ("atomic_numbers", "pos", "cell", "tags", "fixed", "sid") if fields.get(name) is None]
     if missing:
-        raise ValueError(f"fields missing: {missing} (present: {sorted(k for k, v in fields.items() if v is not None)})")
+        present = sorted(k for k, v in fields.items() if v is not None)
+        raise ValueError(f"fields missing: {missing} (present: {present})")
     numbers = _array(fields["atomic_numbers"], "atomic_numbers").reshape(-1)
     natoms = len(numbers)
     if natoms == 0 or not np.all(numbers == np.round(numbers)) or numbers.min() < 1 or numbers.max() > 118:
@@ -158,7 +159,8 @@ def convert_lmdb(lmdb_path: Path, out_parquet: Path, rejects_path: Path) -> dict
         with env.begin() as txn, atomic_path(out_parquet) as tmp:
             keys, other_keys, length_key = _ordered_keys(txn)
             for raw_key in other_keys:
-                rejects.add(source=source, row=0, raw=repr(raw_key)[:200], reason=f"LMDB key {raw_key!r} is not an integer")
+                rejects.add(source=source, row=0, raw=repr(raw_key)[:200],
+                            reason=f"LMDB key {raw_key!r} is not an integer")
             if length_key is not None:
                 try:
                     declared = restricted_loads(txn.get(length_key), key="length")

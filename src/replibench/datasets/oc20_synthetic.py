@@ -14,10 +14,20 @@ The "reference energy" is EMT(clean slab, unrelaxed) + EMT(isolated adsorbate), 
 ``val_id`` share metals and adsorbates; ``val_ood_ads`` uses unseen adsorbates, ``val_ood_cat``
 unseen metals, ``val_ood_both`` both.
 
+How it enters the pipeline: ``s2ef-synthetic-emt`` is a *generated* dataset (no remote files).
+Its ``preprocess`` builds the archives from the options the family passes (sizes, seed: a
+Snakemake param, so changing them rebuilds only this dataset) into ``<out>/archives/``, then
+converts them with the same reader as the official tarballs
+(:func:`~replibench.datasets.oc20_s2ef.preprocess_s2ef_archives`); the card records the archives'
+sha256 and ``synthetic: true``, which the tasks turn into ``data_origin: synthetic``. The tests
+also serve built archives through a local HTTP mirror to exercise download + checksum + reader.
+
 Determinism: every random choice comes from ``numpy.random.default_rng([seed, split, system])``;
 positions, forces and energies are rounded to what the extxyz file stores before they feed the
-next step, and tar headers are fixed (mtime 0, uid/gid 0), so a build is byte-identical for the
-same package versions (pinned in :data:`SMOKE_CHECKSUMS`, checked by a test).
+next step, and tar headers are fixed (mtime 0, uid/gid 0), so a build is byte-identical on one
+machine. Across machines the xz bytes may differ with the system's liblzma, so the reproducibility
+pin is on the *decompressed* members (:func:`archive_content_sha256`, checked by a test for a
+small build), which depend only on ASE and NumPy (pinned in requirements.lock).
 """
 
 from __future__ import annotations
@@ -33,7 +43,6 @@ import numpy as np
 from replibench.atomic import atomic_path
 from replibench.data.checksum import sha256_file
 from replibench.data.download import RemoteFile
-from replibench.datasets.oc20_s2ef import S2EFDataset
 from replibench.datasets.oc20_sources import MIRROR_FOLDER
 
 DATASET_NAME = "s2ef-synthetic-emt"
@@ -73,23 +82,39 @@ class SyntheticSplit:
     stride: int = 1  # record every ``stride``-th descent step
 
 
-#: smoke sizes: 768 train frames in 3 files, 64 frames per validation split
-SMOKE_SPLITS = (
-    SyntheticSplit("train", TRAIN_METALS, TRAIN_ADSORBATES, systems=96, frames_per_system=8, frames_per_file=256),
-    SyntheticSplit("val_id", TRAIN_METALS, TRAIN_ADSORBATES, systems=16, frames_per_system=4, frames_per_file=64),
-    SyntheticSplit("val_ood_ads", TRAIN_METALS, OOD_ADSORBATES, systems=16, frames_per_system=4, frames_per_file=64),
-    SyntheticSplit("val_ood_cat", OOD_METALS, TRAIN_ADSORBATES, systems=16, frames_per_system=4, frames_per_file=64),
-    SyntheticSplit("val_ood_both", OOD_METALS, OOD_ADSORBATES, systems=16, frames_per_system=4, frames_per_file=64),
-)
-SMOKE_SEED = 20201
-#: sha256 and size of the smoke archives as built by :func:`build_synthetic_s2ef` (see test).
-SMOKE_CHECKSUMS: dict[str, tuple[str, int]] = {
-    "train": ("a162eadd568ff399a72244e2623bd50778c6de6474b96866173904106d97a5d5", 296960),
-    "val_id": ("f9d0890234623c089499f3a14edf469dca7f1b1e919bdebc069a2576bea3a12d", 30720),
-    "val_ood_ads": ("abb37bce815c3069bbd1196f349d968a2fb04329e2f135802a6c036548f89585", 30720),
-    "val_ood_cat": ("15e2bb0748c0c643455a53f32a8a3d1e41d566a7438fe266a533edc330addbc4", 30720),
-    "val_ood_both": ("2050610675c0a1adb3560ef23813c295bcc8fc4904d7489639ed6cd0730cc467", 30720),
+#: metals / adsorbates of each split (OC20's in-domain and out-of-domain structure)
+SPLIT_CHEMISTRY = {
+    "train": (TRAIN_METALS, TRAIN_ADSORBATES),
+    "val_id": (TRAIN_METALS, TRAIN_ADSORBATES),
+    "val_ood_ads": (TRAIN_METALS, OOD_ADSORBATES),
+    "val_ood_cat": (OOD_METALS, TRAIN_ADSORBATES),
+    "val_ood_both": (OOD_METALS, OOD_ADSORBATES),
 }
+#: default sizes and seed (the ``smoke`` preset): 768 train frames in 3 files, 64 per val split;
+#: files hold 256 / 64 frames (OC20's hold 5,000; ours are small so a split spans several files)
+DEFAULT_OPTIONS = {"seed": 20201, "train_systems": 96, "train_frames_per_system": 8, "train_frames_per_file": 256,
+                   "val_systems": 16, "val_frames_per_system": 4, "val_frames_per_file": 64}
+
+
+def synthetic_splits(options: dict | None = None) -> tuple[SyntheticSplit, ...]:
+    """The five splits for ``options`` (keys of :data:`DEFAULT_OPTIONS`; missing ones default)."""
+    from replibench.errors import ConfigError
+
+    values = {**DEFAULT_OPTIONS, **(options or {})}
+    unknown = sorted(set(values) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"{DATASET_NAME}: unknown option(s) {unknown}; allowed: {sorted(DEFAULT_OPTIONS)}")
+    bad = {key: value for key, value in values.items()
+           if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1)}
+    if bad:
+        raise ConfigError(f"{DATASET_NAME}: options must be positive integers (seed >= 0), got {bad}")
+    splits = []
+    for split, (metals, adsorbates) in SPLIT_CHEMISTRY.items():
+        kind = "train" if split == "train" else "val"
+        splits.append(SyntheticSplit(
+            split, metals, adsorbates, systems=values[f"{kind}_systems"],
+            frames_per_system=values[f"{kind}_frames_per_system"], frames_per_file=values[f"{kind}_frames_per_file"]))
+    return tuple(splits)
 
 
 def archive_name(split: str) -> str:
@@ -203,33 +228,71 @@ def build_split_archive(spec: SyntheticSplit, split_index: int, seed: int, out_p
     return len(frames)
 
 
-def build_synthetic_s2ef(out_dir: Path, *, seed: int = SMOKE_SEED, splits=SMOKE_SPLITS) -> list[RemoteFile]:
-    """Write one tar per split under ``out_dir`` (a mirror's ``oc20/`` folder) and return their
-    specs with the sha256 and size of the bytes just written."""
+def build_synthetic_s2ef(out_dir: Path, *, options: dict | None = None) -> list[RemoteFile]:
+    """Write one tar per split under ``out_dir`` (e.g. a mirror's ``oc20/`` folder) and return
+    their specs with the sha256 and size of the bytes just written."""
     out_dir = Path(out_dir)
+    seed = {**DEFAULT_OPTIONS, **(options or {})}["seed"]
     remotes = []
-    for split_index, spec in enumerate(splits):
+    for split_index, spec in enumerate(synthetic_splits(options)):
         path = out_dir / archive_name(spec.split)
         build_split_archive(spec, split_index, seed, path)
-        remotes.append(_remote(spec.split, sha256_file(path), path.stat().st_size))
+        remotes.append(RemoteFile(name=path.name, url=f"generated://{DATASET_NAME}/{path.name}",
+                                  mirror_path=f"{MIRROR_FOLDER}/{path.name}", size=path.stat().st_size,
+                                  checksum=f"sha256:{sha256_file(path)}", license=LICENSE))
     return remotes
 
 
-def _remote(split: str, sha256: str, size: int | None) -> RemoteFile:
-    name = archive_name(split)
-    return RemoteFile(name=name, url=f"synthetic://{DATASET_NAME}/{name}", mirror_path=f"{MIRROR_FOLDER}/{name}",
-                      size=size, checksum=f"sha256:{sha256}", license=LICENSE)
+def archive_content_sha256(path: Path) -> str:
+    """sha256 over the archive's member names and *decompressed* bytes, in archive order.
+
+    Independent of the xz encoder (the system liblzma), so it pins the generator's output across
+    machines that share requirements.lock.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with tarfile.open(path) as tar:
+        for member in tar:
+            digest.update(member.name.encode() + b"\0")
+            if member.isfile():
+                digest.update(lzma.decompress(tar.extractfile(member).read()))
+    return digest.hexdigest()
 
 
-def smoke_dataset() -> S2EFDataset:
-    """The ``s2ef-synthetic-emt`` dataset object with the pinned smoke checksums."""
-    files = []
-    for spec in SMOKE_SPLITS:
-        sha256, size = SMOKE_CHECKSUMS[spec.split]
-        files.append((spec.split, _remote(spec.split, sha256, size)))
-    return S2EFDataset(DATASET_NAME, tuple(files), synthetic=True,
-                       description="SYNTHETIC: ASE-built slabs + adsorbates, EMT energies/forces, OC20 S2EF file layout")
+@dataclass(frozen=True)
+class SyntheticS2EFDataset:
+    """``s2ef-synthetic-emt``: generated (no remote files); ``preprocess`` builds, then converts."""
+
+    name: str = DATASET_NAME
+    family: str = "oc20"
+    remote_files: tuple = ()
+    splits: tuple[str, ...] = tuple(SPLIT_CHEMISTRY)
+
+    def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1,
+                   options: dict | None = None) -> dict:
+        """Build the archives for ``options`` into ``<out>/archives/`` and read them with the real
+        S2EF reader into ``<out>/<split>/part-*.parquet`` + card (``synthetic: true``) + rejects."""
+        from replibench.datasets.oc20_s2ef import preprocess_s2ef_archives
+        from replibench.errors import DataError
+
+        if raw_files:
+            raise DataError(f"{self.name}: a generated dataset takes no raw files, got {[str(p) for p in raw_files]}")
+        out_dir = Path(out_dir)
+        remotes = build_synthetic_s2ef(out_dir / "archives", options=options)
+        archives = [(split, out_dir / "archives" / remote.name, remote.url)
+                    for split, remote in zip(self.splits, remotes)]
+        generator = {**DEFAULT_OPTIONS, **(options or {})}
+        return preprocess_s2ef_archives(
+            archives, out_dir, dataset=self.name, workers=workers, synthetic=True,
+            description="SYNTHETIC: ASE-built slabs + adsorbates, EMT energies/forces, OC20 S2EF file layout",
+            extra_notes={"generator": generator, "archives": "archives/<file>.tar (the tarballs the reader converted)",
+                         "archive_content_sha256": {r.name: archive_content_sha256(p) for (_, p, _), r
+                                                    in zip(archives, remotes)}},
+            license=LICENSE, citation=SYNTHETIC_CITATION)
 
 
+SYNTHETIC_CITATION = ("SYNTHETIC data generated by replibench (ASE-built slabs, EMT labels) in the file layout "
+                      "of OC20 S2EF (Chanussot et al., ACS Catal. 2021); not OC20 data")
 #: registry target: ``"s2ef-synthetic-emt": "replibench.datasets.oc20_synthetic:S2EF_SYNTHETIC_EMT"``
-S2EF_SYNTHETIC_EMT = smoke_dataset()
+S2EF_SYNTHETIC_EMT = SyntheticS2EFDataset()

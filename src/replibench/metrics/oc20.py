@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from replibench.datasets.oc20_sources import VAL_SPLITS
 from replibench.metrics import MetricInfo
 
 #: EwT / EFwT energy threshold (fairchem ``e_thresh = 0.02``, "set based on OC20 leaderboard"), eV.
@@ -37,8 +38,10 @@ METRICS: dict[str, MetricInfo] = {
     "energy_mae": MetricInfo("min", "eV", "mean |E_pred - E_DFT| over structures (adsorption energy)"),
     "energy_mse": MetricInfo("min", "eV^2", "mean (E_pred - E_DFT)^2 over structures (IS2RE configs log it)"),
     "energy_within_threshold": MetricInfo("max", "fraction", "EwT: share of structures with |dE| < 0.02 eV"),
-    "forces_mae": MetricInfo("min", "eV/A", "mean |F_pred - F_DFT| over every component of every free atom, pooled over the split"),
-    "forces_cosine": MetricInfo("max", "1", "mean over free atoms of the cosine between predicted and DFT force vectors (float32)"),
+    "forces_mae": MetricInfo(
+        "min", "eV/A", "mean |F_pred - F_DFT| over every component of every free atom, pooled over the split"),
+    "forces_cosine": MetricInfo(
+        "max", "1", "mean over free atoms of the cosine between predicted and DFT force vectors (float32)"),
     "forces_magnitude_error": MetricInfo("min", "eV/A", "mean over free atoms of | |F_pred| - |F_DFT| |"),
     "energy_forces_within_threshold": MetricInfo(
         "max", "fraction",
@@ -164,6 +167,38 @@ def is2re_metrics(*, pred_energy, true_energy) -> dict[str, float]:
         "energy_mse": energy_mse(pred_energy=pred_energy, true_energy=true_energy),
         "energy_within_threshold": energy_within_threshold(pred_energy=pred_energy, true_energy=true_energy),
     }
+
+
+#: Label of the unweighted average over the four validation splits (``VAL_SPLITS``).
+VAL_AVERAGE = "val_avg"
+
+
+def split_metric_name(split: str, metric: str) -> str:
+    """``val_id_forces_mae``: the name a split's metric carries in ``metrics.json``."""
+    return f"{split}_{metric}"
+
+
+def split_metric_infos(names: tuple[str, ...]) -> dict[str, MetricInfo]:
+    """:data:`METRICS` entries of ``names`` for every val split and for the four-split average."""
+    infos = {}
+    for split in (*VAL_SPLITS, VAL_AVERAGE):
+        where = "mean of the four val splits" if split == VAL_AVERAGE else f"split {split}"
+        for name in names:
+            info = METRICS[name]
+            infos[split_metric_name(split, name)] = MetricInfo(info.direction, info.unit,
+                                                               f"{info.description} ({where})")
+    return infos
+
+
+def metrics_over_splits(per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each split's metrics as ``<split>_<metric>``; when the four val splits are all there, also
+    ``val_avg_<metric>``, their unweighted mean (:func:`average_over_splits`)."""
+    out = {split_metric_name(split, name): float(value)
+           for split, metrics in per_split.items() for name, value in metrics.items()}
+    if set(per_split) == set(VAL_SPLITS):
+        out.update({split_metric_name(VAL_AVERAGE, name): value
+                    for name, value in average_over_splits(per_split).items()})
+    return out
 
 
 def average_over_splits(per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

@@ -22,12 +22,14 @@ the vectors i->j and j->k. Differences from fairchem, stated plainly:
   output block, 768 parameters in the paper preset).
 * ``SphericalBasis`` evaluates in float64 (PyG's float32 closed forms lose up to ~1e-2 absolute
   at small distances through cancellation); values agree with PyG's to ~1e-7 in float64.
+
+Registry name ``dimenet-pp``; the OC20 tasks pass the graph's ``cutoff`` and ``regress_forces``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +52,6 @@ from replibench.models._atoms import (
     positions_for_forces,
     sum_per_structure,
 )
-from replibench.models._config import config_from_dict
 from replibench.tasks.atoms_graph import AtomsGraph
 
 #: periodic images closer than this (Å) count as the same image when removing back-tracking
@@ -75,15 +76,7 @@ class DimeNetPPConfig:
     num_output_layers: int = 3
     detach_angles: bool = True  # fairchem: angles from pos.detach() (see module docstring)
     direct_forces: bool = False  # fairchem's DimeNet++ regresses forces as -dE/dpos
-
-
-PRESETS: dict[str, dict] = {
-    "paper": asdict(DimeNetPPConfig()),
-    # tiny, for CPU smoke runs and tests
-    "smoke": asdict(
-        DimeNetPPConfig(hidden_channels=32, out_emb_channels=32, num_blocks=2, int_emb_size=16, basis_emb_size=4)
-    ),
-}
+    regress_forces: bool = True  # S2EF True; IS2RE configs set False (energy only)
 
 
 def spherical_bessel(order: int, x: torch.Tensor) -> torch.Tensor:
@@ -154,6 +147,8 @@ def periodic_triplets(edge_index: torch.Tensor, edge_shift: torch.Tensor, num_no
 
 
 class DimeNetPP(nn.Module):
+    Config = DimeNetPPConfig
+
     def __init__(self, config: DimeNetPPConfig) -> None:
         super().__init__()
         self.config = config
@@ -179,13 +174,14 @@ class DimeNetPP(nn.Module):
             )
             for _ in range(c.num_blocks)
         )
-        if c.direct_forces:
+        if c.direct_forces and c.regress_forces:
             self.force_head = nn.Sequential(
                 nn.Linear(c.hidden_channels, c.hidden_channels), nn.SiLU(), nn.Linear(c.hidden_channels, 1)
             )
 
-    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        autograd_forces = not self.config.direct_forces
+    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(energy (B,), forces (N, 3) or None when ``regress_forces`` is off)."""
+        autograd_forces = self.config.regress_forces and not self.config.direct_forces
         grad_enabled_outside = torch.is_grad_enabled()
         num_nodes = graph.pos.shape[0]
         source, target = graph.edge_index  # j, i
@@ -210,11 +206,8 @@ class DimeNetPP(nn.Module):
             energy = sum_per_structure(atom_out.squeeze(-1), graph)  # (B,)
             if autograd_forces:
                 return conservative_forces(energy, pos, self.training, grad_enabled_outside)
+        if not self.config.regress_forces:
+            return energy, None
         coefficient = self.force_head(x).squeeze(-1) * self.rbf.envelope(distance / self.config.cutoff)  # (E,)
         return energy, direct_edge_forces(coefficient * distance, vectors, graph)  # (B,), (N, 3)
 
-
-def build(settings: dict | None = None, preset: str = "paper") -> DimeNetPP:
-    """DimeNetPP from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
-    settings = {**PRESETS[preset], **(settings or {})}
-    return DimeNetPP(config_from_dict(DimeNetPPConfig, settings, source=f"model DimeNetPP ({preset})"))

@@ -25,11 +25,16 @@ released no OC20 training code. Ours is a plain message-passing network:
 * update: per-degree channel mixing, self-connection, gated nonlinearity (SiLU on scalars,
   sigmoid gates on l > 0), residual; energy = sum over atoms of an MLP of the scalars; forces =
   -dE/dpos, or with ``direct_forces`` a linear l = 1 head (a vector per atom).
+
+Registry names: ``equivariant-cg`` (:class:`EquivariantCG`) and ``equivariant-gaunt``
+(:class:`EquivariantGaunt`), one module, two configs that differ only in their ``tp`` default; a
+config whose ``tp`` contradicts the registry name is refused. Leaderboard rows of these models
+are ours and carry no paper number (see ``references/oc20.yaml``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +49,6 @@ from replibench.models._atoms import (
     sum_per_structure,
     sum_per_target,
 )
-from replibench.models._config import config_from_dict
 from replibench.models.gaunt import GauntTensorProduct
 from replibench.tasks.atoms_graph import AtomsGraph
 
@@ -68,13 +72,7 @@ class EquivariantConfig:
     avg_num_neighbors: float = 49.3  # OC20-like slab, 6 Å / 50 neighbours: 4,040 edges / 82 atoms
     max_atomic_number: int = 100
     direct_forces: bool = False
-
-
-PRESETS: dict[str, dict] = {
-    "paper": asdict(EquivariantConfig()),
-    # tiny, for CPU smoke runs and tests
-    "smoke": asdict(EquivariantConfig(lmax=2, channels=8, num_layers=2, radial_hidden=16)),
-}
+    regress_forces: bool = True  # S2EF True; IS2RE False (energy only)
 
 
 def degree_of_coefficient(lmax: int) -> torch.Tensor:
@@ -181,23 +179,32 @@ class InteractionLayer(nn.Module):
 
 
 class EquivariantModel(nn.Module):
+    Config = EquivariantConfig
+    #: the tensor product a registered subclass stands for (None: either)
+    tensor_product: str | None = None
+
     def __init__(self, config: EquivariantConfig) -> None:
         super().__init__()
         if config.tp not in TENSOR_PRODUCTS:
             raise ValueError(f"EquivariantConfig.tp must be one of {TENSOR_PRODUCTS}, found {config.tp!r}")
+        if self.tensor_product is not None and config.tp != self.tensor_product:
+            other = "equivariant-" + config.tp
+            raise ValueError(f"{type(self).__name__} is the tp={self.tensor_product!r} model; found tp={config.tp!r} "
+                             f"(use the registry model {other!r})")
         self.config = config
         c = config.channels
         self.embedding = nn.Embedding(config.max_atomic_number, c)
         self.radial_basis = BesselBasisLayer(config.num_radial, config.cutoff, config.envelope_exponent)
         self.layers = nn.ModuleList(InteractionLayer(config) for _ in range(config.num_layers))
         self.energy_head = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 1))
-        if config.direct_forces:
+        if config.direct_forces and config.regress_forces:
             self.force_head = nn.Linear(c, 1, bias=False)  # mixes the l = 1 channels into one vector
 
-    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(energy (B,), forces (N, 3) or None when ``regress_forces`` is off)."""
         from e3nn import o3
 
-        autograd_forces = not self.config.direct_forces
+        autograd_forces = self.config.regress_forces and not self.config.direct_forces
         grad_enabled_outside = torch.is_grad_enabled()
         lmax = self.config.lmax
         with grad_for_forces(autograd_forces):
@@ -212,11 +219,32 @@ class EquivariantModel(nn.Module):
             energy = sum_per_structure(self.energy_head(h[:, :, 0]).squeeze(-1), graph)  # (B,)
             if autograd_forces:
                 return conservative_forces(energy, pos, self.training, grad_enabled_outside)
+        if not self.config.regress_forces:
+            return energy, None
         forces = self.force_head(h[:, :, 1:4].transpose(1, 2)).squeeze(-1)  # (N, 3): e3nn l=1 is (x, y, z)
         return energy, forces
 
 
-def build(settings: dict | None = None, preset: str = "paper") -> EquivariantModel:
-    """EquivariantModel from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
-    settings = {**PRESETS[preset], **(settings or {})}
-    return EquivariantModel(config_from_dict(EquivariantConfig, settings, source=f"model EquivariantModel ({preset})"))
+
+@dataclass
+class EquivariantCGConfig(EquivariantConfig):
+    tp: str = "cg"  # full Clebsch-Gordan messages (registry name ``equivariant-cg``)
+
+
+@dataclass
+class EquivariantGauntConfig(EquivariantConfig):
+    tp: str = "gaunt"  # Gaunt messages via the 2D Fourier basis (registry name ``equivariant-gaunt``)
+
+
+class EquivariantCG(EquivariantModel):
+    """Registry ``equivariant-cg``: our equivariant model with Clebsch-Gordan tensor products."""
+
+    Config = EquivariantCGConfig
+    tensor_product = "cg"
+
+
+class EquivariantGaunt(EquivariantModel):
+    """Registry ``equivariant-gaunt``: our equivariant model with Gaunt tensor products."""
+
+    Config = EquivariantGauntConfig
+    tensor_product = "gaunt"

@@ -9,13 +9,18 @@ interaction blocks (Gaussian-expanded distances, cosine cutoff) -> per-atom MLP 
 structure. We use the same torch_geometric blocks (``InteractionBlock``, ``GaussianSmearing``,
 ``ShiftedSoftplus``) but feed our precomputed periodic edges instead of PyG's non-periodic
 ``radius_graph``. Forces are ``-dE/dpos`` as in fairchem; ``direct_forces`` swaps in a per-edge
-force head (our addition, not part of the SchNet baseline).
+force head (our addition, not part of the SchNet baseline); ``regress_forces=False`` (IS2RE)
+returns no forces.
+
+Registry name ``schnet``; built as ``SchNet(SchNet.Config(**hyper-parameters, cutoff=...,
+regress_forces=...))`` by the OC20 tasks (the graph's cutoff and the task's targets are facts of
+the data, passed by the task).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -29,7 +34,6 @@ from replibench.models._atoms import (
     positions_for_forces,
     sum_per_structure,
 )
-from replibench.models._config import config_from_dict
 from replibench.tasks.atoms_graph import AtomsGraph
 
 
@@ -44,16 +48,12 @@ class SchNetConfig:
     readout: str = "add"  # SchNetWrap default: energy = sum of per-atom contributions
     max_atomic_number: int = 100  # PyG SchNet's embedding table size
     direct_forces: bool = False  # fairchem's SchNet regresses forces as -dE/dpos
-
-
-PRESETS: dict[str, dict] = {
-    "paper": asdict(SchNetConfig()),
-    # tiny, for CPU smoke runs and tests
-    "smoke": asdict(SchNetConfig(hidden_channels=32, num_filters=32, num_interactions=2, num_gaussians=20)),
-}
+    regress_forces: bool = True  # S2EF True; IS2RE configs set False (energy only)
 
 
 class SchNet(nn.Module):
+    Config = SchNetConfig
+
     def __init__(self, config: SchNetConfig) -> None:
         super().__init__()
         if config.readout not in ("add", "mean"):
@@ -69,7 +69,7 @@ class SchNet(nn.Module):
         self.lin1 = nn.Linear(h, h // 2)
         self.act = ShiftedSoftplus()
         self.lin2 = nn.Linear(h // 2, 1)
-        if config.direct_forces:
+        if config.direct_forces and config.regress_forces:
             self.force_head = nn.Sequential(
                 nn.Linear(2 * h + config.num_gaussians, h // 2), ShiftedSoftplus(), nn.Linear(h // 2, 1)
             )
@@ -84,8 +84,9 @@ class SchNet(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        autograd_forces = not self.config.direct_forces
+    def forward(self, graph: AtomsGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(energy (B,), forces (N, 3) or None when ``regress_forces`` is off)."""
+        autograd_forces = self.config.regress_forces and not self.config.direct_forces
         grad_enabled_outside = torch.is_grad_enabled()
         with grad_for_forces(autograd_forces):
             pos = positions_for_forces(graph, autograd_forces)  # (N, 3)
@@ -101,14 +102,11 @@ class SchNet(nn.Module):
                 energy = energy / graph.natoms.to(energy.dtype)  # (B,)
             if autograd_forces:
                 return conservative_forces(energy, pos, self.training, grad_enabled_outside)
+        if not self.config.regress_forces:
+            return energy, None
         source, target = graph.edge_index
         envelope = 0.5 * (torch.cos(distance * math.pi / self.config.cutoff) + 1.0)  # (E,)
         features = torch.cat([h[target], h[source], rbf], dim=-1)  # (E, 2H + G)
         coefficient = self.force_head(features).squeeze(-1) * envelope  # (E,)
         return energy, direct_edge_forces(coefficient, vectors, graph)  # (B,), (N, 3)
 
-
-def build(settings: dict | None = None, preset: str = "paper") -> SchNet:
-    """SchNet from ``PRESETS[preset]`` updated by ``settings`` (config.yaml overrides)."""
-    settings = {**PRESETS[preset], **(settings or {})}
-    return SchNet(config_from_dict(SchNetConfig, settings, source=f"model SchNet ({preset})"))

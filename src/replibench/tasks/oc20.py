@@ -11,16 +11,20 @@ Protocol (fairchem OCP trainer and the OC20 configs):
   :data:`IS2RE_NORMALIZER`); ``dataset`` computes mean/std of the training targets (for the
   synthetic set, whose EMT energies are on another scale); ``none`` = (0, 1).
 * S2EF loss: ``energy_coefficient * MAE(E) + force_coefficient * mean over free atoms of
-  ||F_pred - F||_2`` (fairchem ``mae`` + ``l2mae``, ``train_on_free_atoms: True``); coefficients
-  per model in :data:`S2EF_LOSS_COEFFICIENTS`. IS2RE loss: MAE(E).
+  ||F_pred - F||_2`` (fairchem ``mae`` + ``l2mae``, ``train_on_free_atoms: True``); the
+  coefficients come from the run's settings (the family sets each model's config values), else
+  base.yml's 2 / 100. IS2RE loss: MAE(E).
 * model selection (``validation_loss``): fairchem's ``primary_metric`` — force MAE (S2EF) or energy
   MAE (IS2RE) on ``val_split``.
 * scoring: every split in ``test_splits`` (the four validation splits: OC20 test labels are
-  hidden) with :mod:`replibench.metrics.oc20`, then the unweighted mean over splits (Gaunt paper).
+  hidden) with :mod:`replibench.metrics.oc20`, reported as ``<split>_<metric>``; when all four are
+  scored, also ``val_avg_<metric>``, the unweighted mean over the four (the Gaunt paper's Table 1).
+* data origin: a dataset whose card says ``synthetic`` (the EMT smoke set) makes every result
+  ``data_origin: synthetic``, which the leaderboard never calls a reproduction.
 
-The model is built from ``settings["model"]`` (a name, or ``{"name": …, **overrides}``): module
-``replibench.models.<name>`` must provide ``build_model(overrides: dict, facts: dict) -> nn.Module``,
-and the module's forward is ``model(graph: AtomsGraph) -> (energy (B,), forces (N, 3) | None)``.
+The model is the run's registry model, built as ``cls(cls.Config(**settings["model"],
+cutoff=graph cutoff, regress_forces=S2EF))``; its forward is ``model(graph: AtomsGraph) ->
+(energy (B,), forces (N, 3) | None)`` in normalised units.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from replibench.errors import ConfigError, DataError
-from replibench.metrics.oc20 import average_over_splits, energy_mae, forces_mae
+from replibench.metrics.oc20 import (
+    IS2RE_METRICS, S2EF_METRICS, energy_mae, forces_mae, metrics_over_splits, split_metric_infos,
+)
 from replibench.metrics.oc20_files import score_is2re_arrays, score_s2ef_table
 from replibench.runs import RunSpec
 from replibench.tasks.base import Task
@@ -40,9 +46,10 @@ from replibench.tasks.oc20_data import (
     LossSpec, OC20Batch, StructureSplit, gather_batch, precompute_edges, read_structure_split,
 )
 from replibench.tasks.oc20_settings import (
-    IS2RE_NORMALIZER, S2EF_DEFAULT_LOSS_COEFFICIENTS, S2EF_LOSS_COEFFICIENTS, S2EF_NORMALIZER, OC20Settings,
-    build_oc20_model,
+    IS2RE_LOSS_COEFFICIENTS, IS2RE_NORMALIZER, S2EF_BASE_LOSS_COEFFICIENTS, S2EF_NORMALIZER, OC20Settings,
+    model_hyperparameters,
 )
+
 
 @dataclass
 class OC20Data:
@@ -51,6 +58,7 @@ class OC20Data:
     mean: float  # energy normaliser, eV
     std: float  # energy (and force) normaliser, eV
     data_dir: Path | None = None
+    synthetic: bool = False  # the dataset card says the data are generated (EMT smoke set)
 
 
 def _model_device(model):
@@ -65,12 +73,16 @@ class _OC20Task(Task):
 
     with_forces = True
     default_normalizer = S2EF_NORMALIZER
+    metric_names: tuple[str, ...] = S2EF_METRICS
+    base_loss_coefficients = S2EF_BASE_LOSS_COEFFICIENTS
 
     def energy_column(self, settings: OC20Settings) -> str:
         raise NotImplementedError
 
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> OC20Data:
-        parsed = OC20Settings.from_dict(settings)
+        from replibench.data.tables import read_data_card
+
+        parsed = OC20Settings.from_dict(settings.get("task", {}))
         names = dict.fromkeys([parsed.train_split, parsed.val_split, *parsed.test_splits])
         splits = {}
         for name in names:
@@ -83,7 +95,9 @@ class _OC20Task(Task):
         if np.isnan(train_energy).any():
             raise DataError(f"{data_dir}/{parsed.train_split}: training energies contain nulls")
         mean, std = self._normalizer(parsed, train_energy)
-        return OC20Data(splits, parsed, mean, std, Path(data_dir))
+        card = read_data_card(data_dir) if (Path(data_dir) / "card.json").is_file() else {}
+        synthetic = bool(card.get("notes", {}).get("synthetic", False))
+        return OC20Data(splits, parsed, mean, std, Path(data_dir), synthetic)
 
     def _normalizer(self, settings: OC20Settings, train_energy: np.ndarray) -> tuple[float, float]:
         choice = settings.normalizer
@@ -99,9 +113,15 @@ class _OC20Task(Task):
         raise ConfigError(f"normalizer must be 'oc20', 'dataset', 'none' or {{mean, std}}, got {choice!r}")
 
     def build_model(self, data: OC20Data, run: RunSpec, settings: dict[str, Any]):
-        facts = {"task": self.name, "regress_forces": self.with_forces, "cutoff": data.settings.graph.cutoff,
-                 "max_neighbors": data.settings.graph.max_neighbors, "num_elements": 100}
-        return build_oc20_model(data.settings, facts)
+        """The run's registry model; its cutoff is the graph's and it predicts forces for S2EF only."""
+        from replibench.tasks.base import build_registered_model
+
+        hyperparameters = model_hyperparameters(run.model, settings.get("model", {}))
+        return build_registered_model(run.model, hyperparameters, cutoff=data.settings.graph.cutoff,
+                                      regress_forces=self.with_forces)
+
+    def metric_info(self) -> dict[str, Any]:
+        return split_metric_infos(self.metric_names)
 
     def num_train_examples(self, data: OC20Data) -> int:
         return len(data.splits[data.settings.train_split])
@@ -115,7 +135,10 @@ class _OC20Task(Task):
         return batch
 
     def loss_coefficients(self, settings: OC20Settings) -> tuple[float, float]:
-        return (1.0 if settings.energy_coefficient is None else settings.energy_coefficient, 0.0)
+        """(energy, force) coefficients: the run's settings, else the task's base config."""
+        energy, force = self.base_loss_coefficients
+        return (energy if settings.energy_coefficient is None else settings.energy_coefficient,
+                force if settings.force_coefficient is None else settings.force_coefficient)
 
     def training_loss(self, model, batch: OC20Batch):
         """fairchem objective on normalised targets (see :func:`oc20_loss`)."""
@@ -147,7 +170,7 @@ class _OC20Task(Task):
                 energies.append(energy.detach().double().cpu().numpy() * data.std + data.mean)
                 if self.with_forces:
                     if force is None:
-                        raise DataError(f"model {data.settings.model_name()} returned no forces for S2EF")
+                        raise DataError("the model returned no forces for S2EF")
                     forces.append(force.detach().double().cpu().numpy().reshape(-1, 3) * data.std)
         finally:
             model.train(was_training)
@@ -160,8 +183,11 @@ class _OC20Task(Task):
                                                                         "source": str(parsed.normalizer)},
             "graph": asdict(parsed.graph), "test_splits": list(parsed.test_splits),
             "structures": {name: len(split) for name, split in data.splits.items()},
-            "eval_on_free_atoms": True, "split_average": "unweighted mean of per-split metrics",
+            "eval_on_free_atoms": True,
+            "split_average": "val_avg_<metric> = unweighted mean of the four val splits' metrics (Gaunt paper)",
             "eval_batch_size": parsed.eval_batch_size,
+            "loss_coefficients": dict(zip(("energy", "forces"), self.loss_coefficients(parsed))),
+            "data_origin": "synthetic" if data.synthetic else "official",
         }
 
 
@@ -171,17 +197,13 @@ class S2EFTask(_OC20Task):
     name = "s2ef"
     with_forces = True
     default_normalizer = S2EF_NORMALIZER
+    metric_names: tuple[str, ...] = S2EF_METRICS
+    base_loss_coefficients = S2EF_BASE_LOSS_COEFFICIENTS
 
     def energy_column(self, settings: OC20Settings) -> str:
         if settings.energy_target not in ("energy_ref", "energy"):
             raise ConfigError(f"energy_target must be 'energy_ref' or 'energy', got {settings.energy_target!r}")
         return settings.energy_target
-
-    def loss_coefficients(self, settings: OC20Settings) -> tuple[float, float]:
-        name = settings.model_name() if settings.model is not None else ""
-        energy, force = S2EF_LOSS_COEFFICIENTS.get(name, S2EF_DEFAULT_LOSS_COEFFICIENTS)
-        return (settings.energy_coefficient if settings.energy_coefficient is not None else energy,
-                settings.force_coefficient if settings.force_coefficient is not None else force)
 
     def validation_loss(self, model, data: OC20Data, settings: dict[str, Any]) -> float:
         split = data.splits[data.settings.val_split]
@@ -234,6 +256,8 @@ class IS2RETask(_OC20Task):
     name = "is2re"
     with_forces = False
     default_normalizer = IS2RE_NORMALIZER
+    metric_names = IS2RE_METRICS
+    base_loss_coefficients = IS2RE_LOSS_COEFFICIENTS
 
     def energy_column(self, settings: OC20Settings) -> str:
         return "energy_relaxed"
@@ -256,17 +280,26 @@ class IS2RETask(_OC20Task):
 
     def score(self, predictions, data: OC20Data, settings: dict[str, Any]) -> dict[str, float]:
         return _score_by_split(predictions, data, lambda table, split: score_is2re_arrays(
-            table, split.sid, split.energy, pred_source=f"predictions[{split.name}]", truth_source=f"split {split.name}"))
+            table, split.sid, split.energy, pred_source=f"predictions[{split.name}]",
+            truth_source=f"split {split.name}"))
 
 
 def _score_by_split(predictions, data: OC20Data, score_one) -> dict[str, float]:
+    """Per-split metrics (``<split>_<metric>``) and, over all four val splits, ``val_avg_<metric>``."""
     import pyarrow.compute as pc
 
+    known = set(data.settings.test_splits)
+    found = set(predictions.column("split").unique().to_pylist())
+    if found - known:
+        raise DataError(f"predictions: rows of splits {sorted(found - known)} that this run does not score "
+                        f"(test_splits {sorted(known)})")
     per_split = {}
     for name in data.settings.test_splits:
         table = predictions.filter(pc.equal(predictions.column("split"), name))
         per_split[name] = score_one(table, data.splits[name])
-    out = dict(average_over_splits(per_split))
-    for name, metrics in per_split.items():
-        out.update({f"{name}_{metric}": value for metric, value in metrics.items()})
-    return out
+    return metrics_over_splits(per_split)
+
+
+#: registry targets
+S2EF = S2EFTask()
+IS2RE = IS2RETask()

@@ -1,12 +1,13 @@
-"""OC20 task settings and protocol constants (fairchem's OC20 configs), and model lookup.
+"""OC20 task settings (``settings["task"]`` of a run) and the protocol constants they default to.
 
-Constants are named with their source; the task (:mod:`replibench.tasks.oc20`) reads them here.
+Constants are named with their source (fairchem's OC20 configs); the task
+(:mod:`replibench.tasks.oc20`) reads them here and the family (:mod:`replibench.families.oc20`)
+sets the per-model values (loss coefficients) from the same configs.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from replibench.datasets.oc20_sources import VAL_SPLITS
@@ -18,63 +19,61 @@ from replibench.tasks.oc20_data import GraphSettings
 S2EF_NORMALIZER = (-0.7554450631141663, 2.887317180633545)
 #: IS2RE energy normaliser (mean, std) in eV: fairchem ``configs/oc20/is2re/100k/base.yml``.
 IS2RE_NORMALIZER = (-1.525913953781128, 2.279365062713623)
-#: (energy, force) loss coefficients on S2EF-2M: ``schnet.yml`` 1/100, ``dpp.yml`` 1/50; every other
-#: model uses ``base.yml``'s 2/100 (EquiformerV2 N12 L6 M2, the Gaunt paper's backbone config).
-S2EF_LOSS_COEFFICIENTS: dict[str, tuple[float, float]] = {"schnet": (1.0, 100.0), "dimenet-pp": (1.0, 50.0)}
-S2EF_DEFAULT_LOSS_COEFFICIENTS = (2.0, 100.0)
+#: (energy, force) loss coefficients of ``configs/oc20/s2ef/2M/base.yml`` (2 / 100), used by every
+#: S2EF model config that does not set its own (schnet.yml 1/100 and dpp.yml 1/50 do: the family
+#: passes those); IS2RE configs train on the energy alone (MAE, coefficient 1).
+S2EF_BASE_LOSS_COEFFICIENTS = (2.0, 100.0)
+IS2RE_LOSS_COEFFICIENTS = (1.0, 0.0)
+#: hyper-parameters the task decides from the data, not the user (passed to the model's Config)
+TASK_DECIDED_MODEL_FIELDS = ("cutoff", "regress_forces")
 
 
 @dataclass
 class OC20Settings:
-    """Task settings (config keys of the task section); defaults = the OC20 protocol."""
+    """Task settings (keys of ``settings["task"]``); defaults = the OC20 protocol."""
 
-    model: Any = None
-    energy_target: str = "energy_ref"
+    energy_target: str = "energy_ref"  # S2EF: adsorption energy (all released OC20 models); or "energy"
     train_split: str = "train"
-    val_split: str = "val_id"
-    test_splits: tuple[str, ...] = VAL_SPLITS
+    val_split: str = "val_id"  # fairchem selects checkpoints on val_id (base.yml ``val.src``)
+    test_splits: tuple[str, ...] = VAL_SPLITS  # test labels are hidden: the four val splits are scored
     normalizer: Any = "oc20"  # "oc20" | "dataset" | "none" | {"mean": float, "std": float}
-    energy_coefficient: float | None = None
+    energy_coefficient: float | None = None  # None: the task's base-config value (see above)
     force_coefficient: float | None = None
-    train_on_free_atoms: bool = True
+    train_on_free_atoms: bool = True  # fairchem outputs.forces.train_on_free_atoms
     eval_batch_size: int = 24
-    val_max_structures: int | None = None  # validation_loss on the first N val structures
+    val_max_structures: int | None = None  # validation loss on the first N val structures (None: all)
     graph: GraphSettings = field(default_factory=GraphSettings)
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> "OC20Settings":
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise ConfigError(f"oc20 task settings: unknown keys {unknown}; allowed: {sorted(known)}")
+            raise ConfigError(f"oc20 task settings: unknown key(s) {unknown}; allowed: {sorted(known)}")
         values = dict(settings)
-        graph = values.pop("graph", {}) or {}
+        graph = values.pop("graph", None) or {}
         if isinstance(graph, dict):
+            graph_known = {f.name for f in fields(GraphSettings)}
+            if set(graph) - graph_known:
+                raise ConfigError(f"oc20 task settings: unknown graph key(s) {sorted(set(graph) - graph_known)}; "
+                                  f"allowed: {sorted(graph_known)}")
             graph = GraphSettings(**graph)
         if "test_splits" in values:
             values["test_splits"] = tuple(values["test_splits"])
         parsed = cls(**values, graph=graph)
         if parsed.graph.mode not in ("precompute", "per_batch"):
-            raise ConfigError(f"graph.mode must be 'precompute' or 'per_batch', got {parsed.graph.mode!r}")
+            raise ConfigError(f"oc20 task settings: graph.mode must be 'precompute' or 'per_batch', "
+                              f"got {parsed.graph.mode!r}")
+        if not parsed.test_splits or set(parsed.test_splits) - set(VAL_SPLITS):
+            raise ConfigError(f"oc20 task settings: test_splits must be among {list(VAL_SPLITS)} (OC20 test "
+                              f"labels are hidden), got {list(parsed.test_splits)}")
         return parsed
 
-    def model_name(self) -> str:
-        spec = self.model
-        name = spec.get("name") if isinstance(spec, dict) else spec
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"settings['model'] must be a model name or {{'name': …}}, got {spec!r}")
-        return name
 
-
-def build_oc20_model(settings: OC20Settings, facts: dict[str, Any]):
-    """Import ``replibench.models.<name>`` and call its ``build_model(overrides, facts)``."""
-    name = settings.model_name()
-    overrides = {k: v for k, v in settings.model.items() if k != "name"} if isinstance(settings.model, dict) else {}
-    module_name = f"replibench.models.{name.replace('-', '_')}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"model {name!r}: module {module_name} not found") from error
-    if not hasattr(module, "build_model"):
-        raise ConfigError(f"model {name!r}: {module_name} has no build_model(overrides, facts)")
-    return module.build_model(overrides, facts)
+def model_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The user's model settings, refusing the fields the task decides (cutoff = the graph's)."""
+    decided = sorted(set(hyperparameters) & set(TASK_DECIDED_MODEL_FIELDS))
+    if decided:
+        raise ConfigError(f"model {name!r}: {decided} are set by the task (the radius graph's cutoff is "
+                          f"task.graph.cutoff; forces follow the task); remove them from the model settings")
+    return dict(hyperparameters)
