@@ -91,6 +91,17 @@ def _add_metrics(sub) -> None:
     f.add_argument("--data-root", type=Path, default=Path("data/parquet"),
                    help="where the preprocessed datasets are (default: data/parquet)")
     f.set_defaults(handler=_cmd_metrics_forecast)
+    for task, what in (("s2ef", "OC20 S2EF: per-frame energy + per-atom forces keyed by sid/fid"),
+                       ("is2re", "OC20 IS2RE: relaxed adsorption energy per system keyed by sid")):
+        o = kinds.add_parser(task, help=what)
+        o.add_argument("--pred", required=True, nargs="+", type=Path, help="prediction Parquet file(s)")
+        o.add_argument("--truth", required=True, nargs="+", type=Path,
+                       help="preprocessed split(s): a Parquet file or a folder of part-*.parquet (one per --pred)")
+        o.add_argument("--out", required=True, type=Path)
+        if task == "s2ef":
+            o.add_argument("--energy-column", default="energy_ref", choices=("energy_ref", "energy"),
+                           help="truth energy: adsorption (OC20 models, default) or total DFT energy")
+        o.set_defaults(handler=_cmd_metrics_oc20, task=task)
 
 
 def _add_config(sub) -> None:
@@ -166,6 +177,13 @@ def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
 
     score_forecast_file(dataset=args.dataset, horizon=args.horizon, pred=args.pred, out=args.out,
                         data_root=args.data_root)
+
+
+def _cmd_metrics_oc20(args: argparse.Namespace) -> None:
+    from replibench.byo import score_oc20_files
+
+    score_oc20_files(task=args.task, preds=args.pred, truths=args.truth, out=args.out,
+                     energy_column=getattr(args, "energy_column", "energy_ref"))
 
 
 def _cmd_config(args: argparse.Namespace) -> None:

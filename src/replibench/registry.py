@@ -15,6 +15,7 @@ from replibench.errors import ConfigError
 FAMILIES: dict[str, str] = {
     "ett": "replibench.families.ett:FAMILY",
     "lra": "replibench.families.lra:FAMILY",
+    "oc20": "replibench.families.oc20:FAMILY",
 }
 
 DATASETS: dict[str, str] = {
@@ -34,6 +35,12 @@ DATASETS: dict[str, str] = {
     "parity": "replibench.datasets.lra:PARITY",
     "mod-arithmetic": "replibench.datasets.lra:MOD_ARITHMETIC",
     "mod-arithmetic-brackets": "replibench.datasets.lra:MOD_ARITHMETIC_BRACKETS",
+    "s2ef-synthetic-emt": "replibench.datasets.oc20_synthetic:S2EF_SYNTHETIC_EMT",
+    "s2ef-200k": "replibench.datasets.oc20_s2ef:S2EF_200K",
+    "s2ef-2m": "replibench.datasets.oc20_s2ef:S2EF_2M",
+    "is2re-10k": "replibench.datasets.oc20_is2re:IS2RE_10K",
+    "is2re-100k": "replibench.datasets.oc20_is2re:IS2RE_100K",
+    "is2re-all": "replibench.datasets.oc20_is2re:IS2RE_ALL",
 }
 
 TASKS: dict[str, str] = {
@@ -41,6 +48,8 @@ TASKS: dict[str, str] = {
     "impute": "replibench.tasks.impute:IMPUTE",
     "lra-classify": "replibench.tasks.lra:LRA_CLASSIFY",
     "state-tracking": "replibench.tasks.state_tracking:STATE_TRACKING",
+    "s2ef": "replibench.tasks.oc20:S2EF",
+    "is2re": "replibench.tasks.oc20:IS2RE",
 }
 
 MODELS: dict[str, str] = {
@@ -60,6 +69,10 @@ MODELS: dict[str, str] = {
     "transformer": "replibench.models.sequence_classifier:SequenceClassifier",
     "mamba": "replibench.models.linear_rnn:LinearRNN",
     "deltanet": "replibench.models.deltanet:DeltaNet",
+    "schnet": "replibench.models.schnet:SchNet",
+    "dimenet-pp": "replibench.models.dimenet_pp:DimeNetPP",
+    "equivariant-cg": "replibench.models.equivariant:EquivariantCG",
+    "equivariant-gaunt": "replibench.models.equivariant:EquivariantGaunt",
 }
 
 REGISTRIES: dict[str, dict[str, str]] = {

@@ -80,7 +80,8 @@ def family_derived_rows(results):  # (pd.DataFrame) -> pd.DataFrame
 
 def status_of(row: dict[str, Any]) -> str:
     if _missing(row["paper_value"]):
-        return "no published number"
+        note = row.get("note")  # a reference with value null says why no number compares
+        return "no published number" + (f" ({note})" if isinstance(note, str) and note else "")
     if row["preset"] != "paper":
         return "smoke run: not a reproduction"
     if row["data_origin"] != "official":

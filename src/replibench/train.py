@@ -18,6 +18,12 @@ global batches, each on its shard, with gradients summed by share (see
 process the loop is exactly the single-process loop.
 
 Checkpoints hold only tensors and plain Python values and are read with ``weights_only=True``.
+
+Global batches on one device: ``micro_batches = k`` splits every batch of ``batch_size`` examples
+into k near-equal parts and accumulates the gradients of (loss of a part) / k before one optimiser
+step — the gradient a data-parallel run on k GPUs (each with one part, gradients averaged) takes.
+Papers trained on several GPUs state their global batch and step-based schedules for it; this
+keeps both on one device, at the memory cost of one part.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32
+    micro_batches: int = 1  # split each batch into this many parts, accumulating gradients (see below)
     drop_last: bool = True  # train batches only; evaluation never drops windows
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
@@ -91,6 +98,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
         config = cls(**settings)
+        if config.micro_batches < 1:
+            raise ConfigError(f"train settings: micro_batches must be >= 1, got {config.micro_batches}")
         if config.lr_schedule not in SCHEDULES:
             raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
         return config
@@ -363,23 +372,25 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                 start = state.step_in_epoch * config.batch_size
                 indices = order[start:start + config.batch_size]  # the global batch
                 local = shard(indices, world) if world.size > 1 else indices
-                batch = move_to_device(task.make_batch(data, "train", local), device) if len(local) else None
+                # micro_batches > 1 accumulates gradients over parts of the rank's share (a global batch
+                # that does not fit on one device); each part's mean loss is weighted by its share
+                parts = [part for part in local.tensor_split(config.micro_batches) if len(part)]
                 factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
                 _set_learning_rates(optimizer, config, factor, plateau.scale)
                 optimizer.zero_grad(set_to_none=True)
-                if batch is not None:
+                step_loss = torch.zeros((), device=device)  # stays 0 on a rank a small last batch leaves empty
+                for part in parts:
+                    batch = move_to_device(task.make_batch(data, "train", part), device)
                     with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                         loss = task.training_loss(model, batch)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                    else:
-                        loss.backward()
-                else:  # a last partial batch smaller than the number of ranks leaves this rank nothing
-                    loss = torch.zeros((), device=device)
+                    if len(parts) > 1:
+                        loss = loss * (len(part) / len(local))
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                    step_loss = step_loss + loss.detach()
                 if world.size > 1:
-                    loss = all_reduce_gradients(model.parameters(), weight=len(local) / len(indices), loss=loss)
+                    step_loss = all_reduce_gradients(model.parameters(), weight=len(local) / len(indices), loss=step_loss)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 if config.grad_clip_value:
@@ -393,7 +404,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                     optimizer.step()
                 if average is not None:
                     average.update(model)
-                losses.append(float(loss.detach()))
+                losses.append(float(step_loss))
                 state.step_in_epoch += 1
                 state.global_step += 1
                 bar.update(1)

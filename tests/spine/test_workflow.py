@@ -66,13 +66,14 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
                              "--config", "preset=paper"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "torch" not in imported and "pymatgen" not in imported
+    assert not imported & {"torch", "pymatgen", "ase", "e3nn", "torch_geometric", "lmdb"}
     jobs = planned_jobs(result.stdout)
     from replibench.config import load_config, plan_runs, validate_config
 
     paper = {**load_config(ROOT / "config.yaml"), "preset": "paper"}
     runs = [p.run for p in plan_runs(validate_config(paper))]
     assert sum(run.family == "ett" for run in runs) == 4 * 4 * 3 + 4 * 4 * 3  # forecast 3 models, impute 3 models
+    assert sum(run.family == "oc20" for run in runs) == 4 + 2  # S2EF-2M: 4 models; IS2RE-All: 2 models
     assert jobs["train"] == jobs["evaluate"] == len(runs)  # every family's runs, each planned once
 
 
