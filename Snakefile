@@ -11,10 +11,12 @@ include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/summary.smk"
 
 
 rule all:
     input:
         "results/leaderboard.md",
         "results/results.parquet",
+        "summary/metrics.json",
     default_target: True

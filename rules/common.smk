@@ -79,3 +79,33 @@ def resource(group, key, default):
 
 def all_metrics():
     return [f"results/{run}/metrics.json" for run in PLAN]
+
+
+
+def refuse_local_threads_on_a_cluster():
+    """Stop a cluster run that would silently give every job one CPU.
+
+    `snakemake --profile profiles/slurm` also applies `profiles/default` (= profiles/local) as the
+    *workflow* profile, whose keys win over --profile; its `set-threads` (one thread per job, right
+    for a small workstation) would then cap every cluster job at one CPU. Cluster runs use
+    `snakemake --workflow-profile profiles/slurm`, which replaces profiles/default. Runs at start
+    (the executor is unknown while the Snakefile is parsed), in the submitting process only.
+    """
+    if workflow.local_exec or workflow.remote_exec:  # local runs, and the job steps inside SLURM jobs
+        return
+    import yaml
+    from snakemake.exceptions import WorkflowError
+
+    local_profile = Path(workflow.basedir) / "profiles" / "local" / "config.yaml"
+    local_threads = yaml.safe_load(local_profile.read_text(encoding="utf-8")).get("set-threads") or {}
+    active = getattr(workflow.resource_settings, "overwrite_threads", None) or {}
+    active = {str(rule): str(getattr(value, "value", value)) for rule, value in active.items()}
+    if local_threads and active == {rule: str(value) for rule, value in local_threads.items()}:
+        raise WorkflowError(
+            f"the local profile's set-threads {local_threads} ({local_profile}) would cap every cluster job "
+            "at one CPU; start cluster runs with `snakemake --workflow-profile profiles/slurm` (not --profile)"
+        )
+
+
+onstart:
+    refuse_local_threads_on_a_cluster()

@@ -1,4 +1,5 @@
 # One run: train (resuming from checkpoints/<run>/last.pt when it exists) → best-validation weights.
+# A preempted attempt exits 75 after writing last.pt; `retries` resubmits it and the new attempt resumes.
 rule train:
     input:
         data="data/parquet/{family}/{dataset}",
@@ -17,6 +18,9 @@ rule train:
     retries: 3
     conda:
         "../envs/core.yaml"
+    # `exec`: the trainer replaces the shell, so a signal SLURM sends to the job step reaches it
+    # directly and its exit status (75 = preempted, checkpoint written) is the job's.
+    # `--processes`: one data-parallel process per GPU the run asks for (> 1 → torchrun).
     shell:
-        "replibench train --settings {params.settings:q} --data {input.data} --model-out {output.model} "
-        "--summary-out {output.summary} --threads {threads} --no-progress > {log} 2>&1"
+        "exec replibench train --settings {params.settings:q} --data {input.data} --model-out {output.model} "
+        "--summary-out {output.summary} --threads {threads} --processes {resources.gpu} --no-progress > {log} 2>&1"

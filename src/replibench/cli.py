@@ -43,6 +43,8 @@ def _add_train(sub) -> None:
     p.add_argument("--model-out", required=True, type=Path)
     p.add_argument("--summary-out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--processes", type=int, default=1,
+                   help="data-parallel processes, one per GPU (> 1: relaunched under torchrun)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_cmd_train)
 
@@ -68,6 +70,14 @@ def _add_report(sub) -> None:
     p.add_argument("--leaderboard-out", required=True, type=Path)
     p.add_argument("--plots-dir", required=True, type=Path)
     p.set_defaults(handler=_cmd_report)
+
+
+def _add_summary(sub) -> None:
+    p = sub.add_parser("summary", help="flat metrics JSON and training-curve CSVs for `dvc metrics` / `dvc plots`")
+    p.add_argument("--metrics", required=True, nargs="+", type=Path)
+    p.add_argument("--metrics-out", required=True, type=Path)
+    p.add_argument("--curves-dir", required=True, type=Path)
+    p.set_defaults(handler=_cmd_summary)
 
 
 def _add_metrics(sub) -> None:
@@ -98,6 +108,17 @@ def _add_metrics(sub) -> None:
     c.add_argument("--allow-fewer-valid", action="store_true",
                    help="gen: EMDs on all valid crystals when fewer than 1,000 (the papers stop)")
     c.set_defaults(handler=_cmd_metrics_crystals)
+    for task, what in (("s2ef", "OC20 S2EF: per-frame energy + per-atom forces keyed by sid/fid"),
+                       ("is2re", "OC20 IS2RE: relaxed adsorption energy per system keyed by sid")):
+        o = kinds.add_parser(task, help=what)
+        o.add_argument("--pred", required=True, nargs="+", type=Path, help="prediction Parquet file(s)")
+        o.add_argument("--truth", required=True, nargs="+", type=Path,
+                       help="preprocessed split(s): a Parquet file or a folder of part-*.parquet (one per --pred)")
+        o.add_argument("--out", required=True, type=Path)
+        if task == "s2ef":
+            o.add_argument("--energy-column", default="energy_ref", choices=("energy_ref", "energy"),
+                           help="truth energy: adsorption (OC20 models, default) or total DFT energy")
+        o.set_defaults(handler=_cmd_metrics_oc20, task=task)
 
 
 def _add_config(sub) -> None:
@@ -111,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="replibench", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_metrics, _add_config):
+    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary, _add_metrics,
+                _add_config):
         add(sub)
     return parser
 
@@ -131,10 +153,19 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    from replibench.distributed import launched_by_torchrun, torchrun_command
     from replibench.stages import train_stage
 
+    if args.processes > 1 and not launched_by_torchrun():  # the one place that decides to use torchrun
+        command = torchrun_command(args.argv, args.processes)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(command[0], command)  # same PID: SLURM's signals and the exit status stay with this job
     train_stage(settings_json=args.settings, data_dir=args.data, out_model=args.model_out,
-                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress)
+                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress,
+                processes=args.processes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -152,6 +183,12 @@ def _cmd_report(args: argparse.Namespace) -> None:
                  leaderboard_out=args.leaderboard_out, plots_dir=args.plots_dir)
 
 
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from replibench.summary import summary_stage
+
+    summary_stage(metrics_paths=args.metrics, metrics_out=args.metrics_out, curves_dir=args.curves_dir)
+
+
 def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
     from replibench.byo import score_forecast_file
 
@@ -165,6 +202,13 @@ def _cmd_metrics_crystals(args: argparse.Namespace) -> None:
     score_crystal_files(task=args.task, pred=args.pred, truth=args.truth, convention=args.convention, out=args.out,
                         dataset=args.dataset, workers=args.workers, seed=args.seed, samples=args.samples,
                         allow_fewer_valid=args.allow_fewer_valid)
+
+
+def _cmd_metrics_oc20(args: argparse.Namespace) -> None:
+    from replibench.byo import score_oc20_files
+
+    score_oc20_files(task=args.task, preds=args.pred, truths=args.truth, out=args.out,
+                     energy_column=getattr(args, "energy_column", "energy_ref"))
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
@@ -182,7 +226,9 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -79,8 +79,9 @@ def family_derived_rows(results):  # (pd.DataFrame) -> pd.DataFrame
 
 
 def status_of(row: dict[str, Any]) -> str:
-    if row["paper_value"] is None or math.isnan(row["paper_value"]):
-        return "no published number"
+    if _missing(row["paper_value"]):
+        note = row.get("note")  # a reference with value null says why no number compares
+        return "no published number" + (f" ({note})" if isinstance(note, str) and note else "")
     if row["preset"] != "paper":
         return "smoke run: not a reproduction"
     if row["data_origin"] != "official":
@@ -106,8 +107,12 @@ def build_leaderboard(results, references: list[dict[str, Any]]):  # -> pd.DataF
     return board.sort_values(KEY + ["preset"], kind="stable").reset_index(drop=True)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
     return f"{value:.{digits}f}"
 
@@ -126,8 +131,9 @@ def leaderboard_markdown(board, plots: dict[str, list[str]]) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in part.to_dict("records"):
             ours = _fmt(row["ours"]) + (f" ± {_fmt(row['ours_std'])}" if row["seeds"] > 1 else "")
+            capped = not _missing(row["max_steps"])
             steps = f"{row['preset']} ({int(row['steps'])} steps" + (
-                f", capped at {int(row['max_steps'])}" if row["max_steps"] == row["max_steps"] and row["max_steps"] else "") + ")"
+                f", capped at {int(row['max_steps'])}" if capped else "") + ")"
             source = ", ".join(str(row[k]) for k in ("paper", "table") if isinstance(row[k], str))
             lines.append(f"| {row['dataset']} | {row['task']} | {row['variant']} | {row['model']} | {row['metric']} "
                          f"({row['direction']}) | {ours} | {row['seeds']} | {_fmt(row['paper_value'])} | "

@@ -47,19 +47,31 @@ def _data_sha256(data_dir: Path) -> dict[str, str]:
 
 
 def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summary: Path,
-                threads: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Train one run; write ``model.pt`` (best-validation weights) and ``train.json`` (curve)."""
+                threads: int = 1, progress: bool = True, processes: int = 1) -> dict[str, Any]:
+    """Train one run; write ``model.pt`` (best-validation weights) and ``train.json`` (curve).
+
+    ``processes`` > 1: this process is one rank of a torchrun data-parallel group of that size
+    (see :mod:`replibench.distributed`); only rank 0 writes files.
+    """
     import torch
 
     from replibench.atomic import atomic_path, write_json_atomic
+    from replibench.distributed import init_process_group
     from replibench.registry import resolve
     from replibench.train import train
 
-    torch.set_num_threads(threads)
+    world = init_process_group(max(1, processes))
+    torch.set_num_threads(max(1, threads // world.size))  # the job's CPUs, shared by its processes
     run, settings = parse_settings_json(settings_json)
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
-    model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress)
+    try:
+        model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress)
+    finally:
+        if world.size > 1:
+            torch.distributed.destroy_process_group()
+    if not world.is_main:
+        return summary
     with atomic_path(out_model) as tmp:
         torch.save({"state_dict": model.state_dict(), "run_id": run.run_id,
                     "settings_sha256": summary["settings_sha256"]}, tmp)
@@ -103,7 +115,8 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
     metrics = task.score(pq.read_table(out_predictions), data, settings)
     info = task.metric_info()  # may also answer for parametrised names (``match_rate_k1@crysbfn``)
     protocol = {**task.protocol(data, settings),
-                "batch_dependent_model": bool(getattr(model, "batch_dependent", False))}
+                "batch_dependent_model": bool(getattr(model, "batch_dependent", False)),
+                "world_size": summary.get("world_size", 1)}
     record = {
         **{key: getattr(run, key) for key in ("family", "dataset", "task", "model", "variant", "seed", "preset")},
         "split": "test",
@@ -116,6 +129,7 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
             "best_val_loss": summary["best_val_loss"], "wall_s": summary["wall_s"],
             "max_steps": summary["max_steps"], "stopped_early": summary["stopped_early"],
             "device": summary["device"],
+            "attempts": summary.get("attempts", []),
             "curve": [{k: e[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss")} for e in summary["history"]],
         },
         "settings": settings,

@@ -12,7 +12,18 @@ global torch RNG state (training randomness: dropout, masks, noise) is saved in 
 A resumed run therefore replays the same batches with the same randomness, and on CPU its final
 weights equal an uninterrupted run's bit for bit.
 
+Data parallel: under torchrun (``replibench train --processes N``) every rank trains the same
+global batches, each on its shard, with gradients summed by share (see
+:mod:`replibench.distributed`); rank 0 validates, checkpoints and writes outputs. With one
+process the loop is exactly the single-process loop.
+
 Checkpoints hold only tensors and plain Python values and are read with ``weights_only=True``.
+
+Global batches on one device: ``micro_batches = k`` splits every batch of ``batch_size`` examples
+into k near-equal parts and accumulates the gradients of (loss of a part) / k before one optimiser
+step — the gradient a data-parallel run on k GPUs (each with one part, gradients averaged) takes.
+Papers trained on several GPUs state their global batch and step-based schedules for it; this
+keeps both on one device, at the memory cost of one part.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replibench.distributed import (World, all_reduce_gradients, any_rank, barrier, broadcast_object,
+                                    broadcast_state, current_world, shard)
 from replibench.runs import RunSpec
 from replibench.schedules import SCHEDULES, PlateauTracker, lr_factor
 
@@ -54,6 +67,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32
+    micro_batches: int = 1  # split each batch into this many parts, accumulating gradients (see below)
     drop_last: bool = True  # train batches only; evaluation never drops windows
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
@@ -84,6 +98,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
         config = cls(**settings)
+        if config.micro_batches < 1:
+            raise ConfigError(f"train settings: micro_batches must be >= 1, got {config.micro_batches}")
         if config.lr_schedule not in SCHEDULES:
             raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
         return config
@@ -166,6 +182,8 @@ class TrainState:
     finished: bool = False
     plateau: dict[str, float] = field(default_factory=lambda: dataclasses.asdict(PlateauTracker()))
     history: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # one per start or resume: where and from which step
+    epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far (kept across a resume)
 
 
 class WeightAverage:
@@ -238,6 +256,27 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def _read_resume_checkpoint(path: Path, digest: str, device, world: World) -> dict[str, Any] | None:
+    """``path``'s checkpoint when it was written for these settings (rank 0 reads it, every rank gets it)."""
+    import torch
+
+    checkpoint = None
+    if world.is_main and path.exists():
+        checkpoint = torch.load(path, map_location=device if world.size == 1 else "cpu", weights_only=True)
+        if checkpoint.get("settings_sha256") != digest:
+            log.warning("%s was written for other settings; starting from scratch", path)
+            checkpoint = None
+    return broadcast_object(checkpoint, world)
+
+
+def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
+    import os
+    import socket
+
+    return {"start_step": state.global_step, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "hostname": socket.gethostname(), "world_size": world.size}
+
+
 def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint_dir: Path,
           progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
@@ -252,9 +291,13 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
     config = TrainConfig.from_settings(settings["train"])
     digest = settings_digest(settings)
     last_path = Path(checkpoint_dir) / "last.pt"
+    world = current_world()
     device = resolve_device(config.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
     seed_everything(run.seed)  # before building the model: initial weights come from this seed
     model = task.build_model(data, run, settings).to(device)
+    broadcast_state(model.state_dict().values(), world)  # identical start on every rank, whatever the hardware
     optimizer = _build_optimizer(model, config)
     use_amp = config.amp != "off" and device.type == "cuda"
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
@@ -263,24 +306,23 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
 
     state = TrainState()
     best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if last_path.exists():
-        checkpoint = torch.load(last_path, map_location=device, weights_only=True)
-        if checkpoint.get("settings_sha256") == digest:
-            model.load_state_dict(checkpoint["model"])
-            if optimizer is not None:
-                optimizer.load_state_dict(checkpoint["optimizer"])
-            if scaler is not None and checkpoint["scaler"]:
-                scaler.load_state_dict(checkpoint["scaler"])
-            if average is not None:
-                average.shadow = checkpoint["average"]
-            state = TrainState(**checkpoint["state"])
-            best_weights = checkpoint["best_weights"]
-            torch.set_rng_state(checkpoint["rng_cpu"].cpu())
-            if checkpoint["rng_cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng_cuda"]])
-            log.info("resumed from %s at epoch %d, step %d", last_path, state.epoch, state.global_step)
-        else:
-            log.warning("%s was written for other settings; starting from scratch", last_path)
+    checkpoint = _read_resume_checkpoint(last_path, digest, device, world)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        if scaler is not None and checkpoint["scaler"]:
+            scaler.load_state_dict(checkpoint["scaler"])
+        if average is not None:
+            average.shadow = {k: v.to(device) for k, v in checkpoint["average"].items()}
+        state = TrainState(**checkpoint["state"])
+        best_weights = {k: v.to(device) for k, v in checkpoint["best_weights"].items()}
+        torch.set_rng_state(checkpoint["rng_cpu"].cpu())
+        if checkpoint["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng_cuda"]])
+        log.info("resumed from %s at epoch %d, step %d", last_path, state.epoch, state.global_step)
+    del checkpoint
+    state.attempts.append(_attempt_record(state, world))
 
     num_examples = task.num_train_examples(data)
     steps_per_epoch = (num_examples // config.batch_size if config.drop_last
@@ -299,6 +341,8 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         state.train_wall_s += now - started
         started = now
         state.plateau = dataclasses.asdict(plateau)
+        if not world.is_main:
+            return
         _save_checkpoint(last_path, {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else {},
@@ -314,30 +358,41 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                 break
             order = epoch_order(num_examples, seed=run.seed, epoch=state.epoch)
             model.train()
-            losses: list[float] = []
-            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress,
+            losses = state.epoch_losses  # a resumed epoch keeps the losses of its steps before the stop
+            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress or not world.is_main,
                        desc=f"{run.run_id} epoch {state.epoch + 1}", file=sys.stderr,
                        mininterval=0.1 if sys.stderr.isatty() else 10)
             while state.step_in_epoch < steps_per_epoch and state.global_step < total_steps:
-                if stop.received is not None:
+                if any_rank(stop.received is not None, world, device):  # all ranks stop at the same step
                     checkpoint()
-                    log.warning("signal %d: checkpoint written at step %d; exiting with %d for a retry",
+                    barrier(world)  # rank 0's checkpoint is on disk before any rank exits
+                    log.warning("signal %s: checkpoint written at step %d; exiting with %d for a retry",
                                 stop.received, state.global_step, PREEMPTED_EXIT_CODE)
                     raise Preempted()
                 start = state.step_in_epoch * config.batch_size
-                batch = move_to_device(task.make_batch(data, "train", order[start:start + config.batch_size]), device)
+                indices = order[start:start + config.batch_size]  # the global batch
+                local = shard(indices, world) if world.size > 1 else indices
+                # micro_batches > 1 accumulates gradients over parts of the rank's share (a global batch
+                # that does not fit on one device); each part's mean loss is weighted by its share
+                parts = [part for part in local.tensor_split(config.micro_batches) if len(part)]
                 factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
                 _set_learning_rates(optimizer, config, factor, plateau.scale)
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = task.training_loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
+                step_loss = torch.zeros((), device=device)  # stays 0 on a rank a small last batch leaves empty
+                for part in parts:
+                    batch = move_to_device(task.make_batch(data, "train", part), device)
+                    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss = task.training_loss(model, batch)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
+                    if len(parts) > 1:
+                        loss = loss * (len(part) / len(local))
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                    step_loss = step_loss + loss.detach()
+                if world.size > 1:
+                    step_loss = all_reduce_gradients(model.parameters(), weight=len(local) / len(indices), loss=step_loss)
                 if scaler is not None:
-                    scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
                 if config.grad_clip_value:
                     torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip_value)
                 if config.grad_clip:
@@ -349,15 +404,18 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                     optimizer.step()
                 if average is not None:
                     average.update(model)
-                losses.append(float(loss.detach()))
+                losses.append(float(step_loss))
                 state.step_in_epoch += 1
                 state.global_step += 1
                 bar.update(1)
                 if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
                     checkpoint()
             bar.close()
-            with _SwapIn(model, average.shadow if average is not None else None):
-                val_loss = task.validation_loss(model, data, settings)
+            val_loss = None
+            if world.is_main:
+                with _SwapIn(model, average.shadow if average is not None else None):
+                    val_loss = task.validation_loss(model, data, settings)
+            val_loss = broadcast_object(val_loss, world)  # every rank takes rank 0's decisions
             improved = val_loss < state.best_val
             if improved:
                 state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
@@ -376,13 +434,15 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
                      state.history[-1]["train_loss"] or math.nan, val_loss, " (best)" if improved else "")
             state.epoch += 1
             state.step_in_epoch = 0
+            state.epoch_losses = []
             if config.patience is not None and state.bad_epochs >= config.patience:
                 log.info("early stop: no improvement for %d epochs", state.bad_epochs)
                 state.finished = True
             checkpoint()
 
     if optimizer is None:  # parameter-free baseline: nothing to fit, still record its val loss
-        state.best_val = task.validation_loss(model, data, settings)
+        state.best_val = broadcast_object(task.validation_loss(model, data, settings) if world.is_main else None,
+                                          world)
         state.finished = True
     model.load_state_dict(best_weights)
     checkpoint()
@@ -398,4 +458,6 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         "history": state.history,
         "settings_sha256": digest,
         "weights": "exponential moving average" if average is not None else "raw",
+        "world_size": world.size,
+        "attempts": state.attempts,
     }

@@ -101,6 +101,24 @@ def test_status_rules():
     assert status_of({**base, "preset": "smoke"}) == "smoke run: not a reproduction"
     assert status_of({**base, "data_origin": "generated"}) == "generated data: not a reproduction"
     assert status_of({**base, "paper_value": float("nan")}) == "no published number"
+    assert status_of({**base, "paper_value": None, "note": "our model, not the paper's"}) == \
+        "no published number (our model, not the paper's)"
+
+
+def test_reference_without_value_needs_a_note(tmp_path):
+    entry = "{dataset: etth1, task: forecast, variant: h96, model: dlinear, metric: mse, value: null, table: T, " \
+            "averaging: A, source: S"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"defaults: {{family: ett}}\nentries:\n  - {entry}}}\n")
+    with pytest.raises(DataError, match="'note' is a required property"):
+        load_references([bad])
+    good = tmp_path / "good.yaml"
+    good.write_text(f"defaults: {{family: ett}}\nentries:\n  - {entry}, note: no row for this model}}\n")
+    [reference] = load_references([good])
+    records = [make_record(preset="paper", mse=0.4)]
+    board = build_leaderboard(gather_results(write_records(tmp_path, records)), [reference])
+    row = board[board.metric == "mse"].iloc[0]
+    assert math.isnan(row.paper_value) and row.status == "no published number (no row for this model)"
 
 
 def test_horizon_average_rows_only_when_all_horizons_exist(tmp_path):

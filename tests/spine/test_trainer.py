@@ -192,3 +192,23 @@ def test_weight_average_and_value_clipping_train_and_resume(tmp_path):
     resumed, _ = train(_RegressionTask(), data, RUN, settings, checkpoint_dir=tmp_path / "run", progress=False)
     for key, value in reference.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_micro_batches_take_the_full_batch_gradient(tmp_path):
+    """Two half batches with accumulated gradients = one full batch (a 2-GPU data-parallel step)."""
+    settings = {"model": {"width": 8, "dropout": 0.0},
+                "train": {"epochs": 2, "batch_size": 20, "lr": 0.01, "lr_schedule": "constant", "patience": None}}
+    split = {**settings, "train": {**settings["train"], "micro_batches": 2}}
+    task = _RegressionTask()
+    data = task.load(None, RUN, settings)
+    whole, whole_summary = train(task, data, RUN, settings, checkpoint_dir=tmp_path / "whole", progress=False)
+    counted = _RegressionTask()
+    halves, halves_summary = train(counted, data, RUN, split, checkpoint_dir=tmp_path / "halves", progress=False)
+    assert halves_summary["steps"] == whole_summary["steps"] == 2 * 10 and counted.calls == 2 * 20
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(halves.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    assert halves_summary["history"][0]["train_loss"] == pytest.approx(whole_summary["history"][0]["train_loss"],
+                                                                        rel=1e-5)
+    with pytest.raises(Exception, match="micro_batches must be >= 1"):
+        train(_RegressionTask(), data, RUN, {**settings, "train": {**settings["train"], "micro_batches": 0}},
+              checkpoint_dir=tmp_path / "bad", progress=False)

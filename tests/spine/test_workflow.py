@@ -32,7 +32,7 @@ CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
@@ -66,10 +66,17 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
                              "--config", "preset=paper"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "torch" not in imported and "pymatgen" not in imported
+    assert not imported & {"torch", "pymatgen", "ase", "e3nn", "torch_geometric", "lmdb"}
     jobs = planned_jobs(result.stdout)
-    crystals = 3 + 3 + 1 + 3 * 2 + 1  # csp: DiffCSP k20, CrysBFN k1 (+ k1-steps10 on MP-20); gen 2 models (+ steps10)
-    assert jobs["train"] == jobs["evaluate"] == 4 * 4 * 3 + 4 * 4 * 3 + crystals  # ETT: forecast 3 models, impute 3
+    from replibench.config import load_config, plan_runs, validate_config
+
+    paper = {**load_config(ROOT / "config.yaml"), "preset": "paper"}
+    runs = [p.run for p in plan_runs(validate_config(paper))]
+    assert sum(run.family == "ett" for run in runs) == 4 * 4 * 3 + 4 * 4 * 3  # forecast 3 models, impute 3 models
+    assert sum(run.family == "oc20" for run in runs) == 4 + 2  # S2EF-2M: 4 models; IS2RE-All: 2 models
+    # crystals: csp DiffCSP k20 and CrysBFN k1 on 3 datasets (+ CrysBFN k1-steps10 on MP-20); gen 2 models (+ steps10)
+    assert sum(run.family == "crystals" for run in runs) == 3 + 3 + 1 + 3 * 2 + 1
+    assert jobs["train"] == jobs["evaluate"] == len(runs)  # every family's runs, each planned once
 
 
 @pytest.mark.workflow
@@ -100,5 +107,5 @@ def test_smoke_pipeline_through_the_mirror_then_nothing_then_only_the_changed_mo
     changed = snakemake(workdir, "-n", "--config", mirror_config, "ett={overrides: {dlinear: {train: {lr: 0.001}}}}")
     assert changed.returncode == 0, changed.stderr[-3000:]
     jobs = planned_jobs(changed.stdout)
-    assert jobs == {"train": 2, "evaluate": 2, "report": 1, "all": 1, "total": 6}
+    assert jobs == {"train": 2, "evaluate": 2, "report": 1, "summary": 1, "all": 1, "total": 7}
     assert "dlinear" in changed.stdout and "/naive/" not in changed.stdout.split("Job stats:")[0]

@@ -1,0 +1,137 @@
+"""DeltaNet with β ∈ [0, 1] or [0, 2], i.e. state-transition eigenvalues in [0, 1] or [-1, 1].
+
+Grazzi et al., "Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues", ICLR 2025
+(arXiv 2411.12537); DeltaNet: Schlag et al. 2021, Yang et al. 2024. The delta rule updates a matrix
+state ``S_t = S_{t-1} (I - β_t k_t k_tᵀ) + β_t v_t k_tᵀ`` with unit-norm keys, so the transition
+has eigenvalue ``1 - β_t`` along ``k_t`` and 1 elsewhere. With ``β = σ(·)`` that is [0, 1]; the
+paper's extension ``β = 2 σ(·)`` (``sigmoid_scale: 2.0`` in its configs) gives [-1, 1]: a
+Householder reflection at β = 2. Layer as the paper's fla code: q, k, v projections, causal short
+convolutions with SiLU, L2-normalised q and k, per-head β, per-head RMSNorm on the output;
+blocks ``x + attn(norm(x))``, ``x + SwiGLU(norm(x))``; final norm; LM head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replibench.models.linear_rnn import RMSNorm
+
+
+@dataclass
+class DeltaNetConfig:
+    # paper §5.1 / automl/unlocking_state_tracking configs (parity_delta_net*.yaml; notes §3.4)
+    vocab_size: int = 3
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    negative_eigenvalues: bool = True  # β = 2σ(·) (sigmoid_scale 2.0); False: β = σ(·)
+    use_short_conv: bool = True
+    conv_size: int = 4  # fla default
+    mlp_ratio: int = 4  # fla hidden_ratio; SwiGLU width = 2/3 · ratio · d_model
+    norm_eps: float = 1e-5
+
+    @property
+    def beta_scale(self) -> float:
+        return 2.0 if self.negative_eigenvalues else 1.0
+
+
+class ShortConv(nn.Module):
+    """Causal depthwise convolution over time followed by SiLU (fla ShortConvolution)."""
+
+    def __init__(self, dim: int, size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, size, groups=dim, padding=size - 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        L = x.shape[1]
+        return F.silu(self.conv(x.transpose(1, 2))[..., :L].transpose(1, 2))  # (B, L, C)
+
+
+def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """o_t = S_t q_t with S_t = S_{t-1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, S_0 = 0; sequential.
+
+    Shapes: q, k (B, H, L, dk); v (B, H, L, dv); beta (B, H, L) → o (B, H, L, dv).
+    """
+    B, H, L, dk = k.shape
+    S = q.new_zeros(B, H, v.shape[-1], dk)  # (B, H, dv, dk)
+    out = []
+    # unbind, not k[:, :, t]: an indexed slice's backward writes a full-size zero tensor per step
+    for qt, kt, vt, bt in zip(q.unbind(2), k.unbind(2), v.unbind(2), beta.unsqueeze(-1).unbind(2)):
+        # qt, kt (B, H, dk); vt (B, H, dv); bt (B, H, 1)
+        error = torch.einsum("bhvk,bhk->bhv", S, kt) - vt  # S k − v, (B, H, dv)
+        S = S - torch.einsum("bhv,bhk->bhvk", bt * error, kt)  # S − β (S k − v) kᵀ
+        out.append(torch.einsum("bhvk,bhk->bhv", S, qt))  # (B, H, dv)
+    return torch.stack(out, dim=2)  # (B, H, L, dv)
+
+
+class DeltaNetAttention(nn.Module):
+    def __init__(self, config: DeltaNetConfig):
+        super().__init__()
+        self.config = config
+        D, H = config.d_model, config.n_heads
+        if D % H:
+            raise ValueError(f"d_model {D} must be divisible by n_heads {H}")
+        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(D, D, bias=False) for _ in range(3))
+        self.b_proj = nn.Linear(D, H, bias=False)
+        if config.use_short_conv:
+            self.q_conv, self.k_conv, self.v_conv = (ShortConv(D, config.conv_size) for _ in range(3))
+        self.o_norm = RMSNorm(D // H, config.norm_eps)
+        self.o_proj = nn.Linear(D, D, bias=False)
+        for module in self.modules():  # fla DeltaNet init
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight, gain=2 ** -2.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        H = self.config.n_heads
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, L, D) each
+        if self.config.use_short_conv:
+            q, k, v = self.q_conv(q), self.k_conv(k), self.v_conv(v)
+        else:
+            v = F.silu(v)
+        q, k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
+        q, k = F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+        beta = self.config.beta_scale * torch.sigmoid(self.b_proj(x)).transpose(1, 2)  # (B, H, L)
+        o = delta_rule(q, k, v, beta).transpose(1, 2)  # (B, L, H, d)
+        return self.o_proj(self.o_norm(o).reshape(B, L, D))  # (B, L, D)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: DeltaNetConfig):
+        super().__init__()
+        hidden = int(config.d_model * config.mlp_ratio * 2 / 3)
+        self.gate = nn.Linear(config.d_model, hidden, bias=False)
+        self.up = nn.Linear(config.d_model, hidden, bias=False)
+        self.down = nn.Linear(hidden, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))  # (B, L, D)
+
+
+class DeltaNet(nn.Module):
+    """Language model; returns logits (B, L, vocab_size)."""
+
+    Config = DeltaNetConfig  # the registry contract: ``cls(cls.Config(...))``
+
+    def __init__(self, config: DeltaNetConfig):
+        super().__init__()
+        self.config = config
+        D = config.d_model
+        self.embedding = nn.Embedding(config.vocab_size, D)
+        self.attn_norms = nn.ModuleList(RMSNorm(D, config.norm_eps) for _ in range(config.n_layers))
+        self.attns = nn.ModuleList(DeltaNetAttention(config) for _ in range(config.n_layers))
+        self.mlp_norms = nn.ModuleList(RMSNorm(D, config.norm_eps) for _ in range(config.n_layers))
+        self.mlps = nn.ModuleList(SwiGLU(config) for _ in range(config.n_layers))
+        self.final_norm = RMSNorm(D, config.norm_eps)
+        self.lm_head = nn.Linear(D, config.vocab_size, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(tokens)  # (B, L, D)
+        for attn_norm, attn, mlp_norm, mlp in zip(self.attn_norms, self.attns, self.mlp_norms, self.mlps):
+            x = x + attn(attn_norm(x))  # (B, L, D)
+            x = x + mlp(mlp_norm(x))  # (B, L, D)
+        return self.lm_head(self.final_norm(x))  # (B, L, V)

@@ -1,0 +1,136 @@
+"""The Long Range Arena Transformer baseline encoder.
+
+Tay et al., "Long Range Arena: A Benchmark for Efficient Transformers", ICLR 2021. Architecture
+as in google-research/long-range-arena ``lra_benchmarks/models/transformer/transformer.py`` and
+``models/layers/common_layers.py`` (facts, not code):
+
+* Pre-LayerNorm blocks: x + Dropout(SelfAttention(LN(x))), then + MLP(LN(.)) with the MLP
+  Dense(mlp_dim) -> GELU -> Dropout -> Dense(emb_dim) -> Dropout. Attention projects to
+  ``qkv_dim`` split over ``num_heads`` without biases; attention-weight dropout.
+* Optional [CLS] token (zeros) prepended when pooling is "CLS"; sinusoidal position embeddings
+  (or learned, normal std 0.02, ``learn_pos_emb``); embedding dropout; final LayerNorm.
+* ``tied_weights``: one block applied ``num_layers`` times (LRA ListOps config).
+* Pooling: CLS (first position), MEAN / MAX / SUM over all positions (LRA does not mask these).
+* Padding mask: keys that are padding are excluded from attention. LRA derives it from token
+  id > 0, which also masks black pixels in the image tasks; the caller passes the mask it wants.
+The classifier head (Dense(mlp_dim) -> ReLU -> Dense(classes)) lives in sequence_classifier.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replibench.errors import ConfigError
+
+
+@dataclass
+class TransformerConfig:
+    """Defaults: LRA ListOps base config (``listops/configs/base_listops_config.py``)."""
+
+    emb_dim: int = 512
+    num_heads: int = 8
+    num_layers: int = 6
+    qkv_dim: int = 512
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    max_len: int = 2000
+    learn_pos_emb: bool = False
+    pool: str = "CLS"  # "CLS" | "MEAN" | "MAX" | "SUM"
+    tied_weights: bool = False
+
+
+def sinusoidal_positions(max_len: int, dim: int) -> torch.Tensor:
+    """(max_len, dim): sin on the first half of the features, cos on the second (flax style)."""
+    pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(-1)  # (L, 1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (dim/2,)
+    pe = torch.zeros(max_len, dim)
+    pe[:, : dim // 2] = torch.sin(pos * div)[:, : dim // 2]
+    pe[:, dim // 2 : 2 * (dim // 2)] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention emb_dim -> qkv_dim -> emb_dim, no biases (flax SelfAttention bias=False)."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        if cfg.qkv_dim % cfg.num_heads:
+            raise ConfigError(f"transformer: qkv_dim={cfg.qkv_dim} not divisible by num_heads={cfg.num_heads}")
+        self.heads = cfg.num_heads
+        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.qkv_dim, bias=False)
+        self.out = nn.Linear(cfg.qkv_dim, cfg.emb_dim, bias=False)
+        for lin in (self.qkv, self.out):
+            nn.init.xavier_uniform_(lin.weight)
+        self.p = cfg.attention_dropout
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        Bsz, L, _ = x.shape
+        q, k, v = self.qkv(x).view(Bsz, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, h, L, d)
+        bias = None
+        if key_mask is not None:  # (B, L) True = attend
+            bias = torch.zeros(Bsz, 1, 1, L, dtype=x.dtype, device=x.device)
+            bias = bias.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.p if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(Bsz, L, -1))  # (B, L, E)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.emb_dim), nn.LayerNorm(cfg.emb_dim)
+        self.attn = SelfAttention(cfg)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.emb_dim, cfg.mlp_dim), nn.GELU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.mlp_dim, cfg.emb_dim), nn.Dropout(cfg.dropout),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), key_mask))  # (B, L, E)
+        return x + self.mlp(self.ln2(x))  # (B, L, E)
+
+
+class LRATransformerEncoder(nn.Module):
+    """Embedded inputs (B, L, E) and mask (B, L) -> pooled features (B, E)."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        if cfg.pool not in ("CLS", "MEAN", "MAX", "SUM"):
+            raise ConfigError(f"transformer: pool must be CLS, MEAN, MAX or SUM, found {cfg.pool!r}")
+        self.cfg = cfg
+        n_pos = cfg.max_len + (1 if cfg.pool == "CLS" else 0)
+        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.emb_dim)) if cfg.pool == "CLS" else None
+        if cfg.learn_pos_emb:
+            self.pos = nn.Parameter(torch.randn(n_pos, cfg.emb_dim) * 0.02)
+        else:
+            self.register_buffer("pos", sinusoidal_positions(n_pos, cfg.emb_dim), persistent=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        n_blocks = 1 if cfg.tied_weights else cfg.num_layers
+        self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(n_blocks))
+        self.norm = nn.LayerNorm(cfg.emb_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1+L, E)
+            if mask is not None:
+                mask = torch.cat([mask[:, :1] | True, mask], dim=1)  # CLS always attends
+        if x.shape[1] > self.pos.shape[0]:
+            raise ConfigError(f"transformer: length {x.shape[1]} exceeds max_len {self.cfg.max_len}")
+        x = self.drop(x + self.pos[: x.shape[1]])  # (B, L', E)
+        for i in range(self.cfg.num_layers):
+            x = self.blocks[0 if self.cfg.tied_weights else i](x, mask)
+        x = self.norm(x)  # (B, L', E)
+        pool = self.cfg.pool
+        if pool == "CLS":
+            return x[:, 0]
+        if pool == "MEAN":
+            return x.mean(dim=1)
+        if pool == "MAX":
+            return x.amax(dim=1)
+        return x.sum(dim=1)

@@ -1,0 +1,193 @@
+"""The Gaunt tensor product (2D Fourier route) against Clebsch-Gordan products and closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from e3nn import o3
+
+from replibench.models.gaunt import (
+    GauntTensorProduct,
+    cg_tensor_product,
+    gaunt_coefficients,
+    gaunt_path_constant,
+    gaunt_paths,
+    sh_fourier_coefficients,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """e3nn builds its CG buffers and Wigner matrices in the default dtype: make that float64."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def sh_irreps(lmax: int) -> o3.Irreps:
+    return o3.Irreps.spherical_harmonics(lmax)
+
+
+def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
+    """Closed form of (l1 l2 l3; 0 0 0) for even J = l1 + l2 + l3 (Racah), independent of e3nn."""
+    J = l1 + l2 + l3
+    if J % 2:
+        return 0.0
+    g = J // 2
+    f = math.factorial
+    delta = f(J - 2 * l1) * f(J - 2 * l2) * f(J - 2 * l3) / f(J + 1)
+    return (-1) ** g * math.sqrt(delta) * f(g) / (f(g - l1) * f(g - l2) * f(g - l3))
+
+
+def test_wigner_3j_000_known_values():
+    # hand-checked: (1 1 0; 000) = -1/sqrt(3), (1 1 2; 000) = sqrt(2/15), (2 2 2; 000) = -sqrt(2/35)
+    assert wigner_3j_000(1, 1, 0) == pytest.approx(-1 / math.sqrt(3))
+    assert wigner_3j_000(1, 1, 2) == pytest.approx(math.sqrt(2 / 15))
+    assert wigner_3j_000(2, 2, 2) == pytest.approx(-math.sqrt(2 / 35))
+
+
+@pytest.mark.parametrize("lmax", [1, 3, 5])
+def test_sh_fourier_coefficients_are_sparse_and_exact(lmax):
+    y = sh_fourier_coefficients(lmax)  # (K, 2L+1 [u], 2L+1 [v])
+    for k, (l, m) in enumerate((l, m) for l in range(lmax + 1) for m in range(-l, l + 1)):
+        v = torch.arange(-lmax, lmax + 1)
+        u = torch.arange(-lmax, lmax + 1)
+        outside = (v.abs() != abs(m))[None, :] | (u.abs() > l)[:, None]  # (U, V)
+        assert y[k][outside].abs().max() < 1e-12
+    # evaluating the Fourier series off the sampling grid reproduces e3nn's SH
+    generator = torch.Generator().manual_seed(lmax)
+    beta = torch.rand(50, generator=generator, dtype=torch.float64) * math.pi
+    alpha = torch.rand(50, generator=generator, dtype=torch.float64) * 2 * math.pi
+    n = torch.arange(-lmax, lmax + 1, dtype=torch.float64)
+    phase = torch.exp(1j * (beta[:, None, None] * n[None, :, None] + alpha[:, None, None] * n[None, None, :]))
+    series = torch.einsum("kuv,puv->pk", y, phase).real  # (P, K)
+    direct = o3.spherical_harmonics(
+        list(range(lmax + 1)), o3.angles_to_xyz(alpha, beta), True, normalization="component"
+    )
+    torch.testing.assert_close(series, direct, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("l1,l2,l3", [(0, 0, 0), (1, 1, 0), (1, 1, 2), (2, 2, 2), (3, 2, 1), (4, 4, 4), (4, 3, 5)])
+def test_gaunt_coefficients_are_scaled_clebsch_gordan(l1, l2, l3):
+    gaunt = gaunt_coefficients(l1, l2, l3)  # (2l1+1, 2l2+1, 2l3+1)
+    constant = gaunt_path_constant(l1, l2, l3)
+    cg = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
+    torch.testing.assert_close(gaunt, constant * cg, atol=1e-12, rtol=0)
+    # |c| = sqrt((2l1+1)(2l2+1)(2l3+1)) |(l1 l2 l3; 0 0 0)| for component-normalized SH
+    expected = math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1)) * abs(wigner_3j_000(l1, l2, l3))
+    assert abs(constant) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("l1,l2,l3", [(1, 1, 1), (2, 1, 2), (3, 2, 2), (2, 2, 3)])
+def test_gaunt_coefficients_vanish_on_odd_paths(l1, l2, l3):
+    assert gaunt_coefficients(l1, l2, l3).abs().max() < 1e-13
+    assert (l1, l2, l3) not in gaunt_paths(l1, l2, l1 + l2)
+
+
+@pytest.mark.parametrize("lmax", [1, 2, 3, 4])
+@pytest.mark.parametrize("full_output", [True, False])
+def test_gaunt_equals_cg_on_gaunt_paths(lmax, full_output):
+    lmax_out = 2 * lmax if full_output else lmax
+    generator = torch.Generator().manual_seed(lmax)
+    x1 = torch.randn(7, (lmax + 1) ** 2, generator=generator, dtype=torch.float64)
+    x2 = torch.randn(7, (lmax + 1) ** 2, generator=generator, dtype=torch.float64)
+    gaunt = GauntTensorProduct(lmax, lmax, lmax_out).double()
+    cg, weights = cg_tensor_product(lmax, lmax, lmax_out, gaunt_paths_only=True)
+    expected = cg.double()(x1, x2, weights.double())  # (7, K_out)
+    torch.testing.assert_close(gaunt(x1, x2), expected, atol=1e-11, rtol=1e-11)
+    # float32 end to end stays within float tolerance
+    result32 = GauntTensorProduct(lmax, lmax, lmax_out).float()(x1.float(), x2.float())
+    torch.testing.assert_close(result32, expected.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_gaunt_gradients_match_cg():
+    lmax = 3
+    generator = torch.Generator().manual_seed(1)
+    x1 = torch.randn(4, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(4, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(4, 16, generator=generator, dtype=torch.float64)
+    gaunt_grads = torch.autograd.grad((GauntTensorProduct(lmax, lmax, lmax).double()(x1, x2) * probe).sum(), (x1, x2))
+    cg, weights = cg_tensor_product(lmax, lmax, lmax, gaunt_paths_only=True)
+    cg_grads = torch.autograd.grad((cg.double()(x1, x2, weights.double()) * probe).sum(), (x1, x2))
+    for a, b in zip(gaunt_grads, cg_grads):
+        torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-11)
+
+
+def test_unequal_degrees_and_channel_broadcast():
+    generator = torch.Generator().manual_seed(2)
+    x1 = torch.randn(3, 5, 9, generator=generator, dtype=torch.float64)  # (B, C, K1), L1 = 2
+    x2 = torch.randn(3, 5, 16, generator=generator, dtype=torch.float64)  # (B, C, K2), L2 = 3
+    out = GauntTensorProduct(2, 3, 4).double()(x1, x2)  # (B, C, 25)
+    cg, weights = cg_tensor_product(2, 3, 4, gaunt_paths_only=True)
+    expected = cg.double()(x1.reshape(15, 9), x2.reshape(15, 16), weights.double()).reshape(3, 5, 25)
+    torch.testing.assert_close(out, expected, atol=1e-11, rtol=1e-11)
+
+
+@pytest.mark.parametrize("lmax", [1, 2, 3, 4])
+def test_gaunt_product_is_rotation_equivariant(lmax):
+    generator = torch.Generator().manual_seed(10 + lmax)
+    x1 = torch.randn(6, (lmax + 1) ** 2, generator=generator, dtype=torch.float64)
+    x2 = torch.randn(6, (lmax + 1) ** 2, generator=generator, dtype=torch.float64)
+    gaunt = GauntTensorProduct(lmax, lmax, lmax).double()
+    for _ in range(3):
+        angles = (torch.rand(3, generator=generator, dtype=torch.float64) * 2 * math.pi).unbind()
+        # Wigner D from the angles: D_from_matrix loses ~1e-9 near beta = 0 (gimbal lock)
+        d_in = sh_irreps(lmax).D_from_angles(*angles)  # (K, K) block diagonal
+        torch.testing.assert_close(gaunt(x1 @ d_in.T, x2 @ d_in.T), gaunt(x1, x2) @ d_in.T, atol=1e-11, rtol=1e-11)
+
+
+def test_full_cg_product_has_paths_gaunt_lacks():
+    # 1 (x) 1 -> 1 is the cross product: a CG path with odd l1 + l2 + l3, absent from Gaunt
+    full, weights = cg_tensor_product(1, 1, 1, gaunt_paths_only=False)
+    a = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)  # l = 1 part (x, y, z) = e_x
+    b = torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64)  # e_y
+    out_full = full.double()(a, b, weights.double())
+    assert out_full[0, 1:].abs().max() > 0.1  # parallel to e_x x e_y
+    assert GauntTensorProduct(1, 1, 1).double()(a, b)[0, 1:].abs().max() < 1e-14
+    paths_full = sum(1 for l1 in range(5) for l2 in range(5) for l3 in range(abs(l1 - l2), min(l1 + l2, 4) + 1))
+    assert len(cg_tensor_product(4, 4, 4, gaunt_paths_only=False)[1]) == paths_full
+    assert len(cg_tensor_product(4, 4, 4, gaunt_paths_only=True)[1]) == len(gaunt_paths(4, 4, 4))
+
+
+def test_invalid_degrees_are_rejected():
+    with pytest.raises(ValueError, match="lmax_out"):
+        GauntTensorProduct(1, 1, 3)
+    with pytest.raises(ValueError, match="e3nn"):
+        GauntTensorProduct(8, 8, 16)
+    GauntTensorProduct(8, 8, 12)  # product degree 16 on the Fourier grid is fine
+
+
+def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
+    """The model's grid-summed Gaunt messages are sum over edges of Gaunt(h_source, weighted SH)."""
+    from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig, degree_of_coefficient
+    from replibench.tasks.atoms_graph import AtomsGraph
+
+    config = EquivariantConfig(tp="gaunt", lmax=3, channels=4)
+    edge_tp = EdgeTensorProduct(config)
+    generator = torch.Generator().manual_seed(4)
+    h = torch.randn(5, 4, 16, generator=generator)  # (N, C, K)
+    edge_index = torch.tensor([[0, 3, 3, 1, 4, 2], [1, 1, 0, 4, 4, 4]])  # (2, E) source, target
+    directions = torch.randn(6, 3, generator=generator)
+    sh = o3.spherical_harmonics(list(range(4)), directions, True, normalization="component")  # (E, K)
+    weights = torch.randn(6, edge_tp.num_weights, generator=generator)
+    graph = AtomsGraph(
+        atomic_numbers=torch.ones(5, dtype=torch.long),
+        pos=torch.zeros(5, 3),
+        cell=torch.eye(3)[None],
+        batch=torch.zeros(5, dtype=torch.long),
+        natoms=torch.tensor([5]),
+        edge_index=edge_index,
+        edge_shift=torch.zeros(6, 3),
+        tags=torch.zeros(5, dtype=torch.long),
+        fixed=torch.zeros(5, dtype=torch.bool),
+    )
+    degree = degree_of_coefficient(3)
+    filters = weights.reshape(6, 4, 4)[:, :, degree] * sh[:, None, :]  # (E, C, K)
+    per_edge = GauntTensorProduct(3, 3, 3)(h[edge_index[0]], filters)  # (E, C, K)
+    expected = torch.zeros(5, 4, 16).index_add(0, edge_index[1], per_edge)
+    torch.testing.assert_close(edge_tp(h, sh, weights, graph), expected, atol=1e-10, rtol=1e-8)
