@@ -119,23 +119,6 @@ def test_registry_schema_and_families_agree():
         task = branch["if"]["properties"]["task"]["const"]
         assert branch["then"]["properties"]["models"]["items"]["enum"] == list(families["ett"].models[task])
     assert set(ett["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*families["ett"].models.values())
-    _crystals_schema_agrees(schema, families["crystals"])
-
-
-def _crystals_schema_agrees(schema, family):
-    from replibench.families.crystals import PAPER_CONVENTION, STEP_FIELD
-    from replibench.metrics.crystals.conventions import CONVENTIONS
-
-    crystals = schema["$defs"]["crystals"]
-    assert schema["$defs"]["crystals_datasets"]["items"]["enum"] == list(family.datasets)
-    models = set().union(*family.models.values())
-    assert set(schema["$defs"]["crystals_models"]["items"]["enum"]) == models == set(PAPER_CONVENTION) == set(STEP_FIELD)
-    assert set(crystals["properties"]["runs"]["items"]["properties"]["task"]["enum"]) == set(family.tasks)
-    assert set(crystals["properties"]["overrides"]["propertyNames"]["enum"]) == models
-    assert set(crystals["properties"]["conventions"]["propertyNames"]["enum"]) == models
-    assert schema["$defs"]["crystals_conventions"]["items"]["enum"] == list(CONVENTIONS)
-    assert set(PAPER_CONVENTION.values()) <= set(CONVENTIONS)
-
     lra, lra_family = schema["$defs"]["lra"], families["lra"]
     schema_datasets = {"lra-classify": set(schema["$defs"]["lra_classify_datasets"]["items"]["enum"]),
                        "state-tracking": set(schema["$defs"]["lra_state_tracking_datasets"]["items"]["enum"])}
@@ -161,6 +144,22 @@ def _crystals_schema_agrees(schema, family):
     assert oc20["properties"]["runs"]["items"]["properties"]["task"]["enum"] == list(family.tasks)
     assert set(oc20["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*family.models.values())
     assert set().union(*family.task_datasets.values()) == set(family.datasets)
+    _crystals_schema_agrees(schema, families["crystals"])
+
+
+def _crystals_schema_agrees(schema, family):
+    from replibench.families.crystals import PAPER_CONVENTION, STEP_FIELD
+    from replibench.metrics.crystals.conventions import CONVENTIONS
+
+    crystals = schema["$defs"]["crystals"]
+    assert schema["$defs"]["crystals_datasets"]["items"]["enum"] == list(family.datasets)
+    models = set().union(*family.models.values())
+    assert set(schema["$defs"]["crystals_models"]["items"]["enum"]) == models == set(PAPER_CONVENTION) == set(STEP_FIELD)
+    assert set(crystals["properties"]["runs"]["items"]["properties"]["task"]["enum"]) == set(family.tasks)
+    assert set(crystals["properties"]["overrides"]["propertyNames"]["enum"]) == models
+    assert set(crystals["properties"]["conventions"]["propertyNames"]["enum"]) == models
+    assert schema["$defs"]["crystals_conventions"]["items"]["enum"] == list(CONVENTIONS)
+    assert set(PAPER_CONVENTION.values()) <= set(CONVENTIONS)
 
 
 def test_oc20_synthetic_options_schema_matches_the_generator(config):
