@@ -67,7 +67,8 @@ def _add_report(sub) -> None:
     p.add_argument("--metrics", required=True, nargs="+", type=Path)
     p.add_argument("--references", required=True, nargs="+", type=Path)
     p.add_argument("--results-out", required=True, type=Path)
-    p.add_argument("--leaderboard-out", required=True, type=Path)
+    p.add_argument("--leaderboard-out", required=True, type=Path, help="leaderboard.md (+ .parquet beside it)")
+    p.add_argument("--html-out", type=Path, default=None, help="leaderboard.html (static, sortable, offline)")
     p.add_argument("--plots-dir", required=True, type=Path)
     p.set_defaults(handler=_cmd_report)
 
@@ -163,7 +164,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from replibench.report import report_stage
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
-                 leaderboard_out=args.leaderboard_out, plots_dir=args.plots_dir)
+                 leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir)
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
