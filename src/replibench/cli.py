@@ -81,6 +81,22 @@ def _add_summary(sub) -> None:
     p.set_defaults(handler=_cmd_summary)
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="flag metrics that moved beyond their noise band between two results tables",
+                       description="Exit status: 0 nothing flagged, 1 a metric moved beyond its noise band, "
+                                   "vanished or lost its value, 2 an error. Noise band = max(SIGMAS x seed std "
+                                   "where a table has >= 2 seeds, the family's stated tolerance).")
+    p.add_argument("--baseline", required=True, type=Path, help="results.parquet to compare against (e.g. main's)")
+    p.add_argument("--candidate", required=True, type=Path, help="results.parquet under test")
+    p.add_argument("--tolerance", action="append", default=[], metavar="[FAMILY=]REL",
+                   help="relative tolerance (0.01 = 1 %%) for every family or one; default: the family's stated one")
+    p.add_argument("--absolute-tolerance", action="append", default=[], metavar="[FAMILY=]ABS",
+                   help="absolute tolerance floor, for every family or one")
+    p.add_argument("--sigmas", type=float, default=2.0, help="band width in seed standard deviations (default 2)")
+    p.add_argument("--markdown-out", type=Path, default=None, help="also write the report here (PR comment)")
+    p.set_defaults(handler=_cmd_compare)
+
+
 def _add_metrics(sub) -> None:
     p = sub.add_parser("metrics", help="score your own predictions with our protocol")
     kinds = p.add_subparsers(dest="kind", required=True)
@@ -116,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="replibench", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary, _add_metrics,
-                _add_config):
+    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
+                _add_compare, _add_metrics, _add_config):
         add(sub)
     return parser
 
@@ -173,6 +189,14 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     summary_stage(metrics_paths=args.metrics, metrics_out=args.metrics_out, curves_dir=args.curves_dir)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from replibench.compare import compare_stage
+
+    return compare_stage(baseline=args.baseline, candidate=args.candidate, sigmas=args.sigmas,
+                         tolerance=args.tolerance, absolute_tolerance=args.absolute_tolerance,
+                         markdown_out=args.markdown_out)
+
+
 def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
     from replibench.byo import score_forecast_file
 
@@ -208,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except ReplibenchError as error:
         print(f"replibench {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":
