@@ -165,7 +165,7 @@ def build_leaderboard(results, references: list[dict[str, Any]]):  # -> pd.DataF
     board = board.merge(refs, on=KEY, how="left")
     board["paper_value"] = board["paper_value"].astype(float)
     board["delta"] = board["ours"] - board["paper_value"]
-    board["delta_relative"] = board["delta"] / board["paper_value"].abs()
+    board["delta_relative"] = board["delta"] / board["paper_value"].abs().replace(0.0, math.nan)
     board["status"] = [status_of(r) for r in board.to_dict("records")]
     board["tolerance_text"] = [describe_tolerance(t) for t in board["tolerance"]]
     order = board.assign(_variant=board["variant"].map(natural_key))
