@@ -69,6 +69,17 @@ def parse_tolerances(specs: list[str], kind: str) -> tuple[float | None, dict[st
     return default, per_family
 
 
+def _tolerance_of(family: str, relative: tuple[float | None, dict[str, float]],
+                  absolute: tuple[float | None, dict[str, float]]) -> Tolerance:
+    """The command line's tolerance for ``family`` (its own, else the one for all), else the stated one."""
+    stated = family_tolerance(family)
+
+    def pick(given: tuple[float | None, dict[str, float]], fallback: float) -> float:
+        return given[1].get(family, given[0] if given[0] is not None else fallback)
+
+    return Tolerance(pick(relative, stated.relative), pick(absolute, stated.absolute))
+
+
 def _summarise(table):  # (pd.DataFrame) -> pd.DataFrame
     table = table.assign(data_origin=table["data_origin"].fillna("official"), split=table["split"].fillna("test"))
     return (table.groupby(MATCH + ["direction"], dropna=False, sort=True)
@@ -87,9 +98,7 @@ def compare_results(baseline, candidate, *, sigmas: float = DEFAULT_SIGMAS,
     merged = base.merge(cand, on=MATCH, how="outer", suffixes=("_baseline", "_candidate"), indicator=True)
     rows = []
     for row in merged.to_dict("records"):
-        stated = family_tolerance(row["family"])
-        tolerance = Tolerance(relative[1].get(row["family"], relative[0] if relative[0] is not None else stated.relative),
-                              absolute[1].get(row["family"], absolute[0] if absolute[0] is not None else stated.absolute))
+        tolerance = _tolerance_of(row["family"], relative, absolute)
         base_mean, cand_mean = row["mean_baseline"], row["mean_candidate"]
         stds = [row[f"std_{side}"] for side in ("baseline", "candidate")
                 if row[f"seeds_{side}"] == row[f"seeds_{side}"] and row[f"seeds_{side}"] >= 2]
@@ -106,11 +115,13 @@ def compare_results(baseline, candidate, *, sigmas: float = DEFAULT_SIGMAS,
         else:
             band = max(sigmas * seed_std if stds else 0.0, tolerance.allowed(base_mean))
             status = MOVED if abs(cand_mean - base_mean) > band else OK
-        direction = row["direction_baseline"] if isinstance(row["direction_baseline"], str) else row["direction_candidate"]
+        direction = next((row[f"direction_{side}"] for side in ("baseline", "candidate")
+                          if isinstance(row[f"direction_{side}"], str)), None)
         delta = cand_mean - base_mean
         better = None if not delta == delta or delta == 0 else bool((delta < 0) == (direction == "min"))
         rows.append({**{k: row[k] for k in MATCH}, "direction": direction,
-                     "baseline": base_mean, "baseline_std": row["std_baseline"], "baseline_seeds": row["seeds_baseline"],
+                     "baseline": base_mean, "baseline_std": row["std_baseline"],
+                     "baseline_seeds": row["seeds_baseline"],
                      "candidate": cand_mean, "candidate_std": row["std_candidate"],
                      "candidate_seeds": row["seeds_candidate"], "delta": delta, "band": band,
                      "band_from": "seed std" if stds and band == sigmas * seed_std else "tolerance",

@@ -203,7 +203,8 @@ def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], resu
     board = build_leaderboard(results, references)
     table = board.drop(columns=["tolerance", "seed_values", "seed_list"]).assign(
         run_ids=board["run_ids"].map(";".join))
-    write_parquet_atomic(pa.Table.from_pandas(table, preserve_index=False), Path(leaderboard_out).with_suffix(".parquet"))
+    write_parquet_atomic(pa.Table.from_pandas(table, preserve_index=False),
+                         Path(leaderboard_out).with_suffix(".parquet"))
     records = [read_metrics(p) for p in metrics_paths]
     plots = {family: family_plots(board=board, records=records, metrics_paths=list(metrics_paths), family=family,
                                   plots_dir=Path(plots_dir))

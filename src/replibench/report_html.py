@@ -125,7 +125,8 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
         _cell("–" if _missing(row["delta_relative"]) else f"{row['delta_relative'] * 100:+.1f} %",
               _number(row["delta_relative"]), "num"),
         _cell(row["tolerance_text"] if has_paper else "–"),
-        f'<td data-value="{escape(row["status"], quote=True)}"><span class="badge {kind}">{escape(row["status"])}</span></td>',
+        f'<td data-value="{escape(row["status"], quote=True)}">'
+        f'<span class="badge {kind}">{escape(row["status"])}</span></td>',
         _cell(row["preset"]),
     ]
     attributes = " ".join(f'data-{name}="{escape(str(row[name]), quote=True)}"' for name in FILTERS)
@@ -170,8 +171,9 @@ def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, 
                            f'loading="lazy"></a><figcaption>{escape(plot.title)}</figcaption></figure>')
         gallery.append("</div>")
         if missing.get(family):
-            items = "".join(f"<li>{escape(' / '.join(str(e[k]) for k in ('dataset', 'task', 'variant', 'model', 'metric')))}"
-                            f" = {escape(format_number(e['value']))}</li>" for e in missing[family])
+            names = ("dataset", "task", "variant", "model", "metric")
+            items = "".join(f"<li>{escape(' / '.join(str(e[k]) for k in names))} = {escape(format_number(e['value']))}"
+                            "</li>" for e in missing[family])
             gallery.append(f"<details><summary>{len(missing[family])} paper numbers without a run in this table"
                            f"</summary><ul>{items}</ul></details>")
     return f"""<!doctype html>

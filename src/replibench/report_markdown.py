@@ -48,7 +48,8 @@ def _link(path: Path, base: Path | None) -> str:
 
 def family_summary(part) -> str:
     counts = part["status"].map(status_kind).value_counts()
-    return (f"{len(part)} row{'' if len(part) == 1 else 's'}: {counts.get('reproduced', 0)} reproduced, {counts.get('not-reproduced', 0)} not "
+    rows = f"{len(part)} row{'' if len(part) == 1 else 's'}"
+    return (f"{rows}: {counts.get('reproduced', 0)} reproduced, {counts.get('not-reproduced', 0)} not "
             f"reproduced, {counts.get('not-a-reproduction', 0)} not reproductions (smoke or generated data), "
             f"{counts.get('no-paper', 0)} without a published number.")
 
@@ -96,7 +97,8 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
                                      row["status"], format_steps(row), reference, ""]).strip())
         lines += table + [""]
         for (paper, table_name, source, averaging), number in sources.items():
-            lines.append(f"{number}. {_cell(paper)}, {_cell(table_name)} ({_cell(source)}); averaging: {_cell(averaging)}")
+            lines.append(f"{number}. {_cell(paper)}, {_cell(table_name)} ({_cell(source)}); "
+                         f"averaging: {_cell(averaging)}")
         if sources:
             lines.append("")
         if missing.get(family):
