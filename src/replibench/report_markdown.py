@@ -66,7 +66,7 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
              "Rows marked * are derived by the family from other rows (e.g. ETT's mean over the four horizons).",
              "The same table, sortable and with every run's provenance: `leaderboard.html`.", ""]
     families = sorted(set(board["family"]) | set(missing))
-    lines += ["| family | rows | reproduced | paper numbers not run |", "|---|---|---|---|"]
+    lines += ["| family | rows | reproduced rows | paper numbers without a run |", "|---|---|---|---|"]
     for family in families:
         part = board[board["family"] == family]
         lines.append(f"| [{family}](#{family}) | {len(part)} | {int((part['status'] == REPRODUCED).sum())} "
