@@ -66,6 +66,11 @@ def load_references(paths: list[Path]) -> list[dict[str, Any]]:
     return entries
 
 
+def is_missing(value: Any) -> bool:
+    """None or NaN: a number the table does not have (the one test for it in the report modules)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _mean_or_nan(values) -> float:
     """Mean over seeds, NaN as soon as one seed has no value (a failed seed is never skipped)."""
     return float(values.mean(skipna=False))
@@ -124,10 +129,10 @@ def describe_tolerance(tolerance: dict[str, float] | None) -> str:
 
 
 def status_of(row: dict[str, Any]) -> str:
-    if row["paper_value"] is None or math.isnan(row["paper_value"]):
+    if is_missing(row["paper_value"]):
         note = row.get("note")  # a reference with value null says why no number compares
         return NO_PAPER + (f" ({note})" if isinstance(note, str) and note else "")
-    if row["ours"] is None or math.isnan(row["ours"]):
+    if is_missing(row["ours"]):
         return NO_VALUE
     if row["preset"] != "paper":
         return SMOKE

@@ -12,14 +12,13 @@ links to the row's figures.
 from __future__ import annotations
 
 import json
-import math
 import os
 from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replibench.report import status_kind
+from replibench.report import is_missing, status_kind
 from replibench.report_markdown import family_summary, format_number, format_ours, format_steps
 
 CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
@@ -38,13 +37,7 @@ def _asset(name: str) -> str:
 
 def _number(value: Any) -> str:
     """The sort value of a numeric cell: full precision, empty when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return repr(float(value))
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return "" if is_missing(value) else repr(float(value))
 
 
 def _href(path: str | Path, base: Path) -> str:
@@ -122,7 +115,7 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
         _cell(format_ours(row), _number(row["ours"]), "num"), _cell(str(row["seeds"]), str(row["seeds"]), "num"),
         _cell(format_number(row["paper_value"]), _number(row["paper_value"]), "num"),
         _cell(format_number(row["delta"], 3), _number(row["delta"]), "num"),
-        _cell("–" if _missing(row["delta_relative"]) else f"{row['delta_relative'] * 100:+.1f} %",
+        _cell("–" if is_missing(row["delta_relative"]) else f"{row['delta_relative'] * 100:+.1f} %",
               _number(row["delta_relative"]), "num"),
         _cell(row["tolerance_text"] if has_paper else "–"),
         f'<td data-value="{escape(row["status"], quote=True)}">'

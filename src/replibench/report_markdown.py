@@ -7,17 +7,16 @@ a leaderboard pull request on that, not on every rerun.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from replibench.report import REPRODUCED, SMOKE, status_kind
+from replibench.report import REPRODUCED, SMOKE, is_missing, status_kind
 
 
 def format_number(value: Any, digits: int = 4) -> str:
     """``digits`` significant digits (0.3851, 55.91, 0.002341); ``–`` for a missing value."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return "–"
     return f"{value:.{digits}g}"
 
@@ -25,15 +24,15 @@ def format_number(value: Any, digits: int = 4) -> str:
 def format_ours(row: dict[str, Any]) -> str:
     """Mean, and ± sample std over seeds (2 significant digits) when there are several."""
     text = format_number(row["ours"])
-    if row["seeds"] > 1 and not math.isnan(row["ours"]):
+    if row["seeds"] > 1 and not is_missing(row["ours"]):
         text += f" ± {format_number(row['ours_std'], 2)}"
     return text
 
 
 def format_steps(row: dict[str, Any]) -> str:
     steps = row["steps"]
-    text = f"{row['preset']}, {int(steps)} steps" if steps == steps else row["preset"]
-    if row["max_steps"] == row["max_steps"] and row["max_steps"]:
+    text = row["preset"] if is_missing(steps) else f"{row['preset']}, {int(steps)} steps"
+    if not is_missing(row["max_steps"]) and row["max_steps"]:
         text += f" (cap {int(row['max_steps'])})"
     return text
 
