@@ -169,3 +169,15 @@ def test_figures_load_and_nothing_is_fetched_from_the_network(chromium, report):
     assert all(url.startswith(("file://", "data:")) for url in requested), requested
     severe = [entry for entry in chromium.get_log("browser") if entry["level"] == "SEVERE"]
     assert not severe, severe  # a CSP violation or script error would be logged here
+
+
+def test_a_missing_browser_skips_locally_but_fails_in_ci(monkeypatch):
+    from . import browser
+
+    monkeypatch.setattr(browser, "find_executable", lambda *names: None)
+    monkeypatch.delenv("REPLIBENCH_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium or chromedriver is not installed"):
+        browser.start_chromium()
+    monkeypatch.setenv("REPLIBENCH_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="REPLIBENCH_REQUIRE_BROWSER=1 but chromium or chromedriver"):
+        browser.start_chromium()
