@@ -30,7 +30,8 @@ NO_VALUE = "no value (a seed gave none)"
 def load_references(paths: list[Path]) -> list[dict[str, Any]]:
     """Read reference YAML files (``defaults`` + ``entries``), validate, and return flat entries.
 
-    Every entry (after its file's defaults) names its family, paper and tolerance; a key
+    Every entry (after its file's defaults) names its family and — unless its value is null (our
+    row with no comparable published number, whose note says why) — its paper and tolerance; a key
     (family, dataset, task, variant, model, metric) appears once across all files.
     """
     import jsonschema
@@ -54,6 +55,8 @@ def load_references(paths: list[Path]) -> list[dict[str, Any]]:
         for index, entry in enumerate(document["entries"]):
             merged = {**defaults, **entry, "reference_file": str(path)}
             for name in REQUIRED_AFTER_DEFAULTS:
+                if name != "family" and merged.get("value") is None:
+                    continue  # value null + note: our row with no published number, no paper to be within
                 if name not in merged:
                     raise DataError(f"{path}: entries/{index}: no {name!r} (give it in the entry or in defaults)")
             entries.append(merged)

@@ -91,8 +91,10 @@ def test_the_same_run_twice_is_refused(tmp_path):
 def test_every_reference_has_all_fields_the_issue_lists():
     for path in sorted((ROOT / "references").glob("*.yaml")):
         for entry in load_references([path]):
-            for field in ("family", "paper", "table", "dataset", "task", "variant", "model", "metric", "value",
-                          "averaging", "source", "tolerance"):
+            fields = ["family", "table", "dataset", "task", "variant", "model", "metric", "averaging", "source"]
+            # a null value marks our row without a comparable published number: its note says why
+            fields += ["paper", "value", "tolerance"] if entry["value"] is not None else ["note"]
+            for field in fields:
                 assert entry.get(field) not in (None, ""), (path.name, entry, field)
 
 
@@ -172,3 +174,19 @@ def test_markdown_is_grouped_by_family_and_holds_every_row(results, references):
     assert "1 paper numbers of" in markdown  # lra-toy's pathfinder
     # nothing that changes from one rerun to the next (so CI opens a PR only when a number changes)
     assert "2026-11-27" not in markdown and "0123456789abcdef" not in markdown
+
+
+def test_a_reference_with_no_number_explains_the_row_and_is_not_counted_as_missing(tmp_path, results):
+    path = tmp_path / "ours.yaml"
+    path.write_text(yaml.safe_dump({"defaults": {"family": "lra-toy"}, "entries": [
+        {"paper": "S4 (Gu et al., ICLR 2022)", "dataset": "listops", "task": "lra-classify", "variant": "default",
+         "model": "s4", "metric": "accuracy", "value": None, "table": "none", "averaging": "-", "source": "-",
+         "note": "our variant, not the paper's"}]}))
+    references = load_references([path])  # no tolerance needed without a number
+    board = build_leaderboard(results, references)
+    row = board[board.dataset == "listops"].iloc[0]
+    assert row.status == "no published number (our variant, not the paper's)"
+    assert references_without_rows(board, references) == {}
+    from replibench.report import status_kind
+
+    assert status_kind(row.status) == "no-paper"
