@@ -3,6 +3,7 @@
 # paths. Plan without running: `snakemake -n` (imports no torch).
 
 configfile: "config.yaml"
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -17,6 +18,7 @@ include: "rules/summary.smk"
 rule all:
     input:
         "results/leaderboard.md",
+        "results/leaderboard.html",
         "results/results.parquet",
         "summary/metrics.json",
     default_target: True

@@ -81,7 +81,6 @@ def all_metrics():
     return [f"results/{run}/metrics.json" for run in PLAN]
 
 
-
 def refuse_local_threads_on_a_cluster():
     """Stop a cluster run that would silently give every job one CPU.
 
@@ -109,3 +108,11 @@ def refuse_local_threads_on_a_cluster():
 
 onstart:
     refuse_local_threads_on_a_cluster()
+
+
+def report_run_files():
+    """Files beside each run's metrics.json that its family's report plots read (Family.report_files)."""
+    from replibench.config import family_object
+
+    return [f"results/{run}/{name}" for run, planned in PLAN.items()
+            for name in family_object(planned.run.family).report_files]

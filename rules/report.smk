@@ -1,13 +1,17 @@
-# All metrics.json + the papers' numbers → results table, leaderboard and plots.
+# All metrics.json + the papers' numbers → results table, leaderboards (Markdown, HTML) and plots.
+# The HTML and the plots are marked for `snakemake --report`; plots are grouped by family.
 rule report:
     input:
         metrics=all_metrics(),
         references=expand("references/{family}.yaml", family=config["families"]),
+        run_files=report_run_files(),
     output:
         results="results/results.parquet",
         leaderboard="results/leaderboard.md",
+        html=report("results/leaderboard.html", caption="../report/leaderboard.rst", category="Leaderboard"),
         table="results/leaderboard.parquet",
-        plots=directory("results/plots"),
+        plots=report(directory("results/plots"), patterns=["{family}/{name}.png"], caption="../report/plot.rst",
+                     category="{family}", labels={"family": "{family}", "figure": "{name}"}),
     log:
         "logs/report/report.log",
     localrule: True
@@ -15,5 +19,5 @@ rule report:
         "../envs/core.yaml"
     shell:
         "replibench report --metrics {input.metrics} --references {input.references} "
-        "--results-out {output.results} --leaderboard-out {output.leaderboard} --plots-dir {output.plots} "
-        "> {log} 2>&1"
+        "--results-out {output.results} --leaderboard-out {output.leaderboard} --html-out {output.html} "
+        "--plots-dir {output.plots} > {log} 2>&1"

@@ -16,6 +16,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _new_file_mode() -> int:
+    """0o666 less the umask: the mode ``open()`` gives a new file (``mkstemp`` gives 0o600, which
+    would leave results, leaderboards and figures unreadable to the colleagues sharing a cluster)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_NEW_FILE_MODE = _new_file_mode()  # read once at import: os.umask is process-wide, not thread-safe
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it onto ``destination`` on success.
@@ -27,6 +38,7 @@ def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     os.close(fd)
     tmp_path = Path(tmp_name)
+    os.chmod(tmp_path, _NEW_FILE_MODE)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:  # make the bytes durable before the rename

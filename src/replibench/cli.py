@@ -67,7 +67,8 @@ def _add_report(sub) -> None:
     p.add_argument("--metrics", required=True, nargs="+", type=Path)
     p.add_argument("--references", required=True, nargs="+", type=Path)
     p.add_argument("--results-out", required=True, type=Path)
-    p.add_argument("--leaderboard-out", required=True, type=Path)
+    p.add_argument("--leaderboard-out", required=True, type=Path, help="leaderboard.md (+ .parquet beside it)")
+    p.add_argument("--html-out", type=Path, default=None, help="leaderboard.html (static, sortable, offline)")
     p.add_argument("--plots-dir", required=True, type=Path)
     p.set_defaults(handler=_cmd_report)
 
@@ -78,6 +79,22 @@ def _add_summary(sub) -> None:
     p.add_argument("--metrics-out", required=True, type=Path)
     p.add_argument("--curves-dir", required=True, type=Path)
     p.set_defaults(handler=_cmd_summary)
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="flag metrics that moved beyond their noise band between two results tables",
+                       description="Exit status: 0 nothing flagged, 1 a metric moved beyond its noise band, "
+                                   "vanished or lost its value, 2 an error. Noise band = max(SIGMAS x seed std "
+                                   "where a table has >= 2 seeds, the family's stated tolerance).")
+    p.add_argument("--baseline", required=True, type=Path, help="results.parquet to compare against (e.g. main's)")
+    p.add_argument("--candidate", required=True, type=Path, help="results.parquet under test")
+    p.add_argument("--tolerance", action="append", default=[], metavar="[FAMILY=]REL",
+                   help="relative tolerance (0.01 = 1 %%) for every family or one; default: the family's stated one")
+    p.add_argument("--absolute-tolerance", action="append", default=[], metavar="[FAMILY=]ABS",
+                   help="absolute tolerance floor, for every family or one")
+    p.add_argument("--sigmas", type=float, default=2.0, help="band width in seed standard deviations (default 2)")
+    p.add_argument("--markdown-out", type=Path, default=None, help="also write the report here (PR comment)")
+    p.set_defaults(handler=_cmd_compare)
 
 
 def _add_metrics(sub) -> None:
@@ -132,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="replibench", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary, _add_metrics,
-                _add_config):
+    for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
+                _add_compare, _add_metrics, _add_config):
         add(sub)
     return parser
 
@@ -180,13 +197,21 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from replibench.report import report_stage
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
-                 leaderboard_out=args.leaderboard_out, plots_dir=args.plots_dir)
+                 leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir)
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     from replibench.summary import summary_stage
 
     summary_stage(metrics_paths=args.metrics, metrics_out=args.metrics_out, curves_dir=args.curves_dir)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from replibench.compare import compare_stage
+
+    return compare_stage(baseline=args.baseline, candidate=args.candidate, sigmas=args.sigmas,
+                         tolerance=args.tolerance, absolute_tolerance=args.absolute_tolerance,
+                         markdown_out=args.markdown_out)
 
 
 def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
@@ -232,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except ReplibenchError as error:
         print(f"replibench {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,28 @@ from typing import Any
 from replibench.atomic import write_json_atomic
 from replibench.errors import DataError
 
-#: columns of results.parquet, in order (one row per run × metric)
+#: columns of results.parquet, in order (one row per run × metric): the run's coordinates, the
+#: metric, then provenance (what was run, on what data, where, for how long).
 RESULT_COLUMNS = (
     "family", "dataset", "task", "model", "variant", "preset", "seed", "split", "metric", "value",
-    "direction", "unit", "data_origin", "steps", "epochs", "max_steps", "train_wall_s", "gpu_hours",
-    "device", "slurm_job_id", "commit", "config_sha256", "data_sha256", "lock_sha256", "run_id", "metrics_path",
+    "direction", "unit", "data_origin", "steps", "epochs", "max_steps", "train_wall_s", "evaluate_wall_s",
+    "gpu_hours", "device", "slurm_job_id", "commit", "commit_dirty", "config_sha256", "data_sha256",
+    "lock_sha256", "created", "run_id", "metrics_path",
 )
+
+#: the columns a results table must have to be compared or reported (older tables may lack others)
+RESULT_KEY_COLUMNS = ("family", "dataset", "task", "model", "variant", "preset", "seed", "split", "metric",
+                      "value", "direction", "unit", "data_origin", "run_id")
+
+
+def results_schema():  # -> pa.Schema (pyarrow imported lazily)
+    """The explicit Arrow schema of ``results.parquet`` (columns :data:`RESULT_COLUMNS`)."""
+    import pyarrow as pa
+
+    string, integer, number = pa.string(), pa.int64(), pa.float64()
+    types = {"seed": integer, "value": number, "steps": integer, "epochs": integer, "max_steps": integer,
+             "train_wall_s": number, "evaluate_wall_s": number, "gpu_hours": number, "commit_dirty": pa.bool_()}
+    return pa.schema([pa.field(name, types.get(name, string)) for name in RESULT_COLUMNS])
 
 
 def metrics_schema() -> dict[str, Any]:
@@ -53,12 +69,18 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def gpu_hours(record: dict[str, Any]) -> float:
-    """Training GPU-hours: wall time × GPUs for CUDA runs, 0 on CPU."""
-    device = record["provenance"]["device"]
-    if not device.startswith("cuda"):
-        return 0.0
+    """GPU-hours of the run: each stage's wall time × GPUs where that stage ran on CUDA, 0 on CPU.
+
+    Training's device is ``training.device``, evaluation's is ``provenance.device``; the number of
+    GPUs is ``protocol.world_size`` (1 when absent).
+    """
     gpus = int(record["protocol"].get("world_size", 1))
-    return record["training"]["wall_s"] / 3600.0 * gpus
+    training, provenance = record["training"], record["provenance"]
+    train_device = training.get("device") or provenance["device"]
+    hours = training["wall_s"] / 3600.0 if train_device.startswith("cuda") else 0.0
+    if provenance["device"].startswith("cuda"):
+        hours += provenance.get("evaluate_wall_s", 0.0) / 3600.0
+    return hours * gpus
 
 
 def record_rows(record: dict[str, Any], metrics_path: str) -> list[dict[str, Any]]:
@@ -72,11 +94,13 @@ def record_rows(record: dict[str, Any], metrics_path: str) -> list[dict[str, Any
         "seed": record["seed"], "split": record["split"],
         "data_origin": record["protocol"].get("data_origin", "official"),
         "steps": training["steps"], "epochs": training["epochs"], "max_steps": training.get("max_steps"),
-        "train_wall_s": training["wall_s"], "gpu_hours": gpu_hours(record),
-        "device": provenance["device"], "slurm_job_id": provenance.get("slurm_job_id"),
-        "commit": provenance["commit"], "config_sha256": provenance["config_sha256"],
+        "train_wall_s": training["wall_s"], "evaluate_wall_s": provenance.get("evaluate_wall_s"),
+        "gpu_hours": gpu_hours(record), "device": provenance["device"],
+        "slurm_job_id": provenance.get("slurm_job_id"), "commit": provenance["commit"],
+        "commit_dirty": provenance.get("commit_dirty"), "config_sha256": provenance["config_sha256"],
         "data_sha256": json.dumps(provenance["data_sha256"], sort_keys=True),
-        "lock_sha256": provenance["lock_sha256"], "run_id": run_id, "metrics_path": metrics_path,
+        "lock_sha256": provenance["lock_sha256"], "created": provenance["created"], "run_id": run_id,
+        "metrics_path": metrics_path,
     }
     rows = []
     for metric, value in sorted(record["metrics"].items()):
@@ -87,19 +111,51 @@ def record_rows(record: dict[str, Any], metrics_path: str) -> list[dict[str, Any
 
 
 def gather_results(paths: list[str | Path]):  # -> pandas.DataFrame
-    """Read every metrics.json into one tidy table (columns :data:`RESULT_COLUMNS`), sorted."""
+    """Read every metrics.json into one tidy table (columns :data:`RESULT_COLUMNS`), sorted.
+
+    Two files of the same run (same run id) are refused: the table would count that run twice.
+    """
     import pandas as pd
 
-    rows = [row for path in paths for row in record_rows(read_metrics(path), str(path))]
+    rows, seen = [], {}
+    for path in paths:
+        record = read_metrics(path)
+        record_table = record_rows(record, str(path))
+        key = (record_table[0]["run_id"], record["preset"])
+        if key in seen:
+            raise DataError(f"{path}: run {key[0]} ({key[1]}) was already read from {seen[key]}")
+        seen[key] = str(path)
+        rows.extend(record_table)
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     return table.sort_values(["family", "dataset", "task", "model", "variant", "seed", "metric"],
                              kind="stable").reset_index(drop=True)
 
 
 def write_results_table(table, path: str | Path) -> None:
-    """results.parquet, atomically, with the column order of :data:`RESULT_COLUMNS`."""
+    """results.parquet, atomically, with the explicit schema of :func:`results_schema`."""
     import pyarrow as pa
 
     from replibench.data.tables import write_parquet_atomic
 
-    write_parquet_atomic(pa.Table.from_pandas(table[list(RESULT_COLUMNS)], preserve_index=False), path)
+    schema = results_schema()
+    write_parquet_atomic(pa.Table.from_pandas(table[list(RESULT_COLUMNS)], schema=schema, preserve_index=False),
+                         path, schema=schema)
+
+
+def read_results_table(path: str | Path):  # -> pandas.DataFrame
+    """Read a ``results.parquet``; it must have at least :data:`RESULT_KEY_COLUMNS` (a table
+    written by an older version may lack later provenance columns, which are then empty)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path).to_pandas()
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read a results table: {error}") from error
+    missing = [name for name in RESULT_KEY_COLUMNS if name not in table.columns]
+    if missing:
+        raise DataError(f"{path}: not a results table: missing columns {missing} (found {list(table.columns)})")
+    for name in RESULT_COLUMNS:
+        if name not in table.columns:
+            table[name] = pd.NA
+    return table

@@ -135,7 +135,7 @@ def test_k1_rows_are_derived_from_the_20_sample_run_and_join_the_papers_numbers(
 
 
 def test_property_distribution_plot_from_generation_records(tmp_path):
-    from replibench.report import family_plots
+    from replibench.plots import ReportRun
 
     distributions = {"density": {"edges": [1.0, 2.0, 3.0], "generated": [3, 1], "test": [2, 2]},
                      "num_elems": {"values": [1, 2, 3], "generated": [1, 2, 1], "test": [0, 3, 1]}}
@@ -143,7 +143,8 @@ def test_property_distribution_plot_from_generation_records(tmp_path):
               "seed": 0, "preset": "smoke",
               "protocol": {"convention": "crysbfn", "by_convention": {"crysbfn": {"distributions": distributions}}}}
     csp = {**record, "task": "csp", "variant": "k20"}
-    written = family_plots([record, csp], "crystals", tmp_path)
-    assert written == [str(tmp_path / "crystals_perov-5_property_distributions.png")]
-    assert (tmp_path / "crystals_perov-5_property_distributions.png").stat().st_size > 1000
-    assert family_plots([record], "no-such-family", tmp_path) == []
+    runs = [ReportRun(r, tmp_path / "metrics.json", {}) for r in (record, csp)]
+    plots = FAMILY.report_plots(runs, None, tmp_path)
+    assert [(p.path.name, p.match) for p in plots] == [("property_distributions_perov-5.png",
+                                                       {"dataset": "perov-5", "task": "gen"})]
+    assert plots[0].path.stat().st_size > 1000 and plots[0].belongs_to({"family": "crystals", **record})

@@ -75,7 +75,7 @@ def test_crystals_smoke_subset_through_the_mirror(tmp_path, mirror):
     assert re.search(r"\| perov-5 \| gen \| default \| crysbfn \| cov_recall \(max\) \| [0-9.]+ \| 1 \| 99\.520 \|"
                      r".* \| smoke run: not a reproduction \|", leaderboard)  # CrysBFN's Perov-5 number beside ours
     assert "| reproduced |" not in leaderboard
-    assert (workdir / "results" / "plots" / "crystals_perov-5_property_distributions.png").is_file()
+    assert (workdir / "results" / "plots" / "crystals" / "property_distributions_perov-5.png").is_file()
 
     second = snakemake(workdir, "--config", f"data={{mirror: {mirror.url}}}")
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr

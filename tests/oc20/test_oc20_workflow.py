@@ -59,5 +59,5 @@ def test_oc20_smoke_subset_end_to_end(tmp_path):
     # a changed synthetic size rebuilds the data and reruns every run; nothing else is planned
     changed = snakemake(workdir, "-n", "--config", "oc20={synthetic_data: {train_systems: 5}}")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    assert planned_jobs(changed.stdout) == {"preprocess": 1, "train": 3, "evaluate": 3, "report": 1, "all": 1,
-                                            "total": 9}
+    assert planned_jobs(changed.stdout) == {"preprocess": 1, "train": 3, "evaluate": 3, "report": 1, "summary": 1,
+                                            "all": 1, "total": 10}

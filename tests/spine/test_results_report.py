@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from replibench.errors import DataError
-from replibench.report import build_leaderboard, leaderboard_markdown, load_references, status_of
+from replibench.report import build_leaderboard, load_references, status_of
+from replibench.report_markdown import leaderboard_markdown
 from replibench.results import RESULT_COLUMNS, gather_results, read_metrics, write_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_leaderboard_rows_status_and_seed_statistics(tmp_path):
     naive = board[(board.model == "naive") & (board.metric == "mse")].iloc[0]
     assert naive.status in ("smoke run: not a reproduction", "no published number")
     markdown = leaderboard_markdown(board, {"ett": []})
-    assert "| etth1 | forecast | h96 | dlinear | mse (min) | 0.385 ± 0.007 | 2 | 0.386 |" in markdown
+    assert "| etth1 | forecast | h96 | dlinear | mse (min) | 0.385 ± 0.0071 | 2 | 0.386 |" in markdown
 
 
 def test_status_rules():

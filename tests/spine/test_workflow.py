@@ -98,7 +98,7 @@ def test_smoke_pipeline_through_the_mirror_then_nothing_then_only_the_changed_mo
     timesnet = json.loads((workdir / "results/ett/etth1/forecast/timesnet/h96/seed2021/metrics.json").read_text())
     assert timesnet["training"]["steps"] == 2 and timesnet["protocol"]["test_batch_size"] == 32
     assert timesnet["protocol"]["batch_dependent_model"] is True
-    assert list((workdir / "results" / "plots").glob("ett_*.png"))
+    assert list((workdir / "results" / "plots" / "ett").glob("*.png"))
 
     second = snakemake(workdir, "--config", mirror_config)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr

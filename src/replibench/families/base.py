@@ -65,6 +65,13 @@ class Family(ABC):
     datasets: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     models: dict[str, tuple[str, ...]] = {}  # task → models that implement it
+    #: files beside each run's metrics.json that :meth:`report_plots` reads (e.g.
+    #: ``("predictions.parquet",)``); the report rule declares them as its inputs
+    report_files: tuple[str, ...] = ()
+    #: the noise band ``replibench compare`` allows a metric measured with fewer than two seeds:
+    #: max(relative × |baseline|, absolute). CPU smoke runs are deterministic on one machine, so
+    #: 1 % is far above the drift between machines and far below a real regression.
+    regression_tolerance: dict[str, float] = {"relative": 0.01, "absolute": 1e-6}
 
     @abstractmethod
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
@@ -79,9 +86,14 @@ class Family(ABC):
         param, so changing them rebuilds only that dataset. Downloaded datasets need none."""
         return {}
 
-    def plots(self, records: list[dict[str, Any]], plots_dir) -> list[str]:
-        """Plots the family draws from its own ``metrics.json`` records (beside the report's
-        generic ones); returns the paths written. Default: none."""
+    def report_plots(self, runs: list, board, out_dir) -> list:
+        """The family's own figures for the leaderboard (e.g. distributions of generated crystals).
+
+        ``runs`` are :class:`replibench.plots.ReportRun` (the metrics.json record, its path and the
+        :attr:`report_files` beside it), ``board`` the family's leaderboard rows, ``out_dir`` the
+        family's plot folder. Write figures there (``replibench.plots.save_figure``) and return a
+        :class:`replibench.plots.PlotRef` for each; the leaderboards link them. None by default.
+        """
         return []
 
     def check_run(self, run: RunSpec) -> None:

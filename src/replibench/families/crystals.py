@@ -142,11 +142,12 @@ class CrystalsFamily(Family):
             rows.append({**row, "variant": variant, "metric": name, "direction": info.direction, "unit": info.unit})
         return pd.DataFrame(rows, columns=results.columns)
 
-    def plots(self, records: list[dict[str, Any]], plots_dir: Path) -> list[str]:
-        """Density and number-of-elements distributions, generated vs test, per generation run."""
+    def report_plots(self, runs: list, board, out_dir) -> list:
+        """Density and number-of-elements distributions, generated vs test, per dataset (one row of
+        panels per generation run), from the histograms the runs' metrics.json hold."""
         from replibench.families.crystals_plots import plot_property_distributions
 
-        return plot_property_distributions(records, Path(plots_dir))
+        return plot_property_distributions([run.record for run in runs], Path(out_dir))
 
 
 FAMILY = CrystalsFamily()

@@ -23,16 +23,17 @@ def run_distributions(record: dict[str, Any]) -> dict[str, Any] | None:
     return distributions if distributions and {"density", "num_elems"} <= set(distributions) else None
 
 
-def plot_property_distributions(records: list[dict[str, Any]], plots_dir: Path) -> list[str]:
+def plot_property_distributions(records: list[dict[str, Any]], out_dir: Path) -> list:
     """One figure per dataset: a row per generation run, density and #elements panels, generated
-    (EMD sample) vs test, each normalised to a fraction. Returns the paths written."""
+    (EMD sample) vs test, each normalised to a fraction. Returns a ``PlotRef`` per figure, linked to
+    the dataset's generation rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from replibench.report import _save
+    from replibench.plots import PlotRef, save_figure
 
     by_dataset: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for record in sorted(records, key=lambda r: (r["dataset"], r["model"], r["variant"], r["seed"])):
@@ -60,6 +61,7 @@ def plot_property_distributions(records: list[dict[str, Any]], plots_dir: Path) 
             elements_axis.set(xlabel="number of elements", ylabel="fraction", xticks=values)
             elements_axis.legend(fontsize=7)
             density_axis.legend(fontsize=7)
-        written.append(_save(figure, Path(plots_dir) / f"crystals_{dataset}_property_distributions.png"))
-    plt.close("all")
+        path = save_figure(figure, Path(out_dir) / f"property_distributions_{dataset}.png")
+        written.append(PlotRef("crystals", path, f"{dataset}: density and number of elements, generated vs test",
+                               {"dataset": dataset, "task": "gen"}))
     return written
