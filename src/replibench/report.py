@@ -83,12 +83,15 @@ def aggregate_seeds(results):  # (pd.DataFrame) -> pd.DataFrame
     """Mean, sample std and count over seeds per (family, dataset, task, variant, model, metric,
     preset), with the per-seed values and the run ids behind each row."""
     group = KEY + ["preset", "direction", "unit", "data_origin", "derived"]
-    table = results.assign(derived=results["derived"] if "derived" in results else False)
-    table["derived"] = table["derived"].fillna(False).astype(bool)
+    table = results.assign(**{flag: results[flag] if flag in results else False
+                              for flag in ("derived", "comparison_only")})
+    for flag in ("derived", "comparison_only"):
+        table[flag] = table[flag].fillna(False).astype(bool)
     return (table.groupby(group, dropna=False, sort=True)
             .agg(ours=("value", _mean_or_nan), ours_std=("value", "std"), seeds=("seed", "nunique"),
                  steps=("steps", "max"), max_steps=("max_steps", "max"), epochs=("epochs", "max"),
                  train_wall_s=("train_wall_s", "sum"), gpu_hours=("gpu_hours", "sum"),
+                 comparison_only=("comparison_only", "any"),
                  seed_values=("value", lambda v: [float(x) for x in v]),
                  seed_list=("seed", lambda s: [int(x) for x in s]),
                  run_ids=("run_id", lambda ids: sorted(set(ids))))
@@ -172,6 +175,8 @@ def build_leaderboard(results, references: list[dict[str, Any]]):  # -> pd.DataF
     refs = pd.DataFrame(references).rename(columns={"value": "paper_value"}).reindex(columns=KEY + columns)
     board = board.merge(refs, on=KEY, how="left")
     board["paper_value"] = board["paper_value"].astype(float)
+    # a comparison-only metric (scored under another paper's rule) is shown only beside that paper
+    board = board[~(board["comparison_only"] & board["paper_value"].isna() & ~board["derived"])]
     board["delta"] = board["ours"] - board["paper_value"]
     board["delta_relative"] = board["delta"] / board["paper_value"].abs().replace(0.0, math.nan)
     board["status"] = [status_of(r) for r in board.to_dict("records")]

@@ -18,7 +18,8 @@ from replibench.errors import DataError
 #: metric, then provenance (what was run, on what data, where, for how long).
 RESULT_COLUMNS = (
     "family", "dataset", "task", "model", "variant", "preset", "seed", "split", "metric", "value",
-    "direction", "unit", "data_origin", "steps", "epochs", "max_steps", "train_wall_s", "evaluate_wall_s",
+    "direction", "unit", "comparison_only", "data_origin", "steps", "epochs", "max_steps", "train_wall_s",
+    "evaluate_wall_s",
     "gpu_hours", "device", "slurm_job_id", "commit", "commit_dirty", "config_sha256", "data_sha256",
     "lock_sha256", "created", "run_id", "metrics_path",
 )
@@ -34,7 +35,8 @@ def results_schema():  # -> pa.Schema (pyarrow imported lazily)
 
     string, integer, number = pa.string(), pa.int64(), pa.float64()
     types = {"seed": integer, "value": number, "steps": integer, "epochs": integer, "max_steps": integer,
-             "train_wall_s": number, "evaluate_wall_s": number, "gpu_hours": number, "commit_dirty": pa.bool_()}
+             "train_wall_s": number, "evaluate_wall_s": number, "gpu_hours": number, "commit_dirty": pa.bool_(),
+             "comparison_only": pa.bool_()}
     return pa.schema([pa.field(name, types.get(name, string)) for name in RESULT_COLUMNS])
 
 
@@ -106,7 +108,8 @@ def record_rows(record: dict[str, Any], metrics_path: str) -> list[dict[str, Any
     for metric, value in sorted(record["metrics"].items()):
         info = record["metric_info"].get(metric, {})
         rows.append({**common, "metric": metric, "value": value,
-                     "direction": info.get("direction"), "unit": info.get("unit")})
+                     "direction": info.get("direction"), "unit": info.get("unit"),
+                     "comparison_only": bool(info.get("comparison_only", False))})
     return rows
 
 

@@ -122,7 +122,9 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
         "split": "test",
         "metrics": metrics,
         "metric_info": {name: {"direction": info[name].direction, "unit": info[name].unit,
-                               "description": info[name].description} for name in metrics if name in info},
+                               "description": info[name].description,
+                               **({"comparison_only": True} if info[name].comparison_only else {})}
+                        for name in metrics if name in info},
         "protocol": protocol,
         "training": {
             "steps": summary["steps"], "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],

@@ -15,6 +15,7 @@ METRIC_INFO = {
     "match_rate": {"direction": "max", "unit": "%"},
     "rmse": {"direction": "min", "unit": "Å (normalised)"},
     "accuracy": {"direction": "max", "unit": "%"},
+    "mse_droplast32": {"direction": "min", "unit": "scaled units²", "comparison_only": True},
 }
 
 

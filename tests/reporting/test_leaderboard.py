@@ -150,6 +150,22 @@ def test_a_seed_without_a_value_is_never_averaged_away(tmp_path, references):
     assert math.isnan(mse.ours) and mse.status == NO_VALUE
 
 
+def test_a_comparison_only_metric_is_shown_only_beside_its_paper(tmp_path, references):
+    """``mse_droplast32`` exists to match the DLinear paper's Repeat rows: the naive row that has
+    that reference keeps it, a DLinear row (no such reference) does not grow an extra line."""
+    records = [make_record(model="naive", metrics={"mse": 1.30, "mse_droplast32": 1.2951}, steps=0, curve=False),
+               make_record(model="dlinear", metrics={"mse": 0.39, "mse_droplast32": 0.388})]
+    results = gather_results(write_records(tmp_path, records))
+    assert results.set_index(["model", "metric"]).comparison_only.to_dict() == {
+        ("naive", "mse"): False, ("naive", "mse_droplast32"): True,
+        ("dlinear", "mse"): False, ("dlinear", "mse_droplast32"): True}
+    board = build_leaderboard(results, references)
+    assert sorted(zip(board.model, board.metric)) == [("dlinear", "mse"), ("naive", "mse"),
+                                                      ("naive", "mse_droplast32")]
+    kept = board[board.metric == "mse_droplast32"].iloc[0]
+    assert kept.paper_value == pytest.approx(1.295) and kept.status == SMOKE
+
+
 def test_rows_are_in_reading_order():
     assert sorted(["h720", "h96", "avg", "h192", "h336"], key=natural_key) == ["avg", "h96", "h192", "h336", "h720"]
     assert sorted(["mask0.5", "mask0.125", "mask0.25"], key=natural_key) == ["mask0.125", "mask0.25", "mask0.5"]

@@ -18,9 +18,10 @@ METRICS: dict[str, MetricInfo] = {
     "mse": MetricInfo("min", "scaled units²", "mean squared error over all windows × steps × channels"),
     "mae": MetricInfo("min", "scaled units", "mean absolute error over all windows × steps × channels"),
     "mse_droplast32": MetricInfo("min", "scaled units²", "MSE over the first ⌊N/32⌋·32 test windows: what a test "
-                                 "loader with batch size 32 and drop_last=True scored (LTSF-Linear/DLinear tables)"),
+                                 "loader with batch size 32 and drop_last=True scored (LTSF-Linear/DLinear tables)",
+                                 comparison_only=True),
     "mae_droplast32": MetricInfo("min", "scaled units", "MAE over the first ⌊N/32⌋·32 test windows (drop_last=True, "
-                                 "batch 32)"),
+                                 "batch 32)", comparison_only=True),
 }
 
 #: test batch size of the loaders that dropped the last partial batch (Informer/Autoformer lineage)

@@ -49,7 +49,9 @@ def metric_info_for(name: str) -> MetricInfo:
     info = METRICS[base]
     notes = ([f"first {k} sample(s) per test crystal"] if k is not None else []) + (
         [f"under the {convention} convention"] if convention else [])
-    return MetricInfo(info.direction, info.unit, info.description + (f" ({'; '.join(notes)})" if notes else ""))
+    # a k-sample run's first-k numbers are shown as the family's derived k<k> rows
+    return MetricInfo(info.direction, info.unit, info.description + (f" ({'; '.join(notes)})" if notes else ""),
+                      comparison_only=k is not None or info.comparison_only)
 
 
 def flatten_evaluation(result: dict[str, Any], *, primary_variant: str,
