@@ -191,3 +191,19 @@ def test_paper_size_model_has_the_reported_parameter_count():
     mp20_vocab = tuple(list(range(1, 84)) + list(range(89, 95)))
     model = CrysBFN(CrysBFNConfig(task="gen", type_vocab=mp20_vocab))
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 12.3
+
+
+def test_first_call_sees_the_zero_lattice_prior_and_predicts_zero_like_the_released_model(tiny, toy_batch):
+    """Released CrysBFN: lattice_mean 0 (conf/data/mp_20.yaml), prior mean 0, head F·L (ip=True), so
+    step 1 predicts L_hat = 0 and the cell only grows from the flow noise of step 2 on. A smoke run's
+    collapsed cells come from an untrained F, not from a different lattice path."""
+    model = _model(tiny, "csp", steps=10).eval()
+    seen = []
+    model.backbone.register_forward_hook(lambda module, args, out: seen.append((args[3].clone(), out.lattice)))
+    model.sample(toy_batch.num_atoms, toy_batch.atomic_numbers, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 10
+    first_input, first_output = seen[0]
+    assert torch.equal(first_input, torch.zeros(2, 3, 3)) and torch.equal(first_output, torch.zeros(2, 3, 3))
+    second_input = seen[1][0]
+    gamma = 1 - model.config.sigma1_lattice ** (2 * 0.1)  # t = 1/N: mu = gamma*0 + sqrt(gamma(1-gamma)) eps
+    assert 0.2 * math.sqrt(gamma * (1 - gamma)) < float(second_input.std()) < 3 * math.sqrt(gamma * (1 - gamma))
