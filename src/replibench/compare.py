@@ -10,7 +10,9 @@ where the seed std is the larger sample std of the two tables among those with â
 ``--tolerance`` / ``--absolute-tolerance``). With one seed only the stated tolerance applies; with
 several, the tolerance is a floor so that deterministic models (seed std 0) do not flag rounding.
 A metric that moved beyond its band, became missing, or disappeared from the candidate is flagged;
-rows new in the candidate are listed but not flagged.
+rows new in the candidate are listed but not flagged. Wall-clock metrics (a unit in
+``WALL_CLOCK_UNITS``, e.g. the crystals' ``sampling_s_per_1000``) measure the machine as much as the
+code: a pull request's runner is not the one that made the baseline, so they are listed, never flagged.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ VANISHED = "missing in candidate"
 BECAME_MISSING = "value missing in candidate"
 NEW = "new in candidate"
 BECAME_PRESENT = "value new in candidate"
+WALL_CLOCK = "wall-clock time: listed, not flagged"
 FLAGGED = (MOVED, VANISHED, BECAME_MISSING)
+
+#: units of metrics that time the run on its machine
+WALL_CLOCK_UNITS = frozenset({"s", "ms", "min", "h"})
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,9 @@ def _tolerance_of(family: str, relative: tuple[float | None, dict[str, float]],
 
 
 def _summarise(table):  # (pd.DataFrame) -> pd.DataFrame
-    table = table.assign(data_origin=table["data_origin"].fillna("official"), split=table["split"].fillna("test"))
-    return (table.groupby(MATCH + ["direction"], dropna=False, sort=True)
+    table = table.assign(data_origin=table["data_origin"].fillna("official"), split=table["split"].fillna("test"),
+                         unit=table["unit"] if "unit" in table else None)
+    return (table.groupby(MATCH + ["direction", "unit"], dropna=False, sort=True)
             .agg(mean=("value", lambda v: float(v.mean(skipna=False))), std=("value", "std"),
                  seeds=("seed", "nunique"))
             .reset_index())
@@ -115,6 +122,8 @@ def compare_results(baseline, candidate, *, sigmas: float = DEFAULT_SIGMAS,
         else:
             band = max(sigmas * seed_std if stds else 0.0, tolerance.allowed(base_mean))
             status = MOVED if abs(cand_mean - base_mean) > band else OK
+        if status == MOVED and WALL_CLOCK_UNITS & {row["unit_baseline"], row["unit_candidate"]}:
+            status = WALL_CLOCK
         direction = next((row[f"direction_{side}"] for side in ("baseline", "candidate")
                           if isinstance(row[f"direction_{side}"], str)), None)
         delta = cand_mean - base_mean
@@ -134,7 +143,7 @@ def comparison_markdown(diff, *, baseline_name: str, candidate_name: str, sigmas
     from replibench.report_markdown import format_number
 
     flagged = diff[diff["status"].isin(FLAGGED)]
-    changed = diff[(diff["status"] == OK) & (diff["delta"].abs() > 0)]
+    changed = diff[diff["status"].isin((OK, WALL_CLOCK)) & (diff["delta"].abs() > 0)]
     new = diff[diff["status"].isin((NEW, BECAME_PRESENT))]
     lines = ["### replibench: metrics against the baseline", "",
              f"Baseline `{baseline_name}`, candidate `{candidate_name}`: {len(diff)} metrics compared, "

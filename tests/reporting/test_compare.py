@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from replibench.cli import main
-from replibench.compare import (BECAME_MISSING, BECAME_PRESENT, MOVED, NEW, OK, VANISHED, compare_results,
-                                family_tolerance, parse_tolerances)
+from replibench.compare import (BECAME_MISSING, BECAME_PRESENT, MOVED, NEW, OK, VANISHED, WALL_CLOCK,
+                                comparison_markdown, compare_results, family_tolerance, parse_tolerances)
 from replibench.errors import ConfigError
 from replibench.results import RESULT_COLUMNS
 
@@ -62,6 +62,21 @@ def test_deterministic_seeds_fall_back_to_the_tolerance_floor():
     baseline = table([("ett", "etth1", "naive", "mse", s, 1.294) for s in (1, 2)])
     candidate = table([("ett", "etth1", "naive", "mse", s, 1.294 + 1e-9) for s in (1, 2)])
     assert status(compare_results(baseline, candidate), model="naive") == OK
+
+
+def test_a_wall_clock_metric_is_listed_but_never_flagged():
+    """A pull request's runner is not the baseline's machine: sampling time may double, a match rate may not."""
+    baseline = table([("crystals", "perov-5", "crysbfn", "sampling_s_per_1000", 0, 2.6),
+                      ("crystals", "perov-5", "crysbfn", "match_rate", 0, 40.0)])
+    candidate = table([("crystals", "perov-5", "crysbfn", "sampling_s_per_1000", 0, 5.3),
+                       ("crystals", "perov-5", "crysbfn", "match_rate", 0, 30.0)])
+    baseline.loc[baseline.metric == "sampling_s_per_1000", "unit"] = "s"
+    candidate.loc[candidate.metric == "sampling_s_per_1000", "unit"] = "s"
+    diff = compare_results(baseline, candidate)
+    assert status(diff, metric="sampling_s_per_1000") == WALL_CLOCK
+    assert status(diff, metric="match_rate") == MOVED
+    text = comparison_markdown(diff, baseline_name="b", candidate_name="c", sigmas=2.0)
+    assert "**1 flagged**" in text and WALL_CLOCK in text
 
 
 def test_vanished_new_and_missing_values():
