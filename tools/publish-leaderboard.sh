@@ -19,6 +19,8 @@ staging=$(mktemp -d "$(dirname "$out")/.leaderboard.XXXXXX")
 trap 'rm -rf "$staging"' EXIT
 cp "$src/leaderboard.md" "$src/leaderboard.html" "$src/results.parquet" "$staging/"
 cp -R "$src/plots" "$staging/plots"
+# Snakemake's bookkeeping (.snakemake_timestamp of a directory output) is not part of the report
+find "$staging/plots" -name '.*' -type f -delete
 chmod -R u+rwX,go+rX "$staging"
 rm -rf "$out"
 mv "$staging" "$out"

@@ -76,6 +76,7 @@ def test_publish_copies_the_committed_part_and_drops_stale_figures(tmp_path):
     (results / "plots" / "ett").mkdir(parents=True)
     for name in ("leaderboard.md", "leaderboard.html", "results.parquet", "plots/ett/paper_vs_ours.png"):
         (results / name).write_text(name)
+    (results / "plots" / ".snakemake_timestamp").write_text("")  # Snakemake's marker of a directory output
     (results / "ett" / "run").mkdir(parents=True)
     (results / "ett" / "run" / "metrics.json").write_text("{}")
     out = tmp_path / "repo" / "leaderboard"
