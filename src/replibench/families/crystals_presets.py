@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from replibench.datasets.crystals.sources import SMOKE_DATASETS  # the two files the offline mirror holds
+
 # Presets: dataset -> task -> {"model": DiffCSPConfig overrides, "train": trainer settings, "task": protocol}.
 # Sources (jiaor17/DiffCSP@7121d15): conf/data/{mp_20,perov_5,carbon}.yaml (train_max_epochs, batch_size,
 # early_stopping_patience), conf/train/default.yaml (gradient_clip_val 0.5 by value), conf/optim/default.yaml
@@ -59,30 +61,26 @@ DIFFCSP_PAPER: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 # lattice_mean 0.0, cspnet.py ip=True, bfn_csp.yaml pred_mean=true, end_back sampling) the lattice
 # prior mean is 0 and the head is F·L, so the first call predicts L_hat = 0 and only a trained F
 # grows the cell back from the flow's noise in the later calls.
+# what both models' smoke runs share, so that they are compared on the same budget and test subset
+_SMOKE_BACKBONE = {"hidden_dim": 64, "num_layers": 2, "num_freqs": 16, "time_dim": 32}  # CSPNet sizes
+_SMOKE_TRAIN = {"max_steps": 1000, "batch_size": 64}
+_SMOKE_TASK = {
+    "num_generated": 50,
+    "sample_batch_size": 100,
+    "limit_test": 50,
+    "splits": {"train": "val", "val": "val", "test": "test"},
+    "allow_fewer_valid": True,
+}
 DIFFCSP_SMOKE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     name: {
         task: {
-            "model": {
-                "hidden_dim": 64,
-                "num_layers": 2,
-                "num_freqs": 16,
-                "time_dim": 32,
-                "timesteps": 50,
-                "step_lr": DIFFCSP_PAPER[name][task]["model"]["step_lr"],
-            },
-            "train": {**DIFFCSP_PAPER[name][task]["train"], "max_steps": 1000, "batch_size": 64},
-            "task": {
-                "num_generated": 50,
-                "sample_batch_size": 100,
-                "limit_test": 50,
-                "splits": {"train": "val", "val": "val", "test": "test"},
-                "allow_fewer_valid": True,
-                "convention": "diffcsp",
-            },
+            "model": {**_SMOKE_BACKBONE, "timesteps": 50, "step_lr": DIFFCSP_PAPER[name][task]["model"]["step_lr"]},
+            "train": {**DIFFCSP_PAPER[name][task]["train"], **_SMOKE_TRAIN},
+            "task": {**_SMOKE_TASK, "convention": "diffcsp"},
         }
         for task in ("csp", "gen")
     }
-    for name in ("perov-5", "carbon-24")
+    for name in SMOKE_DATASETS
 }
 
 
@@ -124,26 +122,12 @@ CRYSBFN_PAPER: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 CRYSBFN_SMOKE: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     name: {
         task: {
-            "model": {
-                "hidden_dim": 64,
-                "num_layers": 2,
-                "num_freqs": 16,
-                "time_dim": 32,
-                "num_steps": 10,
-                "type_loss_samples": 20,
-                "lattice_std": _CRYSBFN_DATA[name][3],
-            },
-            "train": {**CRYSBFN_PAPER[name][task]["train"], "max_steps": 1000, "batch_size": 64},
-            "task": {
-                "num_generated": 50,
-                "sample_batch_size": 100,
-                "limit_test": 50,
-                "splits": {"train": "val", "val": "val", "test": "test"},
-                "allow_fewer_valid": True,
-                "convention": "crysbfn",
-            },
+            "model": {**_SMOKE_BACKBONE, "num_steps": 10, "type_loss_samples": 20,
+                      "lattice_std": _CRYSBFN_DATA[name][3]},
+            "train": {**CRYSBFN_PAPER[name][task]["train"], **_SMOKE_TRAIN},
+            "task": {**_SMOKE_TASK, "convention": "crysbfn"},
         }
         for task in ("csp", "gen")
     }
-    for name in ("perov-5", "carbon-24")
+    for name in SMOKE_DATASETS
 }
