@@ -25,8 +25,9 @@ from replibench.families.oc20 import SMOKE_MODEL
 from replibench.models import dimenet_pp
 from replibench.tasks.atoms_graph import AtomsGraph
 from replibench.tasks.base import build_registered_model
+from replibench.tasks.oc20_graph import OC20_CUTOFF_ANGSTROM, OC20_MAX_NEIGHBORS, build_radius_graph
 
-CUTOFF, MAX_NEIGHBORS = 6.0, 50  # OC20 / fairchem graph settings
+CUTOFF, MAX_NEIGHBORS = OC20_CUTOFF_ANGSTROM, OC20_MAX_NEIGHBORS  # OC20 / fairchem graph settings
 MODEL_NAMES = ("schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt")
 
 
@@ -55,20 +56,10 @@ def fcc111_slab(generator: torch.Generator, side: int = 4, layers: int = 3, spac
 
 
 def periodic_edges(pos: torch.Tensor, cell: torch.Tensor):
-    """Vectorised brute force over nearby images; the 50 nearest per target within 6 Å."""
-    heights = cell.det().abs() / torch.linalg.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]).norm(dim=-1)  # (3,)
-    reach = [math.ceil(CUTOFF / float(h)) + 1 for h in heights]
-    shifts = torch.cartesian_prod(*[torch.arange(-r, r + 1) for r in reach]).double() @ cell  # (M, 3)
-    vec = pos[None, :, None] + shifts[None, None] - pos[:, None, None]  # (i, j, M, 3)
-    dist = vec.norm(dim=-1)  # (i, j, M)
-    target, source, image = ((dist < CUTOFF) & (dist > 1e-8)).nonzero(as_tuple=True)  # (E0,)
-    d = dist[target, source, image]  # (E0,)
-    by_distance = torch.argsort(d, stable=True)
-    order = by_distance[torch.argsort(target[by_distance], stable=True)]  # grouped by target, nearest first
-    counts = torch.bincount(target, minlength=pos.shape[0])
-    rank = torch.arange(order.shape[0]) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    keep = order[rank < MAX_NEIGHBORS]
-    return torch.stack([source[keep], target[keep]]), shifts[image[keep]]
+    """The data pipeline's radius graph (6 Å, the 50 nearest per target): edge_index (2, E) and the
+    Cartesian image shift (E, 3) of each edge's source."""
+    edge_index, image = build_radius_graph(pos.numpy(), cell.numpy(), (True, True, True), CUTOFF, MAX_NEIGHBORS)
+    return torch.from_numpy(edge_index), torch.from_numpy(image.astype("float64") @ cell.numpy())
 
 
 def synthetic_batch(num_structures: int, seed: int = 0) -> AtomsGraph:
