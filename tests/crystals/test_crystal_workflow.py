@@ -4,17 +4,18 @@ Perov-5 val/test, DiffCSP and CrysBFN for a few steps, both tasks, the full metr
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from spine.test_workflow import make_workdir  # noqa: E402  (the spine's helpers)
+from spine.test_workflow import snakemake as run_snakemake  # noqa: E402
 
 CONFIG = {
     "preset": "smoke",
@@ -35,18 +36,13 @@ CONFIG = {
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-                           "--cores", "2", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    """The spine's runner on two cores, with a 10-minute limit."""
+    return run_snakemake(workdir, "--cores", "2", *args, timeout=600)
 
 
 @pytest.mark.workflow
 def test_crystals_smoke_subset_through_the_mirror(tmp_path, mirror):
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    shutil.copytree(ROOT / "references", workdir / "references")
-    shutil.copy(ROOT / "requirements.lock", workdir / "requirements.lock")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    workdir = make_workdir(tmp_path, CONFIG)
     first = snakemake(workdir, "--config", f"data={{mirror: {mirror.url}}}")
     assert first.returncode == 0, first.stderr[-5000:]
     assert sorted(r["path"] for r in mirror.behaviour.requests) == ["/perov_5/test.csv", "/perov_5/val.csv"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from spine.test_workflow import make_workdir  # noqa: E402  (the spine's helpers)
+from spine.test_workflow import snakemake as run_snakemake  # noqa: E402
 MODELS = ["s4d-legs", "s4-legs", "transformer"]
 
 SUBSET = {
@@ -36,18 +37,8 @@ SUBSET = {
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def make_workdir(tmp_path: Path, config: dict) -> Path:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    shutil.copytree(ROOT / "references", workdir / "references")
-    shutil.copy(ROOT / "requirements.lock", workdir / "requirements.lock")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return workdir
+    """The spine's runner on two cores."""
+    return run_snakemake(workdir, "--cores", "2", *args, timeout=timeout)
 
 
 @pytest.mark.workflow

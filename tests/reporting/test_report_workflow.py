@@ -3,23 +3,18 @@ numbers, `snakemake --report` works, the page works in Chromium, and compare acc
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from replibench.cli import main
+from spine.test_workflow import make_workdir, snakemake
 
 from .browser import start_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = {
     "preset": "smoke",
@@ -33,17 +28,9 @@ CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args],
-                          capture_output=True, text=True, timeout=1800, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, shared_data):
-    workdir = tmp_path_factory.mktemp("workflow")
-    shutil.copytree(ROOT / "references", workdir / "references")
-    shutil.copy(ROOT / "requirements.lock", workdir / "requirements.lock")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), CONFIG)
     run = snakemake(workdir, "--config", f"data={{mirror: {shared_data}}}")
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
