@@ -139,7 +139,7 @@ def _add_metrics(sub) -> None:
 
 
 def _add_config(sub) -> None:
-    p = sub.add_parser("config", help="validate a config and list the runs it plans")
+    p = sub.add_parser("config", help="validate a config and list the runs it plans (run id, preset)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted overrides, as snakemake --config")
     p.set_defaults(handler=_cmd_config)
@@ -246,8 +246,8 @@ def _cmd_config(args: argparse.Namespace) -> None:
         key, _, value = item.partition("=")
         config[key] = yaml.safe_load(value)
     config = validate_config(config, str(args.config))
-    for planned in plan_runs(config):
-        print(planned.run.run_id)
+    for planned in plan_runs(config):  # the preset per run: an entry may pin its own (`preset:`)
+        print(f"{planned.run.run_id}\t{planned.run.preset}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,6 +77,40 @@ def test_smoke_plan_covers_the_leaderboard_the_issue_asks_for(config):
     assert "ett/ettm2/forecast/timesnet/h720/seed2021" in paper_runs
 
 
+def test_default_run_reproduces_the_cpu_rows_at_the_paper_preset(config):
+    """The shipped config pins the ETT baselines to `paper` (3 seeds) whatever the global preset."""
+    planned = {p.run.run_id: p.run for p in plan_runs(validate_config(config))}
+    for dataset in ("etth1", "etth2", "ettm1", "ettm2"):
+        for horizon in (96, 192, 336, 720):
+            for seed in (2021, 2022, 2023):
+                assert planned[f"ett/{dataset}/forecast/dlinear/h{horizon}/seed{seed}"].preset == "paper"
+    assert planned["ett/etth1/impute/naive/mask0.125/seed2022"].preset == "paper"
+    assert planned["ett/etth1/forecast/timesnet/h96/seed2021"].preset == "smoke"
+
+
+def test_preset_pin_and_entry_seeds(config):
+    config["ett"]["runs"] = [
+        {"task": "forecast", "preset": "paper", "seeds": [1, 2], "models": ["dlinear"], "datasets": ["etth1"],
+         "horizons": [96]},
+        {"task": "forecast", "presets": ["paper"], "models": ["timesnet"], "datasets": ["etth1"], "horizons": [96]},
+        {"task": "forecast", "models": ["naive"], "datasets": ["etth2"], "horizons": [96]},
+    ]
+    config["families"] = ["ett"]
+    smoke = {p.run.run_id: p for p in plan_runs(validate_config(config))}
+    assert {run: p.run.preset for run, p in smoke.items()} == {
+        "ett/etth1/forecast/dlinear/h96/seed1": "paper", "ett/etth1/forecast/dlinear/h96/seed2": "paper",
+        "ett/etth2/forecast/naive/h96/seed2021": "smoke"}
+    # the pinned run gets the paper's settings (test batch size 1), not smoke's (256)
+    assert '"eval_batch_size":1' in smoke["ett/etth1/forecast/dlinear/h96/seed1"].settings_json.replace(" ", "")
+    config["preset"] = "paper"
+    paper = {p.run.run_id: p.run.preset for p in plan_runs(validate_config(config))}
+    assert paper["ett/etth1/forecast/timesnet/h96/seed2021"] == "paper"
+    assert paper["ett/etth1/forecast/dlinear/h96/seed1"] == "paper"
+    config["ett"]["runs"][0]["preset"] = "gpu"
+    with pytest.raises(ConfigError, match="preset"):
+        validate_config(config)
+
+
 def test_changing_one_models_setting_changes_only_that_models_params(config):
     before = {p.run.run_id: p.settings_json for p in plan_runs(validate_config(config))}
     config["ett"]["overrides"] = {"dlinear": {"train": {"lr": 0.005}}}

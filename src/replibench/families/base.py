@@ -24,6 +24,23 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def entry_preset(entry: dict[str, Any], preset: str) -> str | None:
+    """The preset an entry's runs use under the global ``preset``, or None when it is skipped.
+
+    ``presets`` limits an entry to some global presets; ``preset`` pins its runs to one preset
+    whatever the global one — e.g. cheap baselines run at the papers' settings even in the
+    default ``smoke`` run, so it reproduces what one CPU can.
+    """
+    if "presets" in entry and preset not in entry["presets"]:
+        return None
+    return entry.get("preset", preset)
+
+
+def entry_seeds(entry: dict[str, Any], family_config: dict[str, Any]) -> list[int]:
+    """An entry's own ``seeds``, else the family's (else seed 0)."""
+    return [int(seed) for seed in entry.get("seeds", family_config.get("seeds", [0]))]
+
+
 def expand_sweep(
     family: str,
     family_config: dict[str, Any],
@@ -34,14 +51,16 @@ def expand_sweep(
 
     Each entry names a ``task``, ``datasets``, ``models`` and the task's variant values (its key and
     spelling given by ``variant_keys[task]``, else ``variants`` strings, else ``["default"]``); an
-    optional ``presets`` list limits the entry to those presets. Seeds come from
-    ``family_config["seeds"]``. Duplicates are dropped, keeping the first.
+    optional ``presets`` list limits the entry to those presets and an optional ``preset`` pins
+    its runs to one (:func:`entry_preset`). Seeds come from the entry's ``seeds``, else
+    ``family_config["seeds"]``. Duplicates (same run id) are dropped, keeping the first.
     """
     variant_keys = variant_keys or {}
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for entry in family_config.get("runs", []):
-        if "presets" in entry and preset not in entry["presets"]:
+        run_preset = entry_preset(entry, preset)
+        if run_preset is None:
             continue
         task = entry["task"]
         if task in variant_keys:
@@ -52,8 +71,8 @@ def expand_sweep(
         for dataset in entry["datasets"]:
             for model in entry["models"]:
                 for variant in variants:
-                    for seed in family_config.get("seeds", [0]):
-                        run = RunSpec(family, dataset, task, model, variant, int(seed), preset)
+                    for seed in entry_seeds(entry, family_config):
+                        run = RunSpec(family, dataset, task, model, variant, seed, run_preset)
                         if run.run_id not in seen:
                             seen.add(run.run_id)
                             runs.append(run)

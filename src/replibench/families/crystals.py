@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import ConfigError
-from replibench.families.base import Family, deep_merge
+from replibench.families.base import Family, deep_merge, entry_preset, entry_seeds
 from replibench.families.crystals_presets import CRYSBFN_PAPER, CRYSBFN_SMOKE, DIFFCSP_PAPER, DIFFCSP_SMOKE
 from replibench.runs import RunSpec
 
@@ -68,14 +68,15 @@ class CrystalsFamily(Family):
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         runs, seen = [], set()
         for entry in family_config.get("runs", []):
-            if "presets" in entry and preset not in entry["presets"]:
+            run_preset = entry_preset(entry, preset)
+            if run_preset is None:
                 continue
             samples = max(entry.get("samples", [1])) if entry["task"] == "csp" else 1
             variant = variant_name(entry["task"], samples=samples, steps=entry.get("steps"))
             for dataset in entry["datasets"]:
                 for model in entry["models"]:
-                    for seed in family_config.get("seeds", [0]):
-                        run = RunSpec(self.name, dataset, entry["task"], model, variant, int(seed), preset)
+                    for seed in entry_seeds(entry, family_config):
+                        run = RunSpec(self.name, dataset, entry["task"], model, variant, seed, run_preset)
                         if run.run_id not in seen:
                             seen.add(run.run_id)
                             runs.append(run)

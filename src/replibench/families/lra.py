@@ -134,13 +134,8 @@ class LraFamily(Family):
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         """The sweep; an entry's own ``seeds`` replace the family's (the state-tracking paper
         reports the best of 3 seeds, the LRA papers one seed per task)."""
-        runs: dict[str, RunSpec] = {}
-        for entry in family_config.get("runs", []):
-            section = {**family_config, "runs": [entry], "seeds": entry.get("seeds", family_config["seeds"])}
-            for run in expand_sweep(self.name, section, preset, variant_keys={
-                    "state-tracking": ("eigenvalue_ranges", eigenvalue_variant)}):
-                runs.setdefault(run.run_id, run)
-        return list(runs.values())
+        return expand_sweep(self.name, family_config, preset, variant_keys={
+            "state-tracking": ("eigenvalue_ranges", eigenvalue_variant)})
 
     def check_run(self, run: RunSpec) -> None:
         from replibench.errors import ConfigError
