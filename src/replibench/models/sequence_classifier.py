@@ -189,9 +189,13 @@ class SequenceClassifier(nn.Module):
 
         S4/S4D (s4 ``Kernel.register``): A (incl. P), B and dt -> ssm_lr, wd 0 (dt at the global lr
         when ``dt_uses_ssm_lr`` is False); C, D and all other weights -> lr, wd.
-        S5 (``train_helpers.create_train_state``): Lambda, log_step and the norm parameters -> Adam at
-        ssm_lr; B per ``opt_config``: standard -> with them, BandCdecay -> ssm_lr with wd,
-        BfastandCdecay -> lr with wd; C, D, encoder, GLU, decoder -> lr, wd.
+        S5 (``train_helpers.create_train_state``): Lambda and log_step -> Adam at ssm_lr, no wd;
+        with ``dt_global`` log_step goes to the AdamW group at lr with wd instead (that is all the
+        flag does upstream). B per ``opt_config``: standard -> with Lambda, BandCdecay -> ssm_lr
+        with wd, BfastandCdecay -> lr with wd; C, D, encoder, GLU, decoder -> lr, wd. The norm
+        parameters also land in the lr-with-wd group: upstream lists the key "norm", but its
+        ``map_nested_fn`` recurses into the norm's sub-dict and tests only the leaf names
+        ("scale", "bias"), so "norm" never matches.
         """
         ssm_lr = lr if ssm_lr is None else ssm_lr
         groups: dict[str, dict] = {
@@ -204,9 +208,6 @@ class SequenceClassifier(nn.Module):
         s5_cfg = self.cfg.s5.opt_config if self.cfg.layer == "s5" else None
         if s5_cfg not in (None, "standard", "BandCdecay", "BfastandCdecay"):
             raise ConfigError(f"model.s5.opt_config: unknown {s5_cfg!r}")
-        norm_params = {
-            id(p) for m in self.modules() if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for p in m.parameters()
-        }
         for p in self.parameters():
             if not p.requires_grad:
                 continue
@@ -218,7 +219,7 @@ class SequenceClassifier(nn.Module):
                     members["ssm" if self.cfg.dt_uses_ssm_lr else "dt"].append(p)
                 else:
                     members["regular"].append(p)
-            elif role in ("A", "dt") or id(p) in norm_params:
+            elif role == "A" or (role == "dt" and not self.cfg.s5.dt_global):
                 members["ssm"].append(p)
             elif role == "B":
                 target = {"standard": "ssm", "BandCdecay": "b_decay", "BfastandCdecay": "regular"}[s5_cfg]
