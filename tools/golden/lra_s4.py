@@ -1,7 +1,9 @@
 """Golden outputs of the S4 / S4D layers from state-spaces/s4 at v3.0.0 (the HTTYH / S4D release).
 
-Usage: ``python tools/golden/lra_s4.py /path/to/s4-checkout`` (a checkout of tag v3.0.0,
-ab287c63f4938a76d06a6b6868ee4a7163b50b05). Writes ``tests/golden/{s4d-legs,s4d-inv,s4d-lin,
+Usage: ``python tools/golden/lra_s4.py /path/to/s4-checkout [commit]`` (tag v3.0.0,
+ab287c63f4938a76d06a6b6868ee4a7163b50b05). A plain git checkout of v3.0.0 may fail on a missing
+notebook blob in some mirrors; ``git archive v3.0.0 src`` extracted into a folder works too, and
+then the commit is given as the second argument. Writes ``tests/golden/{s4d-legs,s4d-inv,s4d-lin,
 s4-legs,s4-fout,s4-ptd}.npz``.
 
 Runs the training-path modules the LRA configs use (``src/models/sequence/ss/s4.py`` ->
@@ -95,7 +97,7 @@ def _ours_ptd_weights(sub: dict) -> dict[str, torch.Tensor]:
 
 def main(checkout: Path) -> None:
     S4, hippo_nplr = _import_upstream(checkout)
-    commit = upstream_commit(checkout) if (checkout / ".git").exists() else "ab287c63f4938a76d06a6b6868ee4a7163b50b05"
+    commit = sys.argv[2] if len(sys.argv) > 2 else upstream_commit(checkout)
     for name, (kernel_args, kind, sub) in MODELS.items():
         torch.manual_seed(0)
         ours = _ours_ptd_weights(sub) if name == "s4-ptd" else None

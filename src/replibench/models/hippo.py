@@ -91,7 +91,8 @@ class NPLR:
 def nplr(measure: str, N: int, b_clip: float | None = None) -> NPLR:
     """Diagonalise the normal part of HiPPO ``measure`` unitarily and keep one of each pair.
 
-    ``b_clip`` clamps Im(V^* B) as the s4 code does (``B_clip=2.0``) for numerical stability;
+    ``b_clip`` clamps Im(V^* B) as the s4 code does since v4 (``B_clip=2.0``, March 2023; the
+    paper-era v3.0.0 does not) for numerical stability;
     ``None`` keeps the exact transform (used by tests that compare against the dense system).
     """
     A, B = hippo_matrices(measure, N)
