@@ -86,3 +86,14 @@ def test_gelu_is_the_tanh_approximation(gen):
         out = layer(x)
     torch.testing.assert_close(out, F.gelu(pre, approximate="tanh"), rtol=1e-12, atol=1e-12)
     assert (out - F.gelu(pre)).abs().max() > 1e-5  # the exact GELU is measurably different
+
+
+def test_s5_retrieval_decoder_uses_the_tanh_gelu(gen):
+    """lindermanlab/S5 ``RetrievalDecoder``: Dense -> flax nn.gelu (tanh form) -> Dense."""
+    d = preset("s5", "smoke", "retrieval")["model"]
+    d["vocab_size"] = 18
+    model = SequenceClassifier(Config.from_dict(d), generator=gen)
+    assert model.decoder[1].approximate == "tanh"
+    s4 = preset("s4d-legs", "smoke", "retrieval")["model"]
+    s4["vocab_size"] = 18
+    assert SequenceClassifier(Config.from_dict(s4), generator=gen).decoder[1].approximate == "none"

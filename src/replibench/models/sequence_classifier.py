@@ -134,8 +134,10 @@ class SequenceClassifier(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(self._make_layer(generator), cfg) for _ in range(cfg.n_layers))
         self.final = _norm(cfg.norm, cfg.d_model, cfg.bn_momentum) if cfg.prenorm and cfg.final_norm else None
         if cfg.dual:  # s4 retrieval decoder (nli): Linear(4H, H) -> GELU -> Linear(H, classes)
+            # S5's RetrievalDecoder is the same MLP with flax nn.gelu, the tanh approximation
+            gelu = nn.GELU(approximate="tanh") if cfg.layer == "s5" else nn.GELU()
             self.decoder = nn.Sequential(
-                nn.Linear(4 * cfg.d_model, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.n_classes)
+                nn.Linear(4 * cfg.d_model, cfg.d_model), gelu, nn.Linear(cfg.d_model, cfg.n_classes)
             )
         else:
             self.decoder = nn.Linear(cfg.d_model, cfg.n_classes)
