@@ -74,7 +74,7 @@ def test_s4_family_kernel_and_layer_match_upstream(name):
     assert fx.meta["repo"] == "state-spaces/s4" and fx.meta["commit"].startswith("ab287c6")
     kind, sub = S4_FAMILY[name]
     if kind == "s4d":
-        assert _preset_disc(name) == sub["disc"] == fx.meta["notes"].split("'disc': '")[1][:len(sub["disc"])]
+        assert _preset_disc(name) == sub["disc"] and f"'disc': '{sub['disc']}'" in fx.meta["notes"]
     n_state = 2 * fx["w:kernel.kernel.C"].shape[-2]
     layer = _s4_layer(kind, sub, n_state).eval()
     _load(layer, fx)
@@ -136,8 +136,14 @@ def test_hippo_nplr_at_paper_size_matches_upstream(name):
 
     fx = load_fixture(name)
     measure = "fout" if name == "s4-fout" else "legs"
-    b_clip = S4DConfig_b_clip() if name == "s4d-legs" else S4Config_b_clip()
-    form = hippo.nplr(measure, 64, b_clip=b_clip)
+    if name == "s4d-legs":
+        _, b = hippo.s4d_init("legs", 64)  # our S4D-LegS init with its default (no) B clip
+        form = hippo.nplr("legs", 64)
+        np.testing.assert_allclose(b, form.B)
+    else:
+        from replibench.models.s4 import S4Config
+
+        form = hippo.nplr(measure, 64, b_clip=S4Config().b_clip)
     up_w, up_b, up_p = _as_our_half(fx["init64_w"], fx["init64_B"], fx["init64_P"][0])
     order = np.argsort(-form.Lambda.imag)
     up_order = np.argsort(-up_w.imag)
@@ -146,21 +152,6 @@ def test_hippo_nplr_at_paper_size_matches_upstream(name):
     np.testing.assert_allclose(np.abs(form.B[order]), np.abs(up_b[up_order]), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.abs(form.P[order]), np.abs(up_p[up_order]), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose((form.B * form.P.conj())[order], (up_b * up_p.conj())[up_order], rtol=1e-4, atol=1e-3)
-
-
-def S4DConfig_b_clip():
-    from replibench.models import hippo  # noqa: F401
-    import inspect
-
-    from replibench.models.hippo import s4d_init
-
-    return inspect.signature(s4d_init).parameters["legs_b_clip"].default
-
-
-def S4Config_b_clip():
-    from replibench.models.s4 import S4Config
-
-    return S4Config().b_clip
 
 
 def _s5_block(name: str, fx):
