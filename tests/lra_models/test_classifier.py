@@ -87,9 +87,9 @@ def test_s5_param_groups_follow_opt_config(opt_config, b_group, gen):
         g, role = where[id(p)], getattr(p, SSM_ROLE, None)
         if role == "B":
             assert (g["lr"], g["weight_decay"]) == b_group
-        elif role in ("A", "dt") or ".norm." in name:
+        elif role in ("A", "dt"):
             assert (g["lr"], g["weight_decay"]) == (0.001, 0.0), name
-        else:
+        else:  # includes the norms: upstream's map_nested_fn never matches its "norm" key
             assert (g["lr"], g["weight_decay"]) == (0.004, 0.05), name
 
 

@@ -28,6 +28,9 @@ def test_every_model_task_preset_builds_a_config():
         ("s5", "pathx", ("train", "lr"), 6e-4 * 3),
         ("s5", "pathx", ("model", "s5", "opt_config"), "BandCdecay"),
         ("s5", "pathfinder", ("model", "bn_momentum"), 0.1),  # flax 0.9
+        # S4D on LRA: s4 v3.0.0 SSKernelDiag default disc='bilinear', no LRA config overrides it
+        *[(m, t, ("model", "s4d", "disc"), "bilinear") for m in ("s4d-legs", "s4d-inv", "s4d-lin")
+          for t in ("listops", "text", "retrieval", "image", "pathfinder", "pathx")],
         ("transformer", "listops", ("model", "transformer", "tied_weights"), True),
         ("transformer", "pathfinder", ("model", "transformer", "pool"), "MEAN"),
     ],

@@ -91,7 +91,8 @@ class NPLR:
 def nplr(measure: str, N: int, b_clip: float | None = None) -> NPLR:
     """Diagonalise the normal part of HiPPO ``measure`` unitarily and keep one of each pair.
 
-    ``b_clip`` clamps Im(V^* B) as the s4 code does (``B_clip=2.0``) for numerical stability;
+    ``b_clip`` clamps Im(V^* B) as the s4 code does since v4 (``B_clip=2.0``, March 2023; the
+    paper-era v3.0.0 does not) for numerical stability;
     ``None`` keeps the exact transform (used by tests that compare against the dense system).
     """
     A, B = hippo_matrices(measure, N)
@@ -121,13 +122,14 @@ def nplr(measure: str, N: int, b_clip: float | None = None) -> NPLR:
 
 
 def s4d_init(
-    kind: str, N: int, legs_b_scale: float = 1.0, legs_b_clip: float | None = 2.0
+    kind: str, N: int, legs_b_scale: float = 1.0, legs_b_clip: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """S4D diagonal inits (Lambda (N/2,), B (N/2,)) complex128, S4D paper §4.
 
     lin: -1/2 + i pi n; inv: -1/2 + i (N/pi)(N/(2n+1) - 1); both with B = 1.
     legs: the diagonal of the DPLR LegS form, B = V^* B_legs * legs_b_scale (theory: 0.5), with
-    Im(B) clipped to +-legs_b_clip as in the s4 code (None: exact transform).
+    Im(B) clipped to +-legs_b_clip if given. Default None = the exact transform, as the paper-era
+    s4 code (v3.0.0) ran it: the clip arrived with s4 commits 1eb1007 / aec83ea (March 2023, v4).
     """
     n = np.arange(N // 2, dtype=np.float64)
     if kind == "lin":

@@ -66,7 +66,10 @@ class DPLRKernel(nn.Module):
         lam = torch.as_tensor(form.Lambda, dtype=torch.complex128)  # (M,)
         M = lam.shape[0]
         self.log_dt = tag(nn.Parameter(init_log_dt(H, dt_min, dt_max, generator)), "dt")  # (H,)
-        self.log_A_real = tag(nn.Parameter(torch.log(torch.clamp(-lam.real, min=1e-4)).float().repeat(S, 1)), "A")
+        # Re(Lambda) <= -1e-3 at init, as s4's SSKernelNPLR (``real_tolerance=1e-3``): FouT's normal
+        # part has Re = 0 (S4D's diagonal kernel uses 1e-4, see s4d.py)
+        re = torch.clamp(-lam.real, min=1e-3)  # (M,)
+        self.log_A_real = tag(nn.Parameter(torch.log(re).float().repeat(S, 1)), "A")  # (S, M)
         self.A_imag = tag(nn.Parameter(lam.imag.float().repeat(S, 1)), "A")  # (S, M)
         as_param = lambda x: torch.view_as_real(torch.as_tensor(x, dtype=torch.complex64)).repeat(S, 1, 1)
         self.B = tag(nn.Parameter(as_param(form.B)), "B")  # (S, M, 2)
@@ -148,7 +151,9 @@ class S4Config:
     bidirectional: bool = True
     dropout: float = 0.0
     tie_dropout: bool = False
-    b_clip: float | None = 2.0  # s4 code clamps Im(V^* B) to +-2
+    # s4 v4 (March 2023, commits 1eb1007/aec83ea) clamps Im(V^* B) to +-2; the HTTYH-era v3.0.0
+    # code that produced the LRA tables does not, so the default is the exact transform
+    b_clip: float | None = None
 
 
 class S4Layer(SSMConvLayer):

@@ -183,7 +183,7 @@ class S4DConfig:
     d_model: int = 256
     d_state: int = 64  # N real states = N/2 complex modes (S4D paper, LRA configs)
     init: str = "legs"  # "legs" | "inv" | "lin" | "ptd" (S4-PTD)
-    disc: str = "zoh"  # S4D paper default
+    disc: str = "zoh"  # minimal S4D's choice; the LRA presets use bilinear (see lra_presets._S4D_LRA_DISC)
     dt_min: float = 1e-3
     dt_max: float = 1e-1
     n_ssm: int | None = None  # None: independent (A, B) per channel

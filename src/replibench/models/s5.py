@@ -6,13 +6,20 @@ Facts from the paper and lindermanlab/S5 (``s5/ssm.py``, ``ssm_init.py``, ``laye
 
 * Init "HiPPO-N": the normal part of HiPPO-LegS (A + P P^T) of size P/J, unitarily diagonalised,
   repeated on J blocks; with conjugate symmetry only the P/2 modes with Im > 0 are kept and
-  y = 2 Re(C~ x). B ~ lecun normal (P, H) real, B~ = V^{-1} B; C (H, P) real (lecun normal or
-  truncated standard normal) with C~ = C V, or C~ complex normal (std sqrt(1/2)) directly.
-* log Delta ~ U[log dt_min, log dt_max] per state (one shared value with ``dt_global``).
+  y = 2 Re(C~ x). B ~ lecun normal (P, H) real, B~ = V^{-1} B.
+* C is drawn *complex* in the original basis, C = C_re + i C_im of shape (H, P), then C~ = C V
+  (``ssm.py`` samples shape (H, P, 2)): ``lecun_normal`` over (H, P, 2) has fan-in P*H, so each
+  part has variance 1/(P H); ``trunc_standard_normal`` draws each row with lecun_normal over
+  (1, P, 2), variance 1/P. ``complex_normal`` draws C~ directly (std sqrt(1/2) per part).
+* log Delta ~ U[log dt_min, log dt_max] per state, shape (P/2,) — always: ``dt_global`` is never
+  read by upstream's S5SSM; it only moves log Delta into the AdamW group at the base lr with
+  weight decay (``train_helpers.create_train_state``; see ``SequenceClassifier.optimizer_param_groups``).
   ZOH: Lambda_bar = exp(Lambda Delta), B_bar = (Lambda_bar - 1)/Lambda * B~. D ~ N(0, 1).
 * Bidirectional: a second scan in reverse time (it includes the current step) read out by its
   own C2; the outputs are summed through C~ = [C1, C2].
-* Activations after the SSM: gelu | half_glu1: x * sigmoid(W gelu(x)) ... (see ``S5Layer``).
+* Activations after the SSM: gelu | half_glu1: x * sigmoid(W gelu(x)) ... (see ``S5Layer``);
+  GELU is flax ``nn.gelu``, i.e. the tanh approximation. Dropout is flax ``nn.Dropout`` with
+  ``broadcast_dims=[0]`` on an (L, H) example: one mask per example and channel, constant in time.
 * S5-PTD (Yu et al., ICLR 2024): same layer, blocks initialised by perturb-then-diagonalise of
   the non-normal HiPPO-LegS block instead of its normal part.
 
@@ -32,7 +39,7 @@ from torch import nn
 
 from replibench.errors import ConfigError
 from replibench.models import hippo
-from replibench.models.s4d import tag
+from replibench.models.s4d import TiedDropout, tag
 
 
 def linear_scan(log_a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> torch.Tensor:
@@ -103,7 +110,7 @@ class S5Config:
     discretization: str = "zoh"  # "zoh" | "bilinear"
     dt_min: float = 1e-3
     dt_max: float = 1e-1
-    dt_global: bool = False
+    dt_global: bool = False  # optimiser grouping only (log Delta at the base lr, with wd); Delta stays per state
     conj_sym: bool = True
     clip_eigs: bool = False
     bidirectional: bool = True
@@ -139,21 +146,23 @@ class S5SSM(nn.Module):
         if cfg.C_init == "complex_normal":
             C = torch.randn(n_c, H, Pk, 2, generator=generator) * math.sqrt(0.5)  # (n_c, H, Pk, 2)
         elif cfg.C_init in ("lecun_normal", "trunc_standard_normal"):
-            C0 = _lecun_normal((n_c, H, P), fan_in=H, generator=generator).to(torch.complex128)
+            # complex C (H, P) per direction: lecun over (H, P, 2) -> fan-in P*H; per row -> fan-in P
+            fan_in = P * H if cfg.C_init == "lecun_normal" else P
+            parts = _lecun_normal((n_c, H, P, 2), fan_in=fan_in, generator=generator).double()  # (n_c, H, P, 2)
+            C0 = torch.view_as_complex(parts)  # (n_c, H, P)
             C = torch.view_as_real((C0 @ Vt).to(torch.complex64))  # (n_c, H, Pk, 2): C~ = C V
         else:
             raise ConfigError(f"S5: unknown C_init {cfg.C_init!r}")
         self.C = tag(nn.Parameter(C), "C")
         self.D = tag(nn.Parameter(torch.randn(H, generator=generator)), "D")  # (H,)
-        n_dt = 1 if cfg.dt_global else Pk
-        u = torch.rand(n_dt, generator=generator)
+        u = torch.rand(Pk, generator=generator)  # one log Delta per state, whatever dt_global says
         self.log_step = tag(nn.Parameter(u * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)), "dt")
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(log Lambda_bar (Pk,), B_bar (Pk, H))."""
         re = torch.clamp(self.Lambda_re, max=-1e-4) if self.cfg.clip_eigs else self.Lambda_re
         lam = re + 1j * self.Lambda_im  # (Pk,)
-        step = torch.exp(self.log_step)  # (Pk,) or (1,)
+        step = torch.exp(self.log_step)  # (Pk,)
         B = torch.view_as_complex(self.B)  # (Pk, H)
         if self.cfg.discretization == "zoh":
             log_a = lam * step
@@ -185,7 +194,8 @@ class S5Layer(nn.Module):
             self.out1 = nn.Linear(H, H)
         if cfg.activation != "gelu":
             self.out2 = nn.Linear(H, H)
-        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        # flax Dropout(broadcast_dims=[0]) on (L, H): mask (B, 1, H), shared over time
+        self.drop = TiedDropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is not None:
@@ -193,8 +203,8 @@ class S5Layer(nn.Module):
         y = self.ssm(x)  # (B, L, H)
         act = self.config.activation
         if act == "gelu":
-            return self.drop(F.gelu(y))
-        g = self.drop(F.gelu(y))  # (B, L, H)
+            return self.drop(F.gelu(y, approximate="tanh"))
+        g = self.drop(F.gelu(y, approximate="tanh"))  # (B, L, H): flax nn.gelu is the tanh form
         if act == "full_glu":
             y = self.out1(g) * torch.sigmoid(self.out2(g))
         elif act == "half_glu1":

@@ -134,8 +134,10 @@ class SequenceClassifier(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(self._make_layer(generator), cfg) for _ in range(cfg.n_layers))
         self.final = _norm(cfg.norm, cfg.d_model, cfg.bn_momentum) if cfg.prenorm and cfg.final_norm else None
         if cfg.dual:  # s4 retrieval decoder (nli): Linear(4H, H) -> GELU -> Linear(H, classes)
+            # S5's RetrievalDecoder is the same MLP with flax nn.gelu, the tanh approximation
+            gelu = nn.GELU(approximate="tanh") if cfg.layer == "s5" else nn.GELU()
             self.decoder = nn.Sequential(
-                nn.Linear(4 * cfg.d_model, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.n_classes)
+                nn.Linear(4 * cfg.d_model, cfg.d_model), gelu, nn.Linear(cfg.d_model, cfg.n_classes)
             )
         else:
             self.decoder = nn.Linear(cfg.d_model, cfg.n_classes)
@@ -189,9 +191,13 @@ class SequenceClassifier(nn.Module):
 
         S4/S4D (s4 ``Kernel.register``): A (incl. P), B and dt -> ssm_lr, wd 0 (dt at the global lr
         when ``dt_uses_ssm_lr`` is False); C, D and all other weights -> lr, wd.
-        S5 (``train_helpers.create_train_state``): Lambda, log_step and the norm parameters -> Adam at
-        ssm_lr; B per ``opt_config``: standard -> with them, BandCdecay -> ssm_lr with wd,
-        BfastandCdecay -> lr with wd; C, D, encoder, GLU, decoder -> lr, wd.
+        S5 (``train_helpers.create_train_state``): Lambda and log_step -> Adam at ssm_lr, no wd;
+        with ``dt_global`` log_step goes to the AdamW group at lr with wd instead (that is all the
+        flag does upstream). B per ``opt_config``: standard -> with Lambda, BandCdecay -> ssm_lr
+        with wd, BfastandCdecay -> lr with wd; C, D, encoder, GLU, decoder -> lr, wd. The norm
+        parameters also land in the lr-with-wd group: upstream lists the key "norm", but its
+        ``map_nested_fn`` recurses into the norm's sub-dict and tests only the leaf names
+        ("scale", "bias"), so "norm" never matches.
         """
         ssm_lr = lr if ssm_lr is None else ssm_lr
         groups: dict[str, dict] = {
@@ -204,9 +210,6 @@ class SequenceClassifier(nn.Module):
         s5_cfg = self.cfg.s5.opt_config if self.cfg.layer == "s5" else None
         if s5_cfg not in (None, "standard", "BandCdecay", "BfastandCdecay"):
             raise ConfigError(f"model.s5.opt_config: unknown {s5_cfg!r}")
-        norm_params = {
-            id(p) for m in self.modules() if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for p in m.parameters()
-        }
         for p in self.parameters():
             if not p.requires_grad:
                 continue
@@ -218,7 +221,7 @@ class SequenceClassifier(nn.Module):
                     members["ssm" if self.cfg.dt_uses_ssm_lr else "dt"].append(p)
                 else:
                     members["regular"].append(p)
-            elif role in ("A", "dt") or id(p) in norm_params:
+            elif role == "A" or (role == "dt" and not self.cfg.s5.dt_global):
                 members["ssm"].append(p)
             elif role == "B":
                 target = {"standard": "ssm", "BandCdecay": "b_decay", "BfastandCdecay": "regular"}[s5_cfg]
