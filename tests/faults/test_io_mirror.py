@@ -104,7 +104,8 @@ def test_the_reported_injection_is_refused_before_any_job(ett_workdir):
     _write_config(ett_workdir, ISSUE_MIRROR)
     result = snakemake(ett_workdir, "--cores", "1", "data/raw/ett/ETTh1.csv", timeout=300)
     assert result.returncode != 0
-    assert "data.mirror" in result.stderr and "whitespace" in result.stderr, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "data.mirror" in output and "whitespace" in output, output[-2000:]
     assert not (ett_workdir / "marker").exists() and not (ROOT / "marker").exists()
     assert not (ett_workdir / "data").exists() and not (ett_workdir / "logs").exists()  # no job started
 
