@@ -8,6 +8,7 @@ user never unpacks an 18 GB archive to get one folder.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tarfile
@@ -53,10 +54,38 @@ def iter_tar_members(path: str | os.PathLike[str], select: Callable[[str], bool]
                 handle = tar.extractfile(info)
                 if handle is None:  # pragma: no cover - regular files always have a handle
                     continue
-                yield info, handle
+                yield info, _CheckedMember(archive, info.name, handle)
             _check_clean_end(archive, tar)
     except (tarfile.TarError, EOFError, OSError, zlib_error()) as error:
         raise DataError(f"{archive}: corrupt or truncated archive: {error}") from error
+
+
+class _CheckedMember(io.RawIOBase):
+    """A member's file object whose read errors (the archive ends or is garbled inside the member)
+    are :class:`DataError` naming the archive and member, like errors between members. Without it a
+    consumer copying the member got a bare ``tarfile.ReadError`` outside :func:`iter_tar_members`."""
+
+    def __init__(self, archive: str, name: str, handle) -> None:
+        super().__init__()
+        self._archive, self._name, self._handle = archive, name, handle
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._handle.read(size)
+        except (tarfile.TarError, EOFError, OSError, zlib_error()) as error:
+            raise DataError(f"{self._archive}: corrupt or truncated archive inside member {self._name!r}: "
+                            f"{error}") from error
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def zlib_error() -> type[Exception]:
