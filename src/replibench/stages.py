@@ -55,7 +55,12 @@ def verify_raw_files(dataset: str, raw_files: list[Path], pinned: dict[str, str]
         if checksum is None:
             raise ChecksumError(f"{path}: upstream publishes no checksum and none is pinned for it "
                                 f"(data.checksums['{remote.mirror_path}']); it is not read unverified")
-        matches, actual = verify_checksum(path, checksum)
+        try:
+            matches, actual = verify_checksum(path, checksum)
+        except ValueError as error:  # a malformed pin given on the command line
+            raise ChecksumError(f"{path}: {error}") from error
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the raw file: {error}") from error
         if not matches:
             raise ChecksumError(f"{path}: changed since it was downloaded: expected {checksum}, found {actual}; "
                                 "delete it and the workflow downloads it again")
