@@ -137,6 +137,10 @@ def test_a_folder_mirror_with_a_space_works_and_a_changed_raw_file_is_refused(et
     raw = ett_workdir / "data" / "raw" / "ett" / "ETTh1.csv"
     assert hashlib.sha256(raw.read_bytes()).hexdigest() == ETTH1_SHA256
     assert (ett_workdir / "data" / "parquet" / "ett" / "etth1" / "card.json").is_file()
+    # the mirror is no job parameter (README): switching it reruns nothing
+    switched = snakemake(ett_workdir, "-n", "--config", "data={mirror: 'http://127.0.0.1:9'}", "--", "data/parquet/ett/etth1",
+                         timeout=300)
+    assert switched.returncode == 0 and "Nothing to be done" in switched.stdout + switched.stderr, switched.stdout
 
     data = bytearray(raw.read_bytes())
     data[-3] = ord("9") if data[-3] != ord("9") else ord("8")  # one digit of the last row changed on disk
