@@ -2,6 +2,13 @@
 # config.yaml. All logic lives in the `replibench` package; rules only call its CLI with explicit
 # paths. Plan without running: `snakemake -n` (imports no torch).
 
+# Every config file is read first by replibench's loader, which names the line of a YAML syntax error
+# and refuses a duplicated key (Snakemake's loader reports neither and keeps the last value silently).
+from replibench.config import check_config_files
+
+check_config_files(["config.yaml", *workflow.config_settings.configfiles])
+
+
 configfile: "config.yaml"
 report: "report/workflow.rst"
 

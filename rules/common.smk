@@ -64,13 +64,26 @@ def dataset_options_json(wildcards):
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
-def pinned_checksum_arg(wildcards):
-    """`--checksum …` for a file upstream publishes no checksum for, from data.checksums."""
+def pinned_checksum(wildcards):
+    """The data.checksums pin of a file upstream publishes no checksum for, else "" (none needed or none given)."""
     from replibench.datasets import remote_file
 
     remote = remote_file(wildcards.family, wildcards.file)
     pinned = config["data"].get("checksums", {}).get(remote.mirror_path)
-    return f"--checksum {pinned}" if remote.checksum is None and pinned else ""
+    return pinned if remote.checksum is None and pinned else ""
+
+
+def dataset_pinned_checksums_json(wildcards):
+    """data.checksums pins of the dataset's raw files that have no published checksum, as JSON keyed by
+    mirror path: preprocess verifies every raw file it reads again (published checksum, else this pin)."""
+    import json
+
+    spec = dataset_spec(wildcards.dataset)
+    wanted = {Path(path).name for path in raw_files(wildcards)}
+    pins = config["data"].get("checksums", {})
+    chosen = {remote.mirror_path: pins[remote.mirror_path] for remote in spec.remote_files
+              if remote.name in wanted and remote.checksum is None and remote.mirror_path in pins}
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
 def resource(group, key, default):

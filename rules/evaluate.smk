@@ -19,6 +19,6 @@ rule evaluate:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench evaluate --settings {params.settings:q} --data {input.data} --model {input.model} "
-        "--summary {input.summary} --metrics-out {output.metrics} --predictions-out {output.predictions} "
-        "--lock requirements.lock --threads {threads} > {log} 2>&1"
+        "replibench evaluate --settings {params.settings:q} --data {input.data:q} --model {input.model:q} "
+        "--summary {input.summary:q} --metrics-out {output.metrics:q} --predictions-out {output.predictions:q} "
+        "--lock requirements.lock --threads {threads} > {log:q} 2>&1"

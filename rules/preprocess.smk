@@ -1,4 +1,5 @@
 # Raw files of one dataset → Parquet with an explicit schema + card.json + rejects.parquet.
+# Each raw file is verified again against its checksum first (it may have changed since its download).
 rule preprocess:
     input:
         raw_files,
@@ -8,6 +9,7 @@ rule preprocess:
         "logs/preprocess/{family}/{dataset}.log",
     params:
         options=dataset_options_json,
+        checksums=dataset_pinned_checksums_json,
     threads: WORKERS
     resources:
         mem_mb=resource("preprocess", "mem_mb", 4000),
@@ -15,5 +17,5 @@ rule preprocess:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench preprocess --dataset {wildcards.dataset} --raw {input} --out {output} "
-        "--options {params.options:q} --workers {threads} > {log} 2>&1"
+        "replibench preprocess --dataset {wildcards.dataset:q} --raw {input:q} --out {output:q} "
+        "--options={params.options:q} --checksums={params.checksums:q} --workers {threads} > {log:q} 2>&1"

@@ -18,6 +18,6 @@ rule report:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench report --metrics {input.metrics} --references {input.references} "
-        "--results-out {output.results} --leaderboard-out {output.leaderboard} --html-out {output.html} "
-        "--plots-dir {output.plots} > {log} 2>&1"
+        "replibench report --metrics {input.metrics:q} --references {input.references:q} "
+        "--results-out {output.results:q} --leaderboard-out {output.leaderboard:q} --html-out {output.html:q} "
+        "--plots-dir {output.plots:q} > {log:q} 2>&1"

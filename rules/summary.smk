@@ -11,5 +11,5 @@ rule summary:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench summary --metrics {input.metrics} --metrics-out {output.metrics} --curves-dir {output.curves} "
-        "> {log} 2>&1"
+        "replibench summary --metrics {input.metrics:q} --metrics-out {output.metrics:q} "
+        "--curves-dir {output.curves:q} > {log:q} 2>&1"

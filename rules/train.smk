@@ -22,5 +22,5 @@ rule train:
     # directly and its exit status (75 = preempted, checkpoint written) is the job's.
     # `--processes`: one data-parallel process per GPU the run asks for (> 1 → torchrun).
     shell:
-        "exec replibench train --settings {params.settings:q} --data {input.data} --model-out {output.model} "
-        "--summary-out {output.summary} --threads {threads} --processes {resources.gpu} --no-progress > {log} 2>&1"
+        "exec replibench train --settings {params.settings:q} --data {input.data:q} --model-out {output.model:q} "
+        "--summary-out {output.summary:q} --threads {threads} --processes {resources.gpu} --no-progress > {log:q} 2>&1"

@@ -31,6 +31,8 @@ def _add_preprocess(sub) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--raw", nargs="*", default=[], type=Path, help="raw files (none for generated datasets)")
     p.add_argument("--options", default="{}", help="JSON options of the dataset (generator sizes, …)")
+    p.add_argument("--checksums", default="{}",
+                   help="JSON {mirror path: checksum}: your pins for raw files upstream publishes no checksum for")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(handler=_cmd_preprocess)
@@ -166,7 +168,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
     from replibench.stages import preprocess_stage
 
     preprocess_stage(dataset=args.dataset, raw_files=args.raw, out_dir=args.out, workers=args.workers,
-                     options_json=args.options)
+                     options_json=args.options, pinned_checksums_json=args.checksums)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

@@ -28,17 +28,55 @@ def config_schema() -> dict[str, Any]:
     return yaml.safe_load(schema_text("config.schema.yaml"))
 
 
+def _strict_yaml_loader():
+    """A SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last silently, so
+    ``lr: 0.1`` further down a section would quietly win over the ``lr`` a reader sees first)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key; construct_mapping below reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a config file; a YAML syntax error or a duplicated key names its line and column."""
     import yaml
 
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:  # a stream, so error marks name the file
+            config = yaml.load(handle, Loader=_strict_yaml_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return config
+
+
+def check_config_files(paths: list[str | Path]) -> None:
+    """Load each existing config file with :func:`load_config` (for its errors only): the Snakefile
+    calls this before Snakemake reads them, so a syntax error names its line and a duplicated key is
+    refused under ``snakemake`` as it is under ``replibench config``."""
+    for path in paths:
+        if Path(path).is_file():
+            load_config(path)
 
 
 def expand_dotted_keys(config: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +153,38 @@ def validate_config(config: dict[str, Any], source: str = "config.yaml") -> dict
     for family in config["families"]:
         if family not in config:
             raise ConfigError(f"{source}: families lists {family!r} but there is no {family!r} section")
+    check_data_section(config["data"], source)
     return config
+
+
+def check_data_section(data: dict[str, Any], source: str = "config.yaml") -> None:
+    """What the schema cannot say about ``data``, checked before any job is planned.
+
+    * ``mirror``: an ``http://``/``https://`` URL or an existing folder (nothing else is fetched);
+    * ``checksums``: each key names a declared remote file (``<dataset folder>/<file>``) and each
+      value has the full digest length of its algorithm — a short pin would otherwise be found
+      wrong only after the whole file (8.2 GB for ``lra/lra_release.gz``) was downloaded.
+    """
+    from replibench.data.checksum import parse_checksum
+    from replibench.data.download import check_mirror
+    from replibench.datasets import declared_mirror_paths
+    from replibench.errors import DataError
+
+    mirror = data.get("mirror")
+    if mirror:
+        try:
+            check_mirror(mirror)
+        except DataError as error:
+            raise ConfigError(f"{source}: data.mirror: {error}") from error
+    declared = declared_mirror_paths()
+    for key, value in (data.get("checksums") or {}).items():
+        if key not in declared:
+            raise ConfigError(f"{source}: data.checksums: {key!r} is not a declared remote file; "
+                              f"keys are <dataset folder>/<file>, one of: {', '.join(sorted(declared))}")
+        try:
+            parse_checksum(value)
+        except ValueError as error:
+            raise ConfigError(f"{source}: data.checksums.{key}: {error}") from error
 
 
 def family_object(name: str):

@@ -21,18 +21,58 @@ def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None
     from replibench.datasets import remote_file
 
     remote = remote_file(family, file_name)
-    result = fetch(remote, out, mirror=mirror or None, progress=progress, pinned_checksum=pinned_checksum)
+    result = fetch(remote, out, mirror=mirror or None, progress=progress, pinned_checksum=pinned_checksum or None)
     print(f"{out}: {result.bytes} bytes from {result.source}, sha256 {result.sha256}"
           + (f" (resumed at byte {result.resumed_from})" if result.resumed_from else "")
           + ("" if result.downloaded else " (already present)"))
 
 
+def verify_raw_files(dataset: str, raw_files: list[Path], pinned: dict[str, str] | None = None) -> None:
+    """Check every raw file against its declared checksum before it is read.
+
+    A raw file is trusted because its download verified it; a file changed on disk afterwards (an
+    edit, a copy over it, a partial restore) would otherwise be preprocessed as if it were the
+    published one. The checksum is the published one, else the user's ``data.checksums`` pin
+    (``pinned``, keyed by mirror path).
+
+    Raises:
+        DataError: a file that is not one of the dataset's declared files.
+        ChecksumError: a file with no checksum to check against, or whose bytes differ.
+    """
+    from replibench.data.checksum import verify_checksum
+    from replibench.datasets import dataset_spec
+    from replibench.errors import ChecksumError
+
+    spec = dataset_spec(dataset)
+    declared = {remote.name: remote for remote in spec.remote_files}
+    pinned = pinned or {}
+    for path in map(Path, raw_files):
+        remote = declared.get(path.name)
+        if remote is None:
+            raise DataError(f"{path}: not a declared raw file of dataset {dataset!r} "
+                            f"(declared: {', '.join(sorted(declared)) or 'none'})")
+        checksum = remote.checksum or pinned.get(remote.mirror_path)
+        if checksum is None:
+            raise ChecksumError(f"{path}: upstream publishes no checksum and none is pinned for it "
+                                f"(data.checksums['{remote.mirror_path}']); it is not read unverified")
+        try:
+            matches, actual = verify_checksum(path, checksum)
+        except ValueError as error:  # a malformed pin given on the command line
+            raise ChecksumError(f"{path}: {error}") from error
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the raw file: {error}") from error
+        if not matches:
+            raise ChecksumError(f"{path}: changed since it was downloaded: expected {checksum}, found {actual}; "
+                                "delete it and the workflow downloads it again")
+
+
 def preprocess_stage(*, dataset: str, raw_files: list[Path], out_dir: Path, workers: int = 1,
-                     options_json: str = "{}") -> None:
+                     options_json: str = "{}", pinned_checksums_json: str = "{}") -> None:
     import json
 
     from replibench.datasets import dataset_spec
 
+    verify_raw_files(dataset, raw_files, json.loads(pinned_checksums_json))
     spec = dataset_spec(dataset)
     card = spec.preprocess([Path(p) for p in raw_files], Path(out_dir), workers=workers,
                            options=json.loads(options_json))

@@ -8,14 +8,15 @@ user never unpacks an 18 GB archive to get one folder.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from replibench.atomic import atomic_path
 from replibench.errors import DataError, UnsafeArchiveError
 
 
@@ -53,10 +54,38 @@ def iter_tar_members(path: str | os.PathLike[str], select: Callable[[str], bool]
                 handle = tar.extractfile(info)
                 if handle is None:  # pragma: no cover - regular files always have a handle
                     continue
-                yield info, handle
+                yield info, _CheckedMember(archive, info.name, handle)
             _check_clean_end(archive, tar)
     except (tarfile.TarError, EOFError, OSError, zlib_error()) as error:
         raise DataError(f"{archive}: corrupt or truncated archive: {error}") from error
+
+
+class _CheckedMember(io.RawIOBase):
+    """A member's file object whose read errors (the archive ends or is garbled inside the member)
+    are :class:`DataError` naming the archive and member, like errors between members. Without it a
+    consumer copying the member got a bare ``tarfile.ReadError`` outside :func:`iter_tar_members`."""
+
+    def __init__(self, archive: str, name: str, handle) -> None:
+        super().__init__()
+        self._archive, self._name, self._handle = archive, name, handle
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._handle.read(size)
+        except (tarfile.TarError, EOFError, OSError, zlib_error()) as error:
+            raise DataError(f"{self._archive}: corrupt or truncated archive inside member {self._name!r}: "
+                            f"{error}") from error
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def zlib_error() -> type[Exception]:
@@ -93,28 +122,57 @@ def extract_members(
 ) -> list[Path]:
     """Extract the selected regular files of a tar or zip archive under ``target``, safely.
 
-    Each file is written atomically. Returns the extracted paths in archive order.
+    All or nothing: members are written to a temporary folder beside ``target`` and moved under
+    ``target`` only once the whole archive has passed every check (an unsafe member or a corrupt
+    end anywhere leaves ``target`` exactly as it was, and the temporary folder is removed). Returns
+    the extracted paths under ``target`` in archive order.
     """
     target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    try:
+        staged = _extract_into(path, staging, select)
+        return _move_into(staging, staged, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _extract_into(path: str | os.PathLike[str], staging: Path, select: Callable[[str], bool] | None) -> list[Path]:
+    """Write the selected members under ``staging``; raise on any unsafe member or corrupt end."""
     archive = str(path)
     written: list[Path] = []
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
-                destination = safe_member_path(archive, info.filename, target)
+                destination = safe_member_path(archive, info.filename, staging)
                 mode = (info.external_attr >> 16) & 0o170000
                 if mode and mode not in (0o100000, 0o040000):  # not a regular file or folder
                     raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a link or special file; refused")
                 if info.is_dir() or (select is not None and not select(info.filename)):
                     continue
-                with zf.open(info) as src, atomic_path(destination) as tmp, open(tmp, "wb") as out:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(destination, "wb") as out:
                     shutil.copyfileobj(src, out)
                 written.append(destination)
         return written
     for info, handle in iter_tar_members(path, select):
-        destination = safe_member_path(archive, info.name, target)
-        with atomic_path(destination) as tmp, open(tmp, "wb") as out:
+        destination = safe_member_path(archive, info.name, staging)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with open(destination, "wb") as out:
             shutil.copyfileobj(handle, out)
         written.append(destination)
     return written
+
+
+def _move_into(staging: Path, staged: list[Path], target: Path) -> list[Path]:
+    """Move the staged files to the same relative paths under ``target`` (created if missing):
+    one rename of the whole folder when ``target`` does not exist yet, else one rename per file."""
+    staging = staging.resolve()
+    final = [target / path.relative_to(staging) for path in staged]
+    if not target.exists():
+        os.replace(staging, target)
+        return final
+    for source, destination in zip(staged, final):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+    return final

@@ -12,17 +12,23 @@ import os
 from pathlib import Path
 
 ALGORITHMS = ("sha256", "md5", "git-sha1")
+#: hex digits of a complete digest of each algorithm
+DIGEST_LENGTHS = {"sha256": 64, "md5": 32, "git-sha1": 40}
 _CHUNK_BYTES = 1 << 20
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
-    """Split ``"sha256:ab12…"`` into ``("sha256", "ab12…")``; reject unknown algorithms."""
+    """Split ``"sha256:ab12…"`` into ``("sha256", "ab12…")``; reject unknown algorithms and digests
+    that are not hexadecimal or not of the algorithm's full length."""
     algorithm, sep, digest = checksum.partition(":")
     if not sep or algorithm not in ALGORITHMS or not digest:
         raise ValueError(f"checksum {checksum!r}: expected '<algorithm>:<hex>' with algorithm in {ALGORITHMS}")
     digest = digest.lower()
     if any(c not in "0123456789abcdef" for c in digest):
         raise ValueError(f"checksum {checksum!r}: digest is not hexadecimal")
+    if len(digest) != DIGEST_LENGTHS[algorithm]:
+        raise ValueError(f"checksum {checksum!r}: a {algorithm} digest has {DIGEST_LENGTHS[algorithm]} hex digits, "
+                         f"this one has {len(digest)}")
     return algorithm, digest
 
 

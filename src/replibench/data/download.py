@@ -8,7 +8,12 @@ matches. A mismatching file is moved aside (``<name>.bad-<digest>``), never used
 
 A *mirror* (``data.mirror`` in the config) replaces the upstream URL by
 ``<mirror>/<mirror_path>``; the checksum is the same, so a mirror cannot change the data. A mirror
-may be an ``http(s)://`` base URL, a ``file://`` URL or a plain folder path.
+is an ``http://``/``https://`` base URL or an existing folder (:func:`check_mirror`); other schemes
+(``ftp:``, ``file:``, …) are refused.
+
+A response is never allowed to grow past what the file can be: the spec's ``size`` when known,
+else :data:`UNKNOWN_SIZE_LIMIT_BYTES`. A server streaming without ``Content-Length`` (or forever)
+is cut off there with a :class:`~replibench.errors.DataError`, so it cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from replibench.data.checksum import parse_checksum, sha256_file, verify_checksum
 from replibench.errors import ChecksumError, DataError
@@ -28,6 +33,37 @@ log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 1 << 16
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Most bytes accepted for a file whose exact size is not declared (``RemoteFile.size is None``):
+#: twice the largest such file (``lra_release.gz``, ~8.2 GB), so a runaway response stops there.
+UNKNOWN_SIZE_LIMIT_BYTES = 16 << 30
+_MIRROR_SCHEMES = ("http", "https")
+
+
+def check_mirror(mirror: str) -> None:
+    """Refuse a mirror that is neither an ``http://``/``https://`` URL nor an existing folder.
+
+    Raises:
+        DataError: naming the mirror, what was found and what is allowed.
+    """
+    parsed = urlparse(mirror)
+    if parsed.scheme.lower() in _MIRROR_SCHEMES:
+        if not parsed.netloc:
+            raise DataError(f"mirror {mirror!r} has no host; expected e.g. https://mirror.example.org/replibench")
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in mirror):
+            raise DataError(f"mirror URL {mirror!r} contains whitespace or control characters; percent-encode them")
+        return
+    if Path(mirror).is_dir():
+        return
+    if parsed.scheme:
+        raise DataError(f"mirror {mirror!r}: scheme {parsed.scheme + ':'!r} is not supported; a mirror is an "
+                        "http:// or https:// URL or the path of an existing folder (for a local folder give its "
+                        "path, not a file: URL)")
+    raise DataError(f"mirror folder {mirror!r} does not exist (a mirror is an http:// or https:// URL or an "
+                    "existing folder laid out as <mirror>/<dataset folder>/<file>)")
+
+
+def _mirror_is_folder(mirror: str | None) -> bool:
+    return bool(mirror) and urlparse(mirror).scheme.lower() not in _MIRROR_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -98,6 +134,8 @@ def fetch(
         DataError: the source answered with a permanent error, or all retries failed.
     """
     destination = Path(destination)
+    if mirror:
+        check_mirror(mirror)
     destination.parent.mkdir(parents=True, exist_ok=True)
     source = remote.source_url(mirror)
     checksum = remote.checksum or pinned_checksum
@@ -118,7 +156,7 @@ def fetch(
 
     partial = destination.with_name(destination.name + ".part")
     resumed_from = partial.stat().st_size if partial.exists() else 0
-    if _is_local(source):
+    if _mirror_is_folder(mirror):
         _copy_local(source, partial)
     else:
         _download_http(remote, source, partial, retries=retries, backoff_s=backoff_s,
@@ -144,14 +182,9 @@ def fetch(
     return FetchResult(destination, source, digest, size, True, resumed_from)
 
 
-def _is_local(source: str) -> bool:
-    return urlparse(source).scheme in ("", "file")
-
-
 def _copy_local(source: str, partial: Path) -> None:
-    """Copy from a folder mirror (``/path/...`` or ``file:///path/...``)."""
-    parsed = urlparse(source)
-    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(source)
+    """Copy from a folder mirror (``<folder>/<dataset folder>/<file>``)."""
+    path = Path(source)
     if not path.is_file():
         raise DataError(f"mirror file {path} does not exist (mirror layout is <mirror>/<dataset folder>/<file>)")
     shutil.copyfile(path, partial)
@@ -199,6 +232,8 @@ def _download_http(
                     log.info("%s: server ignored the Range request; starting over", remote.name)
                 length = response.headers.get("Content-Length")
                 total = start + int(length) if length is not None else remote.size
+                limit = remote.size if remote.size is not None else UNKNOWN_SIZE_LIMIT_BYTES
+                written = start
                 with open(partial, mode) as handle, tqdm(
                     total=total, initial=start, unit="B", unit_scale=True, desc=remote.name,
                     disable=not progress, mininterval=1.0,
@@ -206,6 +241,18 @@ def _download_http(
                     for chunk in response.iter_content(_CHUNK_BYTES):
                         handle.write(chunk)
                         bar.update(len(chunk))
+                        written += len(chunk)
+                        if written > limit:  # at most one chunk past the limit is ever on disk
+                            break
+                if written > limit:
+                    partial.unlink(missing_ok=True)
+                    what = (f"the declared size, {remote.size} bytes" if remote.size is not None else
+                            f"the limit for a file of undeclared size, {UNKNOWN_SIZE_LIMIT_BYTES} bytes")
+                    raise DataError(
+                        f"{remote.name}: {source} sent more than {what} (stopped after {written} bytes"
+                        f"{'' if length is not None else '; the response had no Content-Length'}); "
+                        "the bytes were deleted — check the URL or the data.mirror setting"
+                    )
                 received = partial.stat().st_size
                 if total is not None and received < total:
                     last_error = f"connection closed after {received} of {total} bytes"

@@ -30,3 +30,11 @@ def remote_file(family: str, file_name: str) -> RemoteFile:
                 return remote
             known.append(remote.name)
     raise ConfigError(f"no remote file {file_name!r} in family {family!r}; known: {', '.join(sorted(set(known)))}")
+
+
+def declared_mirror_paths() -> dict[str, RemoteFile]:
+    """Every declared remote file of every registered dataset, by its ``mirror_path`` (the key of a
+    ``data.checksums`` pin)."""
+    from replibench.registry import DATASETS
+
+    return {remote.mirror_path: remote for name in DATASETS for remote in dataset_spec(name).remote_files}
