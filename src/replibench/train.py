@@ -42,6 +42,7 @@ from typing import Any
 
 from replibench.distributed import (World, all_reduce_gradients, any_rank, barrier, broadcast_object,
                                     broadcast_state, current_world, shard)
+from replibench.errors import ConfigError
 from replibench.runs import RunSpec
 from replibench.schedules import SCHEDULES, PlateauTracker, lr_factor
 
@@ -90,19 +91,52 @@ class TrainConfig:
     param_group_options: dict[str, Any] = field(default_factory=dict)  # passed to model.optimizer_param_groups
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> "TrainConfig":
-        from replibench.errors import ConfigError
+    def check(cls, settings: dict[str, Any], *, where: str = "train") -> None:
+        """Refuse unknown keys, wrong types and values outside :meth:`rules` (a ConfigError naming
+        ``where.key``, the value and what is allowed). Runs when the workflow is planned."""
+        from replibench.settings import check_section, dataclass_fields
 
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(settings) - allowed)
-        if unknown:
-            raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        config = cls(**settings)
-        if config.micro_batches < 1:
-            raise ConfigError(f"train settings: micro_batches must be >= 1, got {config.micro_batches}")
-        if config.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
-        return config
+        check_section(where, settings, dataclass_fields(cls), cls.rules())
+        micro, batch = settings.get("micro_batches", 1), settings.get("batch_size", cls.batch_size)
+        if micro > batch:
+            raise ConfigError(f"{where}.micro_batches = {micro}: must be <= batch_size ({batch}); "
+                              "each part needs at least one example")
+        milestones = settings.get("milestones", [])
+        if list(milestones) != sorted(set(milestones)):
+            raise ConfigError(f"{where}.milestones = {milestones!r}: must be strictly increasing step numbers")
+
+    @staticmethod
+    def rules() -> dict[str, Any]:
+        """Allowed range of each setting (units: steps, epochs, examples; learning rates per step)."""
+        from replibench.settings import above, at_least, between, each, one_of
+
+        return {
+            "epochs": at_least(1), "max_steps": at_least(1), "batch_size": at_least(1), "micro_batches": at_least(1),
+            "optimizer": one_of("adam", "adamw"), "lr": above(0.0), "weight_decay": at_least(0.0),
+            "lr_schedule": one_of(*SCHEDULES), "warmup_steps": at_least(0),
+            "warmup_factor": between(0.0, 1.0), "milestones": each(at_least(1)), "gamma": above(0.0),
+            "plateau_factor": between(0.0, 1.0, low_open=True), "plateau_patience": at_least(0),
+            "min_lr": at_least(0.0), "patience": at_least(1), "grad_clip": above(0.0),
+            "grad_clip_value": above(0.0), "ema_decay": between(0.0, 1.0, high_open=True),
+            "checkpoint_every": at_least(0), "amp": one_of("off", "fp16", "bf16"),
+            "device": _DeviceRule(),
+        }
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> "TrainConfig":
+        cls.check(settings)
+        return cls(**settings)
+
+
+class _DeviceRule:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``."""
+
+    allowed = "'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+
+    @staticmethod
+    def ok(value: Any) -> bool:
+        return value in ("auto", "cpu", "cuda") or (isinstance(value, str) and value.startswith("cuda:")
+                                                    and value[5:].isdigit())
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
