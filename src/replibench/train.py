@@ -290,15 +290,37 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def _read_resume_checkpoint(path: Path, digest: str, device, world: World) -> dict[str, Any] | None:
-    """``path``'s checkpoint when it was written for these settings (rank 0 reads it, every rank gets it)."""
+def resume_mismatch(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """Why a checkpoint recorded with ``recorded`` (its ``resume_key``) may not be resumed by a run
+    whose key is ``current``; ``None`` when it may. A key holds ``settings_sha256``, ``code``
+    (commit, dirty flag, source digest) and ``data_sha256`` (the data card's source checksums)."""
+    if not recorded:
+        return "it records no code/data/settings key (written by an older version)"
+    reasons = []
+    if recorded.get("settings_sha256") != current["settings_sha256"]:
+        reasons.append("other settings")
+    old_code, new_code = recorded.get("code") or {}, current["code"]
+    for key, what in (("source_sha256", "package source"), ("commit", "git commit"), ("commit_dirty", "dirty flag")):
+        if old_code.get(key) != new_code.get(key):
+            reasons.append(f"other {what} ({old_code.get(key)} → {new_code.get(key)})")
+    if recorded.get("data_sha256") != current["data_sha256"]:
+        reasons.append("other data")
+    return ", ".join(reasons) or None
+
+
+def _read_resume_checkpoint(path: Path, resume_key: dict[str, Any], device, world: World) -> dict[str, Any] | None:
+    """``path``'s checkpoint when the same settings, code and data wrote it (rank 0 reads it,
+    every rank gets it). Otherwise it is deleted — its weights came from something else — and the
+    run starts fresh, logging why."""
     import torch
 
     checkpoint = None
     if world.is_main and path.exists():
         checkpoint = torch.load(path, map_location=device if world.size == 1 else "cpu", weights_only=True)
-        if checkpoint.get("settings_sha256") != digest:
-            log.warning("%s was written for other settings; starting from scratch", path)
+        reason = resume_mismatch(checkpoint.get("resume_key"), resume_key)
+        if reason is not None:
+            log.warning("%s not resumed: written with %s; deleted, training from scratch", path, reason)
+            path.unlink()
             checkpoint = None
     return broadcast_object(checkpoint, world)
 
@@ -312,18 +334,23 @@ def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
 
 
 def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint_dir: Path,
-          progress: bool = True) -> tuple[Any, dict[str, Any]]:
+          progress: bool = True, data_sha256: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
 
     The returned model holds the best-validation weights (of the weight average when
     ``ema_decay`` is set); the summary holds the loss history. Resumes from
-    ``checkpoint_dir/last.pt`` when that checkpoint was written for the same settings.
+    ``checkpoint_dir/last.pt`` only when the same settings, code (commit, dirty flag, package
+    source digest) and data (``data_sha256``: the data card's source checksums) wrote it; the
+    summary records that code and data, so provenance names what produced the weights.
     """
     import torch
     from tqdm import tqdm
 
+    from replibench.provenance import code_version
+
     config = TrainConfig.from_settings(settings["train"])
     digest = settings_digest(settings)
+    resume_key = {"settings_sha256": digest, "code": code_version(), "data_sha256": dict(data_sha256 or {})}
     last_path = Path(checkpoint_dir) / "last.pt"
     world = current_world()
     device = resolve_device(config.device)
@@ -340,7 +367,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
 
     state = TrainState()
     best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    checkpoint = _read_resume_checkpoint(last_path, digest, device, world)
+    checkpoint = _read_resume_checkpoint(last_path, resume_key, device, world)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         if optimizer is not None:
@@ -383,6 +410,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
             "scaler": scaler.state_dict() if scaler is not None else {},
             "average": average.shadow if average is not None else {},
             "state": dataclasses.asdict(state), "best_weights": best_weights, "settings_sha256": digest,
+            "resume_key": resume_key,
         })
 
     with _StopSignals() as stop:
@@ -491,6 +519,8 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         "wall_s": state.train_wall_s,
         "history": state.history,
         "settings_sha256": digest,
+        "code": resume_key["code"],
+        "data_sha256": resume_key["data_sha256"],
         "weights": "exponential moving average" if average is not None else "raw",
         "world_size": world.size,
         "attempts": state.attempts,
