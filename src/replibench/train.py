@@ -325,6 +325,15 @@ def _read_resume_checkpoint(path: Path, resume_key: dict[str, Any], device, worl
     return broadcast_object(checkpoint, world)
 
 
+def _remove_partial_checkpoints(last_path: Path) -> None:
+    """Delete temporary files a checkpoint write killed mid-way (``kill -9``) left beside ``last.pt``
+    (:func:`replibench.atomic.atomic_path` names them ``.last.pt.<random>.tmp``); ``last.pt`` itself
+    is only ever replaced whole."""
+    for partial in sorted(last_path.parent.glob(f".{last_path.name}.*.tmp")):
+        log.warning("removing %s, a checkpoint write that was interrupted", partial)
+        partial.unlink(missing_ok=True)
+
+
 def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
     import os
     import socket
@@ -353,6 +362,8 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
     resume_key = {"settings_sha256": digest, "code": code_version(), "data_sha256": dict(data_sha256 or {})}
     last_path = Path(checkpoint_dir) / "last.pt"
     world = current_world()
+    if world.is_main:
+        _remove_partial_checkpoints(last_path)
     device = resolve_device(config.device)
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
