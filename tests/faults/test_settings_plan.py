@@ -160,3 +160,17 @@ def test_model_fields_read_from_source_equal_the_imported_config_dataclasses():
 ])
 def test_type_check_by_annotation(value, annotation, ok):
     assert type_ok(value, annotation) is ok
+
+
+def test_step_count_of_a_steps_variant_cannot_be_overridden():
+    """Paper preset: CrysBFN's ``k1-steps10`` row stands for 10 sampling steps."""
+    message = plan_error(with_override("crystals", "crysbfn", "model", {"num_steps": 50}, preset="paper"))
+    assert "crystals/mp-20/csp/crysbfn/k1-steps10/seed0: model.num_steps = 50" in message
+    assert "fixes it to 10" in message
+
+
+def test_a_valid_override_still_plans_and_reaches_the_settings():
+    planned = plan_runs(validate_config(with_override("ett", "dlinear", "train", {"lr": 0.005, "batch_size": 64})))
+    dlinear = [p for p in planned if p.run.model == "dlinear"]
+    assert dlinear and all(p.settings["train"]["lr"] == 0.005 and p.settings["train"]["batch_size"] == 64
+                           for p in dlinear)
