@@ -125,6 +125,9 @@ def bounded_rms(predictions: Sequence, truth, *, time_limit_s: float = MATCH_TIM
     if not hasattr(os, "fork"):
         return [(rms, "error" if raised else "ok")
                 for rms, raised in (normalised_rms(prediction=p, truth=truth) for p in predictions)]
+    if not predictions:
+        return []
+    structure_matcher()  # built once here, inherited by every child
     results: list[tuple[float | None, str]] = []
     while len(results) < len(predictions):
         remaining = predictions[len(results):]
