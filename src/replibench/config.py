@@ -211,13 +211,17 @@ class PlannedRun:
 
 def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
     """Every run the validated config asks for, across families, with its resolved settings."""
+    from replibench.settings import validate_run_settings
+
     planned = []
     for family_name in config["families"]:
         family = family_object(family_name)
         family_config = config[family_name]
         for run in family.expand_runs(family_config, config["preset"]):
             family.check_run(run)
-            planned.append(PlannedRun(run, family.run_settings(family_config, run)))
+            settings = family.run_settings(family_config, run)
+            validate_run_settings(run, settings, family=family, family_config=family_config)
+            planned.append(PlannedRun(run, settings))
     return planned
 
 

@@ -28,6 +28,28 @@ def git_commit(cwd: Path | None = None) -> tuple[str | None, bool | None]:
         return None, None
 
 
+def source_sha256(package_dir: Path | None = None) -> str:
+    """SHA-256 over the replibench package's source (every ``.py``, ``.yaml`` and ``.json`` file,
+    by relative path and content): changes with any edit, committed or not, so a checkpoint or a
+    result can be tied to the exact code even in a dirty tree."""
+    import hashlib
+
+    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yaml", ".json") and path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode() + b"\n")
+    return digest.hexdigest()
+
+
+def code_version() -> dict[str, Any]:
+    """What code is running: the git commit of the package's checkout (``None`` outside a
+    repository), whether tracked files differ from it, and :func:`source_sha256`."""
+    commit, dirty = git_commit(Path(__file__).resolve().parent)
+    return {"commit": commit, "commit_dirty": dirty, "source_sha256": source_sha256()}
+
+
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:

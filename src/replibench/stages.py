@@ -106,7 +106,8 @@ def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summ
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
     try:
-        model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress)
+        model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress,
+                               data_sha256=_data_sha256(Path(data_dir)))
     finally:
         if world.size > 1:
             torch.distributed.destroy_process_group()
@@ -114,11 +115,23 @@ def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summ
         return summary
     with atomic_path(out_model) as tmp:
         torch.save({"state_dict": model.state_dict(), "run_id": run.run_id,
-                    "settings_sha256": summary["settings_sha256"]}, tmp)
+                    "settings_sha256": summary["settings_sha256"], "code": summary["code"]}, tmp)
     write_json_atomic(out_summary, {"run": run.as_dict(), "settings": settings, **summary})
     print(f"{run.run_id}: {summary['steps']} steps, {summary['epochs']} epochs, "
           f"best val {summary['best_val_loss']:.6f}, {summary['wall_s']:.1f} s")
     return summary
+
+
+def weights_code(summary: dict[str, Any], evaluating: dict[str, Any]) -> dict[str, Any]:
+    """Provenance of the code: ``commit``/``commit_dirty``/``source_sha256`` are the training's
+    (what produced the weights, from ``train.json``), never the evaluating checkout's; when the
+    evaluation ran other code, that is recorded beside them as ``evaluate_code``. A train.json of
+    an older version has no code record: the commit is then unknown (``None``), not guessed."""
+    trained = summary.get("code") or {"commit": None, "commit_dirty": None, "source_sha256": None}
+    fields = {key: trained.get(key) for key in ("commit", "commit_dirty", "source_sha256")}
+    if any(evaluating.get(key) != fields[key] for key in fields):
+        fields["evaluate_code"] = dict(evaluating)
+    return fields
 
 
 def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, train_summary: Path,
@@ -178,6 +191,7 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
         "provenance": {
             **provenance.collect(settings_sha256=settings_digest(settings), data_sha256=_data_sha256(Path(data_dir)),
                                  device=str(device), lock_file=lock_file),
+            **weights_code(summary, provenance.code_version()),
             "evaluate_wall_s": time.perf_counter() - started,
         },
     }

@@ -42,6 +42,7 @@ from typing import Any
 
 from replibench.distributed import (World, all_reduce_gradients, any_rank, barrier, broadcast_object,
                                     broadcast_state, current_world, shard)
+from replibench.errors import ConfigError
 from replibench.runs import RunSpec
 from replibench.schedules import SCHEDULES, PlateauTracker, lr_factor
 
@@ -90,19 +91,52 @@ class TrainConfig:
     param_group_options: dict[str, Any] = field(default_factory=dict)  # passed to model.optimizer_param_groups
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> "TrainConfig":
-        from replibench.errors import ConfigError
+    def check(cls, settings: dict[str, Any], *, where: str = "train") -> None:
+        """Refuse unknown keys, wrong types and values outside :meth:`rules` (a ConfigError naming
+        ``where.key``, the value and what is allowed). Runs when the workflow is planned."""
+        from replibench.settings import check_section, dataclass_fields
 
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(settings) - allowed)
-        if unknown:
-            raise ConfigError(f"train settings: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        config = cls(**settings)
-        if config.micro_batches < 1:
-            raise ConfigError(f"train settings: micro_batches must be >= 1, got {config.micro_batches}")
-        if config.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"train settings: lr_schedule {config.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")
-        return config
+        check_section(where, settings, dataclass_fields(cls), cls.rules())
+        micro, batch = settings.get("micro_batches", 1), settings.get("batch_size", cls.batch_size)
+        if micro > batch:
+            raise ConfigError(f"{where}.micro_batches = {micro}: must be <= batch_size ({batch}); "
+                              "each part needs at least one example")
+        milestones = settings.get("milestones", [])
+        if list(milestones) != sorted(set(milestones)):
+            raise ConfigError(f"{where}.milestones = {milestones!r}: must be strictly increasing step numbers")
+
+    @staticmethod
+    def rules() -> dict[str, Any]:
+        """Allowed range of each setting (units: steps, epochs, examples; learning rates per step)."""
+        from replibench.settings import above, at_least, between, each, one_of
+
+        return {
+            "epochs": at_least(1), "max_steps": at_least(1), "batch_size": at_least(1), "micro_batches": at_least(1),
+            "optimizer": one_of("adam", "adamw"), "lr": above(0.0), "weight_decay": at_least(0.0),
+            "lr_schedule": one_of(*SCHEDULES), "warmup_steps": at_least(0),
+            "warmup_factor": between(0.0, 1.0), "milestones": each(at_least(1)), "gamma": above(0.0),
+            "plateau_factor": between(0.0, 1.0, low_open=True), "plateau_patience": at_least(0),
+            "min_lr": at_least(0.0), "patience": at_least(1), "grad_clip": above(0.0),
+            "grad_clip_value": above(0.0), "ema_decay": between(0.0, 1.0, high_open=True),
+            "checkpoint_every": at_least(0), "amp": one_of("off", "fp16", "bf16"),
+            "device": _DeviceRule(),
+        }
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> "TrainConfig":
+        cls.check(settings)
+        return cls(**settings)
+
+
+class _DeviceRule:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``."""
+
+    allowed = "'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+
+    @staticmethod
+    def ok(value: Any) -> bool:
+        return value in ("auto", "cpu", "cuda") or (isinstance(value, str) and value.startswith("cuda:")
+                                                    and value[5:].isdigit())
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
@@ -256,17 +290,48 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def _read_resume_checkpoint(path: Path, digest: str, device, world: World) -> dict[str, Any] | None:
-    """``path``'s checkpoint when it was written for these settings (rank 0 reads it, every rank gets it)."""
+def resume_mismatch(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """Why a checkpoint recorded with ``recorded`` (its ``resume_key``) may not be resumed by a run
+    whose key is ``current``; ``None`` when it may. A key holds ``settings_sha256``, ``code``
+    (commit, dirty flag, source digest) and ``data_sha256`` (the data card's source checksums)."""
+    if not recorded:
+        return "it records no code/data/settings key (written by an older version)"
+    reasons = []
+    if recorded.get("settings_sha256") != current["settings_sha256"]:
+        reasons.append("other settings")
+    old_code, new_code = recorded.get("code") or {}, current["code"]
+    for key, what in (("source_sha256", "package source"), ("commit", "git commit"), ("commit_dirty", "dirty flag")):
+        if old_code.get(key) != new_code.get(key):
+            reasons.append(f"other {what} ({old_code.get(key)} → {new_code.get(key)})")
+    if recorded.get("data_sha256") != current["data_sha256"]:
+        reasons.append("other data")
+    return ", ".join(reasons) or None
+
+
+def _read_resume_checkpoint(path: Path, resume_key: dict[str, Any], device, world: World) -> dict[str, Any] | None:
+    """``path``'s checkpoint when the same settings, code and data wrote it (rank 0 reads it,
+    every rank gets it). Otherwise it is deleted — its weights came from something else — and the
+    run starts fresh, logging why."""
     import torch
 
     checkpoint = None
     if world.is_main and path.exists():
         checkpoint = torch.load(path, map_location=device if world.size == 1 else "cpu", weights_only=True)
-        if checkpoint.get("settings_sha256") != digest:
-            log.warning("%s was written for other settings; starting from scratch", path)
+        reason = resume_mismatch(checkpoint.get("resume_key"), resume_key)
+        if reason is not None:
+            log.warning("%s not resumed: written with %s; deleted, training from scratch", path, reason)
+            path.unlink()
             checkpoint = None
     return broadcast_object(checkpoint, world)
+
+
+def _remove_partial_checkpoints(last_path: Path) -> None:
+    """Delete temporary files a checkpoint write killed mid-way (``kill -9``) left beside ``last.pt``
+    (:func:`replibench.atomic.atomic_path` names them ``.last.pt.<random>.tmp``); ``last.pt`` itself
+    is only ever replaced whole."""
+    for partial in sorted(last_path.parent.glob(f".{last_path.name}.*.tmp")):
+        log.warning("removing %s, a checkpoint write that was interrupted", partial)
+        partial.unlink(missing_ok=True)
 
 
 def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
@@ -278,20 +343,27 @@ def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
 
 
 def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint_dir: Path,
-          progress: bool = True) -> tuple[Any, dict[str, Any]]:
+          progress: bool = True, data_sha256: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
 
     The returned model holds the best-validation weights (of the weight average when
     ``ema_decay`` is set); the summary holds the loss history. Resumes from
-    ``checkpoint_dir/last.pt`` when that checkpoint was written for the same settings.
+    ``checkpoint_dir/last.pt`` only when the same settings, code (commit, dirty flag, package
+    source digest) and data (``data_sha256``: the data card's source checksums) wrote it; the
+    summary records that code and data, so provenance names what produced the weights.
     """
     import torch
     from tqdm import tqdm
 
+    from replibench.provenance import code_version
+
     config = TrainConfig.from_settings(settings["train"])
     digest = settings_digest(settings)
+    resume_key = {"settings_sha256": digest, "code": code_version(), "data_sha256": dict(data_sha256 or {})}
     last_path = Path(checkpoint_dir) / "last.pt"
     world = current_world()
+    if world.is_main:
+        _remove_partial_checkpoints(last_path)
     device = resolve_device(config.device)
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
@@ -306,7 +378,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
 
     state = TrainState()
     best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    checkpoint = _read_resume_checkpoint(last_path, digest, device, world)
+    checkpoint = _read_resume_checkpoint(last_path, resume_key, device, world)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         if optimizer is not None:
@@ -349,6 +421,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
             "scaler": scaler.state_dict() if scaler is not None else {},
             "average": average.shadow if average is not None else {},
             "state": dataclasses.asdict(state), "best_weights": best_weights, "settings_sha256": digest,
+            "resume_key": resume_key,
         })
 
     with _StopSignals() as stop:
@@ -457,6 +530,8 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
         "wall_s": state.train_wall_s,
         "history": state.history,
         "settings_sha256": digest,
+        "code": resume_key["code"],
+        "data_sha256": resume_key["data_sha256"],
         "weights": "exponential moving average" if average is not None else "raw",
         "world_size": world.size,
         "attempts": state.attempts,

@@ -209,6 +209,6 @@ def test_micro_batches_take_the_full_batch_gradient(tmp_path):
         torch.testing.assert_close(halves.state_dict()[key], value, rtol=1e-5, atol=1e-6)
     assert halves_summary["history"][0]["train_loss"] == pytest.approx(whole_summary["history"][0]["train_loss"],
                                                                         rel=1e-5)
-    with pytest.raises(Exception, match="micro_batches must be >= 1"):
+    with pytest.raises(Exception, match="micro_batches = 0: must be >= 1"):
         train(_RegressionTask(), data, RUN, {**settings, "train": {**settings["train"], "micro_batches": 0}},
               checkpoint_dir=tmp_path / "bad", progress=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replibench.data.checksum import sha256_file
+from replibench.data.numbers import parse_decimal
 from replibench.data.download import RemoteFile
 from replibench.data.tables import Rejects, write_data_card, write_parquet_atomic
 from replibench.errors import DataError
@@ -161,7 +162,7 @@ def read_ett_csv(path: Path, rejects: Rejects) -> tuple[list, list[list[float]]]
             parsed = []
             for column, cell in zip(CHANNELS, row[1:]):
                 try:
-                    number = float(cell)
+                    number = parse_decimal(cell)  # not float(): it reads "1_000" as 1000
                 except ValueError:
                     number = math.nan
                 if not math.isfinite(number):

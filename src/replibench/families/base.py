@@ -115,6 +115,11 @@ class Family(ABC):
         """
         return []
 
+    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
+        """Dotted settings keys the run's variant stands for (``("task.pred_len",)`` for ``h96``):
+        an override may not change them, or the result would be labelled with the wrong variant."""
+        return ()
+
     def check_run(self, run: RunSpec) -> None:
         """Refuse a run whose dataset/task/model combination the family does not implement."""
         from replibench.errors import ConfigError

@@ -82,6 +82,12 @@ class CrystalsFamily(Family):
                             runs.append(run)
         return runs
 
+    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
+        """``k20`` fixes ``task.num_samples``; ``steps10`` fixes the model's step count."""
+        _, steps = parse_variant(run.task, run.variant)
+        return (("task.num_samples",) if run.task == "csp" else ()) + ((f"model.{STEP_FIELD[run.model]}",)
+                                                                      if steps else ())
+
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         presets = _PRESETS[run.model, run.preset]
         if run.dataset not in presets:

@@ -134,6 +134,9 @@ class EttFamily(Family):
             rows.append(row)
         return pd.DataFrame(rows, columns=results.columns)
 
+    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
+        return ("task.pred_len",) if run.task == "forecast" else ("task.mask_ratio",)
+
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         base = smoke_settings(run) if run.preset == "smoke" else paper_settings(run)
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))

@@ -131,6 +131,10 @@ class LraFamily(Family):
     task_datasets = {"lra-classify": LRA_DATASETS + tuple(GENERATED_STAND_INS),
                      "state-tracking": STATE_TRACKING_DATASETS}
 
+    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
+        """``range-neg1-1`` / ``range-0-1`` fix whether the state-tracking model has negative eigenvalues."""
+        return ("model.negative_eigenvalues",) if run.task == "state-tracking" else ()
+
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         """The sweep; an entry's own ``seeds`` replace the family's (the state-tracking paper
         reports the best of 3 seeds, the LRA papers one seed per task)."""

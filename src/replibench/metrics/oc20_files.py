@@ -103,6 +103,39 @@ def _require_columns(table, names, source: str) -> None:
             raise DataError(f"{source}: column {name!r} has {table.column(name).null_count} null values")
 
 
+def key_column(table, name: str, source: str) -> np.ndarray:
+    """An id column (``sid``/``fid``) as int64, refusing non-integers instead of truncating them:
+    a float column is accepted only where every value is a whole number (``12.0``), and the error
+    names the first offending row (1-based, in file order) and its value."""
+    import pyarrow.types as patypes
+
+    column = table.column(name)
+    if patypes.is_integer(column.type):
+        return column.to_numpy().astype(np.int64)
+    if patypes.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = np.nonzero(~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0**53))[0]
+        if len(bad):
+            raise DataError(f"{source}: row {bad[0] + 1}: {name} = {float(values[bad[0]])!r} is not an integer id "
+                            f"({len(bad)} rows like it); expected int64 {name}s")
+        return values.astype(np.int64)
+    raise DataError(f"{source}: column {name!r} has type {column.type}; expected int64 ids")
+
+
+def _refuse_non_finite(values: np.ndarray, rows: np.ndarray, keys: list[tuple[str, np.ndarray]], what: str,
+                       source: str) -> None:
+    """DataError naming the first prediction row (1-based, file order) whose ``what`` is NaN/inf.
+
+    ``values`` are in truth order, ``rows`` their prediction-file rows, ``keys`` (name, truth-order ids).
+    """
+    bad = np.nonzero(~np.isfinite(values))[0]
+    if len(bad):
+        s = bad[0]
+        named = " ".join(f"{name}={ids[s]}" for name, ids in keys)
+        raise DataError(f"{source}: row {rows[s] + 1} ({named}): {what} = {float(values[s])!r} is not a finite number "
+                        f"({len(bad)} rows like it)")
+
+
 def align(pred_keys: list[np.ndarray], truth_keys: list[np.ndarray], *, pred_source: str, truth_source: str
           ) -> np.ndarray:
     """For each truth row, the index of the prediction row with the same key.
@@ -134,7 +167,7 @@ def score_s2ef_table(pred, truth: S2EFTruth, *, pred_source: str = "predictions"
                      ) -> dict[str, float]:
     """S2EF metrics of a prediction table (format in the module docstring) against ``truth``."""
     _require_columns(pred, S2EF_PRED_COLUMNS, pred_source)
-    rows = align([pred.column("sid").to_numpy().astype(np.int64), pred.column("fid").to_numpy().astype(np.int64)],
+    rows = align([key_column(pred, "sid", pred_source), key_column(pred, "fid", pred_source)],
                  [truth.sid, truth.fid], pred_source=pred_source, truth_source=truth_source)
     energy = pred.column("energy").to_numpy(zero_copy_only=False).astype(np.float64)[rows]  # (S,)
     values, offsets = list_column(pred, "forces")
@@ -147,8 +180,14 @@ def score_s2ef_table(pred, truth: S2EFTruth, *, pred_source: str = "predictions"
     starts = offsets[:-1][rows]  # (S,)
     gather = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
     forces = values[gather].astype(np.float64).reshape(-1, 3)  # (A, 3) in truth atom order
-    if not (np.isfinite(energy).all() and np.isfinite(forces).all()):
-        raise DataError(f"{pred_source}: energies or forces contain NaN/inf")
+    keys = [("sid", truth.sid), ("fid", truth.fid)]
+    _refuse_non_finite(energy, rows, keys, "energy", pred_source)
+    per_structure = np.repeat(np.arange(len(rows)), truth.natoms)  # (A,) structure of each atom, truth order
+    finite_atoms = np.isfinite(forces).all(axis=1)
+    if not finite_atoms.all():
+        s = per_structure[np.nonzero(~finite_atoms)[0][0]]
+        raise DataError(f"{pred_source}: row {rows[s] + 1} (sid={truth.sid[s]} fid={truth.fid[s]}): forces contain "
+                        "NaN/inf")
     return s2ef_metrics(pred_energy=energy, true_energy=truth.energy, pred_forces=forces, true_forces=truth.forces,
                         fixed=truth.fixed, natoms=truth.natoms)
 
@@ -157,11 +196,10 @@ def score_is2re_arrays(pred, truth_sid: np.ndarray, truth_energy: np.ndarray, *,
                        truth_source: str = "truth") -> dict[str, float]:
     """IS2RE metrics of a prediction table against truth arrays (sid, relaxed energy in eV)."""
     _require_columns(pred, IS2RE_PRED_COLUMNS, pred_source)
-    rows = align([pred.column("sid").to_numpy().astype(np.int64)], [np.asarray(truth_sid, np.int64)],
-                 pred_source=pred_source, truth_source=truth_source)
+    truth_sid = np.asarray(truth_sid, np.int64)
+    rows = align([key_column(pred, "sid", pred_source)], [truth_sid], pred_source=pred_source, truth_source=truth_source)
     energy = pred.column("energy").to_numpy(zero_copy_only=False).astype(np.float64)[rows]
-    if not np.isfinite(energy).all():
-        raise DataError(f"{pred_source}: energies contain NaN/inf")
+    _refuse_non_finite(energy, rows, [("sid", truth_sid)], "energy", pred_source)
     return is2re_metrics(pred_energy=energy, true_energy=truth_energy)
 
 

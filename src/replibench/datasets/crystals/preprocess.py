@@ -8,13 +8,13 @@ over ``workers`` processes; the output is identical to a serial run (order prese
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from replibench.data.checksum import sha256_file
+from replibench.data.numbers import parse_decimal
 from replibench.data.tables import Rejects, write_data_card, write_parquet_atomic
 from replibench.datasets.crystals.sources import FAMILY, CrystalDatasetSpec, dataset_spec, upstream_url
 from replibench.errors import DataError
@@ -60,8 +60,8 @@ def _parse_optional_float(text: str) -> float | None:
     text = text.strip()
     if text == "" or text.lower() in ("nan", "none", "null", "na"):
         return None
-    value = float(text)
-    return None if math.isnan(value) else value
+    value = parse_decimal(text)  # not float(): it reads "1_000" as 1000 and " inf " as infinity
+    return value
 
 
 def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Rejects) -> list[dict[str, Any]]:
@@ -83,6 +83,7 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
         raise DataError(f"{path}: split {split!r} has no data rows; expected at least one crystal")
     index_column = frame.columns[0] if frame.columns[0].startswith("Unnamed") or frame.columns[0] == "" else None
     rows = []
+    first_row: dict[str, int] = {}  # material_id → row of its first occurrence
     for position, record in enumerate(frame.to_dict(orient="records")):
         row_number = position + 1
         raw = f"material_id={record['material_id']}\n{record['cif'][:_RAW_TEXT_LIMIT]}"
@@ -106,6 +107,12 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
         if record["material_id"].strip() == "":
             rejects.add(source=str(path), row=row_number, reason="empty material_id", raw=raw)
             continue
+        if record["material_id"] in first_row:  # one crystal counted twice would weigh twice in every metric
+            rejects.add(source=str(path), row=row_number, raw=raw,
+                        reason=f"duplicate material_id {record['material_id']!r}: already at row "
+                               f"{first_row[record['material_id']]}; each crystal must appear once")
+            continue
+        first_row[record["material_id"]] = row_number
         extra = {"spacegroup_number": spacegroup} if spec.name == "mp-20" else {}
         rows.append({
             "row": row_number, "material_id": record["material_id"], "cif": record["cif"],
@@ -113,6 +120,24 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
             "niggli": spec.niggli, "primitive": spec.primitive,
         })
     return rows
+
+
+def _without_other_split_ids(rows: list[dict[str, Any]], path: Path, split: str,
+                            seen_in: dict[str, tuple[Path, str, int]], rejects: Rejects) -> list[dict[str, Any]]:
+    """Reject rows whose material_id another split's file already holds (a crystal in two splits
+    leaks the test set into training); record this split's ids in ``seen_in``. The smoke preset
+    reads one file as two splits: a file never conflicts with itself."""
+    kept = []
+    for row in rows:
+        earlier = seen_in.get(row["material_id"])
+        if earlier is not None and earlier[0] != path:
+            rejects.add(source=str(path), row=row["row"], raw=f"material_id={row['material_id']}",
+                        reason=f"duplicate material_id {row['material_id']!r}: already in split {earlier[1]!r} "
+                               f"({earlier[0].name} row {earlier[2]}); a crystal may be in one split only")
+            continue
+        seen_in.setdefault(row["material_id"], (path, split, row["row"]))
+        kept.append(row)
+    return kept
 
 
 def canonicalise_row(row: dict[str, Any]) -> tuple[str, Any]:
@@ -149,12 +174,14 @@ def preprocess(
     split_notes: dict[str, Any] = {}
     sources = []
     tables = {}
+    seen_in: dict[str, tuple[Path, str, int]] = {}  # material_id → (file, split, row) that kept it first
     for split, path in raw_csv_by_split.items():
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{dataset}: split {split!r} file {path} does not exist")
         before = len(rejects)
         rows = _read_rows(path, spec, split, rejects)
+        rows = _without_other_split_ids(rows, path, split, seen_in, rejects)
         results = ordered_map(canonicalise_row, rows, workers=workers)
         columns: dict[str, list] = {name: [] for name in schema.names}
         for row, (status, payload) in zip(rows, results):

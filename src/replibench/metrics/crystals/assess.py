@@ -19,7 +19,13 @@ import numpy as np
 
 from replibench.metrics.crystals.conventions import Convention, get_convention
 from replibench.metrics.crystals.fingerprints import composition_fingerprint, structure_fingerprint
-from replibench.metrics.crystals.matching import best_of_samples, normalised_rms, reset_matcher_cache
+from replibench.metrics.crystals.matching import (
+    MATCH_TIME_LIMIT_S,
+    absurd_cell,
+    best_of_samples,
+    bounded_rms,
+    reset_matcher_cache,
+)
 from replibench.metrics.crystals.smact_validity import composition_valid
 from replibench.metrics.crystals.structures import (
     CifReadError,
@@ -87,6 +93,9 @@ def assess_crystal(job: tuple[CrystalInput, str, bool, bool]) -> CrystalRecord:
     comp_ok = comp_valid_for(arrays, convention)
     if structure is None:
         return CrystalRecord(False, reason, comp_ok, False, False)
+    absurd = absurd_cell(structure)
+    if absurd is not None:  # its fingerprint's neighbour search would not finish: refused, invalid
+        return CrystalRecord(False, absurd, comp_ok, False, False)
     struct_fp = structure_fingerprint(structure)
     comp_fp = composition_fingerprint(arrays.atomic_numbers) if struct_fp is not None else None
     return CrystalRecord(
@@ -112,6 +121,8 @@ class CspResult:
     truth_valid: bool | None  # computed only when the diffcsp 1-sample gate needs it
     truth_error: str = ""  # non-empty: the ground truth could not be built (a data error)
     rms_per_sample: list[float | None] = field(default_factory=list)  # sample gates applied, truth gate not
+    matcher_timeouts: int = 0  # matches killed after the time limit (unmatched)
+    absurd_cells: int = 0  # samples refused before matching: a cell longer than MAX_CELL_LENGTH_A
 
     def rms_best_of_first(self, k: int, convention: Convention) -> float | None:
         """The RMS of this test crystal when only its first ``k`` samples count (k=1: the 1-sample
@@ -130,23 +141,29 @@ def _truth_valid(truth_arrays: CrystalArrays, truth_structure, convention: Conve
             and structure_fingerprint(truth_structure) is not None)
 
 
-def assess_csp(job: tuple[CrystalInput, list[CrystalInput], str]) -> CspResult:
-    """Worker: ``(truth, samples, convention)`` → :class:`CspResult`.
+def assess_csp(job: tuple) -> CspResult:
+    """Worker: ``(truth, samples, convention[, match_time_limit_s])`` → :class:`CspResult`.
 
-    A truth crystal that cannot be built sets ``truth_error`` (a data error the caller raises).
+    A truth crystal that cannot be built, or whose cell is absurd, sets ``truth_error`` (a data
+    error the caller raises). Each match is bounded by ``match_time_limit_s`` seconds
+    (:data:`MATCH_TIME_LIMIT_S` by default).
     """
-    truth_item, samples, convention_name = job
+    truth_item, samples, convention_name = job[:3]
+    time_limit_s = job[3] if len(job) > 3 else MATCH_TIME_LIMIT_S
     convention = get_convention(convention_name)
     reset_matcher_cache()  # results must not depend on earlier jobs in this process
     truth_arrays, reason = to_arrays(truth_item, niggli=convention.truth_niggli)
     truth_structure = None
     if truth_arrays is not None:
         truth_structure, reason = build_structure(truth_arrays, convention=convention)
+    if truth_structure is not None and absurd_cell(truth_structure):
+        truth_structure, reason = None, absurd_cell(truth_structure)
     if truth_structure is None:
         return CspResult(None, None, len(samples), 0, 0, 0, 0, None, truth_error=reason or "unbuildable")
     truth_valid: bool | None = None
     per_sample: list[float | None] = []
-    constructed = gated = fp_failures = errors = 0
+    constructed = gated = fp_failures = errors = timeouts = absurd = 0
+    to_match: list[tuple[int, object]] = []  # (position, structure) of samples that reach the matcher
     for position, sample in enumerate(samples):
         arrays, _ = to_arrays(sample, niggli=False)
         structure = None if arrays is None else build_structure(arrays, convention=convention)[0]
@@ -160,12 +177,21 @@ def assess_csp(job: tuple[CrystalInput, list[CrystalInput], str]) -> CspResult:
             per_sample.append(None)
             gated += 1
             continue
-        rms, raised = normalised_rms(prediction=structure, truth=truth_structure)
-        errors += int(raised)
+        if absurd_cell(structure) is not None:
+            per_sample.append(None)
+            gated += 1
+            absurd += 1
+            continue
+        per_sample.append(None)  # filled in below when the match succeeds
+        to_match.append((position, structure))
+    matches = bounded_rms([structure for _, structure in to_match], truth_structure, time_limit_s=time_limit_s)
+    for (position, structure), (rms, status) in zip(to_match, matches):
+        errors += status == "error"
+        timeouts += status == "timeout"
         if rms is not None and structure_fingerprint(structure) is None:
             fp_failures += 1
             rms = None
-        per_sample.append(rms)
+        per_sample[position] = rms
     rms_k1 = per_sample[0] if per_sample else None
     if rms_k1 is not None and convention.csp_k1_requires_truth_valid:
         truth_valid = _truth_valid(truth_arrays, truth_structure, convention)
@@ -176,4 +202,4 @@ def assess_csp(job: tuple[CrystalInput, list[CrystalInput], str]) -> CspResult:
             truth_valid = _truth_valid(truth_arrays, truth_structure, convention)
         rms_best = rms_best if truth_valid else None
     return CspResult(rms_k1, rms_best, len(samples), constructed, gated, fp_failures, errors, truth_valid,
-                     rms_per_sample=per_sample)
+                     rms_per_sample=per_sample, matcher_timeouts=timeouts, absurd_cells=absurd)

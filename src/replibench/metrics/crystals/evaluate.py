@@ -25,7 +25,7 @@ from replibench.metrics.crystals.conventions import (
 )
 from replibench.metrics.crystals.coverage import coverage, mean_pairwise_distance
 from replibench.metrics.crystals.fingerprints import scale_composition_fingerprints
-from replibench.metrics.crystals.matching import match_rate_and_rmse
+from replibench.metrics.crystals.matching import MATCH_TIME_LIMIT_S, match_rate_and_rmse
 from replibench.metrics.crystals.properties import (
     PropertyModel,
     formation_energy_emd,
@@ -62,8 +62,12 @@ def _protocol(convention: str, **extra: Any) -> dict[str, Any]:
 def evaluate_csp(
     *, predictions: Sequence[Sequence[CrystalInput]], truths: Sequence[CrystalInput],
     convention: str, workers: int = 1, ks: Sequence[int] | None = None,
+    match_time_limit_s: float = MATCH_TIME_LIMIT_S,
 ) -> dict[str, Any]:
     """Match rate (%) and RMSE for 1 sample (the first of each list) and for all k samples.
+
+    Each sample's match is stopped after ``match_time_limit_s`` seconds (then unmatched, counted
+    in ``matcher_timeouts``); samples with absurd cells are refused unmatched (``absurd_cells``).
 
     ``predictions[i]`` lists the samples for ``truths[i]`` (possibly empty: unmatched). ``ks`` asks
     for more sample counts: variant ``k{k}`` counts the first k samples of each test crystal
@@ -74,7 +78,7 @@ def evaluate_csp(
         raise ValueError(f"{len(predictions)} prediction lists for {len(truths)} test crystals")
     if not truths:
         raise ValueError("CSP evaluation needs at least one test crystal")
-    jobs = [(truth, list(samples), convention) for truth, samples in zip(truths, predictions)]
+    jobs = [(truth, list(samples), convention, match_time_limit_s) for truth, samples in zip(truths, predictions)]
     results = ordered_map(assess_csp, jobs, workers=workers)
     bad_truth = [i for i, r in enumerate(results) if r.truth_error]
     if bad_truth:
@@ -94,6 +98,8 @@ def evaluate_csp(
         "samples_gated_out": sum(r.gated_out for r in results),
         "fingerprint_failures": sum(r.fingerprint_failures for r in results),
         "matcher_errors": sum(r.matcher_errors for r in results),
+        "matcher_timeouts": sum(r.matcher_timeouts for r in results),
+        "absurd_cells": sum(r.absurd_cells for r in results),
     }
     return {"task": "csp", "variants": {name: {"match_rate": v["match_rate"], "rmse": v["rmse"]}
                                         for name, v in variants.items()},
@@ -170,7 +176,8 @@ def evaluate_gen(
             unavailable[name] = "fewer than two valid crystals or no fingerprints"
     counts = {"num_generated": len(gen), "num_truth": len(ref), "num_valid": len(valid),
               "generated_without_fp": cov["gen_without_fp"], "truth_without_fp": cov["truth_without_fp"],
-              "constructed": sum(r.constructed for r in gen)}
+              "constructed": sum(r.constructed for r in gen),
+              "absurd_cells": sum(r.invalid_reason.startswith("absurd_cell") for r in gen)}
     return {"task": "gen", "variants": {"default": metrics}, "counts": counts, "unavailable": unavailable,
             "distributions": distributions,
             "protocol": _protocol(convention, dataset=dataset, cov_cutoffs=cutoffs, emd_seed=seed,
