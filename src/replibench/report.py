@@ -336,7 +336,8 @@ def _value_order(table, name: str, value: str) -> tuple:
 
 
 def _label(table, names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    return " ".join(table.labels.get(value, value) for value in values)
+    labels = (table.labels.get(value, value) for value in values)
+    return " ".join(label for label in labels if label)  # a value spelled "" (e.g. "default") is not shown
 
 
 def declared_paper_tables(families: list[str]) -> list[tuple[str, Any]]:
@@ -396,6 +397,7 @@ def paper_views(board, references: list[dict[str, Any]], tables: list[tuple[str,
                 cell = {name: row[name] for name in ("paper_value", "ours", "ours_std", "seeds", "delta", "band_text",
                                                      "preset", "status")}
                 behind += [(run_id, row["preset"]) for run_id in runs_behind(row)]
+            cell["paper_precision"] = entry.get("value_precision")
             cell["kind"] = status_kind(cell["status"])
             cell["summary"] = summary_class(cell["status"])
             if entry["value"] is not None and cell["summary"] in counts:

@@ -28,8 +28,7 @@ CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline
 #: (header, data-type) of the table's columns, in order
 COLUMNS = (("family", "text"), ("dataset", "text"), ("task", "text"), ("variant", "text"), ("model", "text"),
            ("metric", "text"), ("ours", "number"), ("n", "number"), ("paper", "number"), ("Δ", "number"),
-           ("Δ %", "number"), ("tol.", "text"), ("status", "text"), ("preset", "text"), ("runs", "text"),
-           ("GPU-h", "number"), ("CPU-h", "number"))
+           ("Δ %", "number"), ("tol.", "text"), ("status", "text"), ("preset", "text"), ("runs", "text"))
 FILTERS = ("family", "dataset", "model", "preset", "status", "origins")
 
 
@@ -126,10 +125,9 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
         _cell(row["band_text"] if has_paper else "–"),
         f'<td data-value="{escape(row["status"], quote=True)}">'
         f'<span class="badge {kind}">{escape(row["status"])}</span></td>',
-        _cell(row["preset"]),
-        _cell(f"{row['devices'] or '–'} ({row['origins'] or '–'})"),
-        _cell(format_number(row["gpu_hours"], 2), _number(row["gpu_hours"]), "num"),
-        _cell(format_number(row["cpu_hours"], 2), _number(row["cpu_hours"]), "num"),
+        _cell(format_steps(row), row["preset"], "wrap"),
+        _cell(f"{row['origins'] or '–'}: {row['devices'] or '–'}; {format_hours(row['gpu_hours'])} GPU-h, "
+              f"{format_hours(row['cpu_hours'])} CPU-h", css="wrap runs"),
     ]
     attributes = " ".join(f'data-{name}="{escape(str(row[name]), quote=True)}"' for name in FILTERS)
     return (f'<tbody class="entry" {attributes}>'
@@ -139,13 +137,16 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
             + _details(row, runs, plots, base) + "</td></tr></tbody>")
 
 
+SEPARATOR = '<span class="sep"> | </span>'
+
+
 def _view_cell(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return '<td class="cell empty"></td>'
     paper, ours, delta = format_view_cell(cell)
     return (f'<td class="cell {cell["kind"]}" title="{escape(cell["status"], quote=True)}; tol. '
-            f'{escape(cell["band_text"], quote=True)}"><span class="paper">{escape(paper)}</span>'
-            f'<span class="ours">{escape(ours)}</span><span class="delta">{escape(delta)}</span></td>')
+            f'{escape(cell["band_text"], quote=True)}"><span class="paper">{escape(paper)}</span>{SEPARATOR}'
+            f'<span class="ours">{escape(ours)}</span>{SEPARATOR}<span class="delta">{escape(delta)}</span></td>')
 
 
 def views_html(views: list[dict[str, Any]]) -> str:
@@ -157,7 +158,8 @@ def views_html(views: list[dict[str, Any]]) -> str:
              f'<table class="summary views"><thead><tr><th>paper table</th><th>paper numbers</th>{head}'
              "<th>GPU-h</th><th>CPU-h</th><th>of which recorded</th></tr></thead><tbody>"]
     for view in views:
-        counts = "".join(f'<td class="num {kind}">{view["counts"][kind]}</td>' for kind, _ in SUMMARY_CLASSES)
+        counts = "".join(f'<td class="num{f" {kind}" if view["counts"][kind] else ""}">{view["counts"][kind]}</td>'
+                         for kind, _ in SUMMARY_CLASSES)
         parts.append(f'<tr><td><a href="#{escape(view["anchor"], quote=True)}">{escape(view["title"])}</a></td>'
                      f'<td class="num">{view["paper_numbers"]}</td>{counts}'
                      f'<td class="num">{format_hours(view["gpu_hours"])}</td>'
@@ -165,8 +167,8 @@ def views_html(views: list[dict[str, Any]]) -> str:
                      f'<td class="num">{format_hours(view["recorded_gpu_hours"])} GPU-h, '
                      f'{format_hours(view["recorded_cpu_hours"])} CPU-h</td></tr>')
     parts.append("</tbody></table>")
-    parts.append('<p class="legend">Each cell: <span class="paper">paper</span> <span class="ours">ours</span> '
-                 '<span class="delta">Δ</span>, coloured by status: '
+    parts.append(f'<p class="legend">Each cell: <span class="paper">paper</span>{SEPARATOR}<span class="ours">ours</span>'
+                 f'{SEPARATOR}<span class="delta">Δ</span>, coloured by status: '
                  + " ".join(f'<span class="badge {kind}">{name}</span>' for kind, name in
                             (("reproduced", "reproduced"), ("not-reproduced", "not reproduced"),
                              ("not-a-reproduction", "smoke run or generated data"), ("not-run", "not yet run"),

@@ -7,6 +7,7 @@ a leaderboard pull request on that, not on every rerun.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -63,20 +64,31 @@ def format_hours(hours: float) -> str:
 def format_runs(row: dict[str, Any]) -> str:
     """Where the row's runs ran and came from; compute only for recorded runs (a local run's wall
     time changes on every rerun, and this file must not: it is in leaderboard.html)."""
-    text = f"{row['devices'] or '–'} ({row['origins'] or '–'})"
+    text = f"{row['origins'] or '–'}: {row['devices'] or '–'}"
     if row["recorded_gpu_hours"] or row["recorded_cpu_hours"]:
         text += f", {format_hours(row['recorded_gpu_hours'])} GPU-h, {format_hours(row['recorded_cpu_hours'])} CPU-h"
     return text
 
 
+def format_printed(value: Any, precision: float | None) -> str:
+    """The paper's number with the digits the paper printed (precision = half a unit in the last
+    one: 0.0005 → ``0.500``); :func:`format_number` when the precision is unknown."""
+    if is_missing(value) or precision is None or is_missing(precision) or precision <= 0:
+        return format_number(value)
+    decimals = max(0, round(-math.log10(2 * precision)))
+    return f"{value:.{decimals}f}"
+
+
 def format_view_cell(cell: dict[str, Any] | None) -> tuple[str, str, str]:
-    """(paper, ours, Δ) of a paper-table cell; ours is ``not run`` or ``smoke: …`` where so."""
+    """(paper as printed, ours, signed Δ) of a paper-table cell; ours is ``not run`` or
+    ``smoke: …`` where so."""
     if cell is None:
         return "", "", ""
     ours = format_ours(cell) if cell["seeds"] else "not run"
     if cell["preset"] == "smoke":
         ours = f"smoke: {ours}"
-    return format_number(cell["paper_value"]), ours, format_number(cell["delta"], 2)
+    delta = "–" if is_missing(cell["delta"]) else f"{cell['delta']:+.2g}"
+    return format_printed(cell["paper_value"], cell.get("paper_precision")), ours, delta
 
 
 def views_summary_markdown(views: list[dict[str, Any]]) -> list[str]:

@@ -61,7 +61,10 @@ def parse_variant(task: str, variant: str) -> tuple[int, int | None]:
 
 CRYSTAL_LABELS = {"mp-20": "MP-20", "perov-5": "Perov-5", "cdvae": "CDVAE", "diffcsp": "DiffCSP", "crysbfn": "CrysBFN",
                   "k1": "k = 1", "k20": "k = 20", "match_rate": "match rate (%)", "rmse": "RMSE",
-                  "k1-steps10": "k = 1, 10 steps", "default": "", "steps10": "(10 steps)"}
+                  "k1-steps10": "k = 1, 10 steps", "default": "", "steps10": "(10 steps)",
+                  "struct_validity": "validity: struct. (%)", "comp_validity": "validity: comp. (%)",
+                  "cov_recall": "COV-R (%)", "cov_precision": "COV-P (%)", "wdist_density": "wdist ρ",
+                  "wdist_prop": "wdist E", "wdist_num_elems": "wdist # elem.", "nfe_per_crystal": "NFE per crystal"}
 
 
 class CrystalsFamily(Family):
