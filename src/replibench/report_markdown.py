@@ -108,7 +108,8 @@ def view_markdown(view: dict[str, Any]) -> list[str]:
     ``paper | ours | Δ`` and the status mark."""
     lines = [f'<a id="{view["anchor"]}"></a>', "", f"### {view['title']}", "",
              f"Paper{'s' if len(view['papers']) > 1 else ''}: {'; '.join(_cell(p) for p in view['papers'])}. "
-             "Each cell: paper \\| ours \\| Δ, then ✅ reproduced, ❌ not reproduced, 🟡 smoke run or generated data, "
+             "Each cell: paper \\| ours \\| Δ, then ✅ reproduced, ❌ not reproduced, 🟡 smoke run or generated "
+             "data, "
              "⬜ not yet run, ➖ no value.", "",
              "| | " + " | ".join(_cell(label) for label in view["column_labels"]) + " |",
              "|---" * (len(view["column_labels"]) + 1) + "|"]
@@ -143,7 +144,8 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
              "Ours = mean ± sample std over seeds (n = seeds). Δ = ours − paper. " + RULE,
              f"`smoke` rows (\"{SMOKE}\") check the pipeline, not the paper, and never count.",
              "Rows marked * are derived by the family from other rows (e.g. ETT's mean over the four horizons).",
-             "runs: the device and origin of the runs (local: this `snakemake`; recorded: committed under `recorded/`).",
+             "runs: the origin and device of the runs (local: this `snakemake`; recorded: committed under "
+             "`recorded/`).",
              "The same tables, sortable and with every run's provenance and compute: `leaderboard.html`.", ""]
     if views:
         lines += ["## The papers' tables", ""] + views_summary_markdown(views)
@@ -166,7 +168,8 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
             lines += [f"![{plot.title}]({_link(plot.path, base)})" for plot in plots[family] if not plot.match]
             lines.append("")
         sources: dict[tuple, int] = {}
-        table = ["| dataset | task | variant | model | metric | ours | n | paper | Δ | tol. | status | preset | runs | ref |",
+        table = ["| dataset | task | variant | model | metric | ours | n | paper | Δ | tol. | status | preset | runs "
+                 "| ref |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in part.to_dict("records"):
             reference = ""

@@ -45,7 +45,8 @@ def results_schema():  # -> pa.Schema (pyarrow imported lazily)
 
     string, integer, number = pa.string(), pa.int64(), pa.float64()
     types = {"seed": integer, "value": number, "steps": integer, "epochs": integer, "max_steps": integer,
-             "train_wall_s": number, "evaluate_wall_s": number, "gpu_hours": number, "cpu_hours": number, "commit_dirty": pa.bool_(),
+             "train_wall_s": number, "evaluate_wall_s": number, "gpu_hours": number, "cpu_hours": number,
+             "commit_dirty": pa.bool_(),
              "comparison_only": pa.bool_()}
     return pa.schema([pa.field(name, types.get(name, string)) for name in RESULT_COLUMNS])
 
