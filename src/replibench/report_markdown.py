@@ -93,7 +93,9 @@ def format_view_cell(cell: dict[str, Any] | None) -> tuple[str, str, str]:
 
 def views_summary_markdown(views: list[dict[str, Any]]) -> list[str]:
     """One line per paper table: cells by status and the compute of its recorded runs."""
-    lines = ["| paper table | paper numbers | " + " | ".join(name for _, name in SUMMARY_CLASSES)
+    # headings carry their mark after the word, so "| reproduced |" stays a status cell of the long table only
+    marks = {**MARKS, "smoke": MARKS["not-a-reproduction"], "not-real-data": MARKS["not-a-reproduction"]}
+    lines = ["| paper table | paper numbers | " + " | ".join(f"{name} {marks[kind]}" for kind, name in SUMMARY_CLASSES)
              + " | recorded compute |", "|---" * (len(SUMMARY_CLASSES) + 3) + "|"]
     for view in views:
         counts = " | ".join(str(view["counts"][kind]) for kind, _ in SUMMARY_CLASSES)

@@ -268,6 +268,20 @@ def test_the_report_shows_recorded_runs_and_the_papers_tables_in_markdown_and_ht
             "0.386 \\| 0.385 ± 0.0071 \\| -0.001 ✅ | 0.400 \\| 0.4 ± 0 \\| +0 ✅ |") in markdown
     # TimesNet Table 13: 4 reproduced cells, 76 paper numbers not run; 5.5 CPU-h recorded
     assert "| 80 | 4 | 0 | 76 | 0 | 0 | 0 | 0 GPU-h, 5.5 CPU-h |" in markdown
+    assert "| reproduced ✅ | not reproduced ❌ | not yet run ⬜ | smoke only 🟡 |" in markdown
     assert "| reproduced | paper, 100 steps | recorded: cpu (x86_64, 2 cores), 0 GPU-h, 5.5 CPU-h | [1] |" in markdown
     html = (out / "leaderboard.html").read_text()
     assert 'class="paper-table"' in html and "recorded: cpu (x86_64, 2 cores); 0 GPU-h, 5.5 CPU-h" in html
+
+
+def test_a_smoke_only_report_never_prints_a_reproduced_cell(tmp_path):
+    """The workflow tests check `"| reproduced |" not in leaderboard.md` after smoke runs: the papers'
+    tables and their summary must not print it either."""
+    from replibench.report import report_stage
+
+    out = tmp_path / "results"
+    report_stage(metrics_paths=write_records(tmp_path, [make_record()]), reference_paths=[ROOT / "references" / "ett.yaml"],
+                 results_out=out / "results.parquet", leaderboard_out=out / "leaderboard.md",
+                 html_out=None, plots_dir=out / "plots")
+    markdown = (out / "leaderboard.md").read_text()
+    assert "## The papers' tables" in markdown and "reproduced |" not in markdown
