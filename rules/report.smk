@@ -1,8 +1,18 @@
-# All metrics.json + the papers' numbers → results table, leaderboards (Markdown, HTML) and plots.
-# The HTML and the plots are marked for `snakemake --report`; plots are grouped by family.
+# All metrics.json (this run's results/ and the committed recorded/ tree of runs made elsewhere) + the
+# papers' numbers → results table, leaderboards (Markdown, HTML) and plots. A recorded run replaces a
+# local run of the same run id and preset. The HTML and the plots are marked for `snakemake --report`;
+# plots are grouped by family.
+def recorded_metrics():
+    """The committed metrics.json of runs made elsewhere, recorded/<run>/metrics.json (`replibench record`),
+    of this config's families (the report reads those families' references only)."""
+    return sorted(str(path) for family in config["families"]
+                  for path in Path("recorded", family).glob("*/*/*/*/seed*/metrics.json"))
+
+
 rule report:
     input:
         metrics=all_metrics(),
+        recorded=recorded_metrics(),
         references=expand("references/{family}.yaml", family=config["families"]),
         run_files=report_run_files(),
     output:
@@ -18,6 +28,6 @@ rule report:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench report --metrics {input.metrics:q} --references {input.references:q} "
+        "replibench report --metrics {input.metrics:q} --recorded {input.recorded:q} --references {input.references:q} "
         "--results-out {output.results:q} --leaderboard-out {output.leaderboard:q} --html-out {output.html:q} "
         "--plots-dir {output.plots:q} > {log:q} 2>&1"

@@ -67,6 +67,9 @@ def _add_evaluate(sub) -> None:
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="results table, leaderboard and plots from metrics.json files")
     p.add_argument("--metrics", required=True, nargs="+", type=Path)
+    p.add_argument("--recorded", nargs="*", default=[], type=Path,
+                   help="committed metrics.json of runs made elsewhere (recorded/<run>/metrics.json); "
+                        "one replaces a local run of the same run id and preset")
     p.add_argument("--references", required=True, nargs="+", type=Path)
     p.add_argument("--results-out", required=True, type=Path)
     p.add_argument("--leaderboard-out", required=True, type=Path, help="leaderboard.md (+ .parquet beside it)")
@@ -140,6 +143,14 @@ def _add_metrics(sub) -> None:
         o.set_defaults(handler=_cmd_metrics_oc20, task=task)
 
 
+def _add_record(sub) -> None:
+    p = sub.add_parser("record", help="copy paper-preset runs' metrics.json (validated) into recorded/ for git")
+    p.add_argument("metrics", nargs="+", type=Path, help="results/<run>/metrics.json (from any machine)")
+    p.add_argument("--to", type=Path, default=Path("recorded"), help="the recorded tree (default: recorded)")
+    p.add_argument("--replace", action="store_true", help="replace a different, already recorded run")
+    p.set_defaults(handler=_cmd_record)
+
+
 def _add_config(sub) -> None:
     p = sub.add_parser("config", help="validate a config and list the runs it plans (run id, preset)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"))
@@ -152,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
-                _add_compare, _add_metrics, _add_config):
+                _add_compare, _add_metrics, _add_record, _add_config):
         add(sub)
     return parser
 
@@ -199,7 +210,15 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from replibench.report import report_stage
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
-                 leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir)
+                 leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir,
+                 recorded_paths=args.recorded)
+
+
+def _cmd_record(args: argparse.Namespace) -> None:
+    from replibench.results import record_run
+
+    for path in args.metrics:
+        print(f"{path} → {record_run(path, args.to, replace=args.replace)}")
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:

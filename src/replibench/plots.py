@@ -153,9 +153,11 @@ def plot_learning_curves(records: list[dict[str, Any]], family: str, out_dir: Pa
 
 
 def family_plots(*, board, records: list[dict[str, Any]], metrics_paths: list[Path], family: str,
-                 plots_dir: Path) -> list[PlotRef]:
+                 plots_dir: Path, without_files: frozenset[Path] = frozenset()) -> list[PlotRef]:
     """Every figure of one family in ``plots_dir/<family>/``: paper vs ours, learning curves, and
-    the family's own (``Family.report_plots``, with the ``report_files`` beside each metrics.json)."""
+    the family's own (``Family.report_plots``, with the ``report_files`` beside each metrics.json).
+    Runs in ``without_files`` (recorded runs: only their metrics.json is committed) are left out of
+    the family's own figures."""
     from replibench.errors import DataError
     from replibench.registry import FAMILIES, resolve
 
@@ -167,7 +169,7 @@ def family_plots(*, board, records: list[dict[str, Any]], metrics_paths: list[Pa
     family_object = resolve("family", family)
     runs = []
     for record, path in zip(records, metrics_paths):
-        if record["family"] != family:
+        if record["family"] != family or Path(path) in without_files:
             continue
         files = {name: Path(path).parent / name for name in family_object.report_files}
         missing = [str(p) for p in files.values() if not p.is_file()]

@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replibench.report import is_missing, status_kind
-from replibench.report_markdown import family_summary, format_number, format_ours, format_steps
+from replibench.report import SUMMARY_CLASSES, is_missing, status_kind
+from replibench.report_markdown import (RULE, family_summary, format_hours, format_number, format_ours, format_steps,
+                                        format_view_cell)
 
 CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
@@ -27,8 +28,8 @@ CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline
 #: (header, data-type) of the table's columns, in order
 COLUMNS = (("family", "text"), ("dataset", "text"), ("task", "text"), ("variant", "text"), ("model", "text"),
            ("metric", "text"), ("ours", "number"), ("n", "number"), ("paper", "number"), ("Δ", "number"),
-           ("Δ %", "number"), ("tol.", "text"), ("status", "text"), ("preset", "text"))
-FILTERS = ("family", "dataset", "model", "preset", "status")
+           ("Δ %", "number"), ("tol.", "text"), ("status", "text"), ("preset", "text"), ("runs", "text"))
+FILTERS = ("family", "dataset", "model", "preset", "status", "origins")
 
 
 def _asset(name: str) -> str:
@@ -71,6 +72,8 @@ def _runs(run_ids: list[str], runs: dict[str, dict[str, Any]], base: Path) -> st
             ("wall time", f"train {escape(format_number(run['train_wall_s']))} s, evaluate "
                           f"{escape(format_number(run.get('evaluate_wall_s')))} s"),
             ("GPU-hours", escape(format_number(run["gpu_hours"], 3))),
+            ("CPU-hours", escape(format_number(run.get("cpu_hours"), 3))),
+            ("origin", escape(str(run.get("origin") or "–"))),
             ("SLURM job", escape(str(run["slurm_job_id"] or "–"))),
             ("created", escape(str(run.get("created") or "–"))),
             ("metrics", f'<a href="{_href(run["metrics_path"], base)}">metrics.json</a>'),
@@ -85,6 +88,8 @@ def _details(row: dict[str, Any], runs: dict[str, dict[str, Any]], plots: list, 
     if isinstance(row["paper"], str):
         facts += [("paper", f"{row['paper']}, {row['table']}"), ("source", row["source"]),
                   ("averaging", row["averaging"]), ("tolerance", row["tolerance_text"])]
+        if not is_missing(row.get("band")):
+            facts.append(("reproduced if", f"|Δ| ≤ {format_number(row['band'], 3)} (set by the {row['band_from']})"))
         if isinstance(row.get("note"), str):
             facts.append(("note", row["note"]))
     else:
@@ -97,7 +102,7 @@ def _details(row: dict[str, Any], runs: dict[str, dict[str, Any]], plots: list, 
     facts.append(("per seed", seeds))
     html = ["<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts) + "</dl>"]
     run_ids = sorted({part for joined in row["run_ids"] for part in joined.split(";")})
-    html.append(_runs(run_ids, runs, base))
+    html.append(_runs(run_ids, runs.get(row["preset"], {}), base))
     own = [plot for plot in plots if plot.belongs_to(row)]
     if own:
         html.append('<ul class="plots">' + "".join(
@@ -117,10 +122,12 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
         _cell(format_number(row["delta"], 3), _number(row["delta"]), "num"),
         _cell("–" if is_missing(row["delta_relative"]) else f"{row['delta_relative'] * 100:+.1f} %",
               _number(row["delta_relative"]), "num"),
-        _cell(row["tolerance_text"] if has_paper else "–"),
+        _cell(row["band_text"] if has_paper else "–"),
         f'<td data-value="{escape(row["status"], quote=True)}">'
         f'<span class="badge {kind}">{escape(row["status"])}</span></td>',
-        _cell(row["preset"]),
+        _cell(format_steps(row), row["preset"], "wrap"),
+        _cell(f"{row['origins'] or '–'}: {row['devices'] or '–'}; {format_hours(row['gpu_hours'])} GPU-h, "
+              f"{format_hours(row['cpu_hours'])} CPU-h", css="wrap runs"),
     ]
     attributes = " ".join(f'data-{name}="{escape(str(row[name]), quote=True)}"' for name in FILTERS)
     return (f'<tbody class="entry" {attributes}>'
@@ -130,6 +137,56 @@ def _row(index: int, row: dict[str, Any], runs: dict[str, dict[str, Any]], plots
             + _details(row, runs, plots, base) + "</td></tr></tbody>")
 
 
+SEPARATOR = '<span class="sep"> | </span>'
+
+
+def _view_cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return '<td class="cell empty"></td>'
+    paper, ours, delta = format_view_cell(cell)
+    return (f'<td class="cell {cell["kind"]}" title="{escape(cell["status"], quote=True)}; tol. '
+            f'{escape(cell["band_text"], quote=True)}"><span class="paper">{escape(paper)}</span>{SEPARATOR}'
+            f'<span class="ours">{escape(ours)}</span>{SEPARATOR}<span class="delta">{escape(delta)}</span></td>')
+
+
+def views_html(views: list[dict[str, Any]]) -> str:
+    """The summary per paper table and each table laid out as the paper prints it, cells coloured by status."""
+    if not views:
+        return ""
+    head = "".join(f"<th>{escape(name)}</th>" for _, name in SUMMARY_CLASSES)
+    parts = ['<h2 id="paper-tables">The papers\' tables</h2>',
+             f'<table class="summary views"><thead><tr><th>paper table</th><th>paper numbers</th>{head}'
+             "<th>GPU-h</th><th>CPU-h</th><th>of which recorded</th></tr></thead><tbody>"]
+    for view in views:
+        counts = "".join(f'<td class="num{f" {kind}" if view["counts"][kind] else ""}">{view["counts"][kind]}</td>'
+                         for kind, _ in SUMMARY_CLASSES)
+        parts.append(f'<tr><td><a href="#{escape(view["anchor"], quote=True)}">{escape(view["title"])}</a></td>'
+                     f'<td class="num">{view["paper_numbers"]}</td>{counts}'
+                     f'<td class="num">{format_hours(view["gpu_hours"])}</td>'
+                     f'<td class="num">{format_hours(view["cpu_hours"])}</td>'
+                     f'<td class="num">{format_hours(view["recorded_gpu_hours"])} GPU-h, '
+                     f'{format_hours(view["recorded_cpu_hours"])} CPU-h</td></tr>')
+    parts.append("</tbody></table>")
+    parts.append(f'<p class="legend">Each cell: <span class="paper">paper</span>{SEPARATOR}<span class="ours">ours</span>'
+                 f'{SEPARATOR}<span class="delta">Δ</span>, coloured by status: '
+                 + " ".join(f'<span class="badge {kind}">{name}</span>' for kind, name in
+                            (("reproduced", "reproduced"), ("not-reproduced", "not reproduced"),
+                             ("not-a-reproduction", "smoke run or generated data"), ("not-run", "not yet run"),
+                             ("no-value", "no value"), ("no-paper", "no published number")))
+                 + ". Hover a cell for its status and tolerance.</p>")
+    for view in views:
+        columns = "".join(f"<th>{escape(label)}</th>" for label in view["column_labels"])
+        body = []
+        for r, label in enumerate(view["row_labels"]):
+            cells = "".join(_view_cell(view["cells"].get((r, c))) for c in range(len(view["column_labels"])))
+            body.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+        parts.append(f'<h3 id="{escape(view["anchor"], quote=True)}">{escape(view["title"])}</h3>'
+                     f'<p class="papers">{escape("; ".join(view["papers"]))}</p>'
+                     f'<div class="scroll"><table class="paper-table"><thead><tr><th></th>{columns}</tr></thead>'
+                     f'<tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(parts)
+
+
 def _select(name: str, values: list[str]) -> str:
     options = "".join(f'<option value="{escape(v, quote=True)}">{escape(v)}</option>' for v in values)
     return (f'<label>{name}<select id="filter-{name}" data-filter="{name}">'
@@ -137,10 +194,13 @@ def _select(name: str, values: list[str]) -> str:
 
 
 def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]],
-                     base: Path) -> str:
+                     base: Path, views: list[dict[str, Any]] | None = None) -> str:
     """The whole page. ``results`` is the tidy results table (for each run's provenance),
-    ``plots`` the :class:`~replibench.plots.PlotRef` per family, ``base`` the page's folder."""
-    runs = {record["run_id"]: record for record in results.drop_duplicates("run_id").to_dict("records")}
+    ``plots`` the :class:`~replibench.plots.PlotRef` per family, ``base`` the page's folder,
+    ``views`` the papers' tables (:func:`replibench.report.paper_views`)."""
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for record in results.drop_duplicates(["run_id", "preset"]).to_dict("records"):
+        runs.setdefault(record["preset"], {})[record["run_id"]] = record
     records = board.to_dict("records")
     families = sorted(set(board["family"]) | set(missing))
     summary = ["<table class=\"summary\"><thead><tr><th>family</th><th>rows</th><th>summary</th>"
@@ -181,11 +241,14 @@ def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, 
 </head>
 <body>
 <h1>replibench leaderboard</h1>
-<p class="lead">Ours = mean ± sample std over seeds (n). Δ = ours − paper. A row is <em>reproduced</em> when |Δ| is
-within the stated tolerance and it comes from a <code>paper</code>-preset run on official data; <code>smoke</code> rows
-check the pipeline and never count. Rows marked * are derived by the family from other rows. Click a column to sort,
-click a row for its paper reference, per-seed values, provenance and figures.</p>
+<p class="lead">Ours = mean ± sample std over seeds (n). Δ = ours − paper. {escape(RULE).replace("*reproduced*",
+"<em>reproduced</em>").replace("`paper`", "<code>paper</code>")} <code>smoke</code> rows check the pipeline and never
+count. Rows marked * are derived by the family from other rows. runs: device and origin (local: this
+<code>snakemake</code>; recorded: committed under <code>recorded/</code>). Click a column to sort, click a row for its
+paper reference, per-seed values, provenance and figures.</p>
 {"".join(summary)}
+{views_html(views or [])}
+<h2 id="all-rows">All rows</h2>
 <div id="controls">{controls}<label>search<input id="filter-text" type="search" placeholder="any text in a row"></label>
 <span id="shown-count">{len(records)} of {len(records)} rows</span></div>
 <table id="leaderboard">

@@ -7,11 +7,22 @@ a leaderboard pull request on that, not on every rerun.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from replibench.report import REPRODUCED, SMOKE, is_missing, status_kind
+from replibench.report import REPRODUCED, SMOKE, SUMMARY_CLASSES, is_missing, status_kind
+
+#: the mark of each status class in the Markdown paper tables (GitHub shows no colours)
+MARKS = {"reproduced": "✅", "not-reproduced": "❌", "not-a-reproduction": "🟡", "not-run": "⬜",
+         "no-value": "➖", "no-paper": ""}
+
+#: what "reproduced" means, for both renderings (report.py's docstring gives the reasons)
+RULE = ("A row is *reproduced* when it comes from a `paper`-preset run on official data with a value for every "
+        "seed and |Δ| ≤ band = max(stated tolerance, half a unit in the paper's last printed digit, "
+        "2 × seed std × √(1 + 1/n) when n ≥ 2 seeds); tol. shows the stated tolerance, or the wider band and "
+        "what set it.")
 
 
 def format_number(value: Any, digits: int = 4) -> str:
@@ -45,6 +56,76 @@ def _link(path: Path, base: Path | None) -> str:
     return Path(os.path.relpath(path, base)).as_posix() if base is not None else Path(path).as_posix()
 
 
+def format_hours(hours: float) -> str:
+    """``0.42`` h, ``12`` h, ``0`` (2 significant digits)."""
+    return "0" if not hours else f"{hours:.2g}"
+
+
+def format_runs(row: dict[str, Any]) -> str:
+    """Where the row's runs ran and came from; compute only for recorded runs (a local run's wall
+    time changes on every rerun, and this file must not: it is in leaderboard.html)."""
+    text = f"{row['origins'] or '–'}: {row['devices'] or '–'}"
+    if row["recorded_gpu_hours"] or row["recorded_cpu_hours"]:
+        text += f", {format_hours(row['recorded_gpu_hours'])} GPU-h, {format_hours(row['recorded_cpu_hours'])} CPU-h"
+    return text
+
+
+def format_printed(value: Any, precision: float | None) -> str:
+    """The paper's number with the digits the paper printed (precision = half a unit in the last
+    one: 0.0005 → ``0.500``); :func:`format_number` when the precision is unknown."""
+    if is_missing(value) or precision is None or is_missing(precision) or precision <= 0:
+        return format_number(value)
+    decimals = max(0, round(-math.log10(2 * precision)))
+    return f"{value:.{decimals}f}"
+
+
+def format_view_cell(cell: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(paper as printed, ours, signed Δ) of a paper-table cell; ours is ``not run`` or
+    ``smoke: …`` where so."""
+    if cell is None:
+        return "", "", ""
+    ours = format_ours(cell) if cell["seeds"] else "not run"
+    if cell["preset"] == "smoke":
+        ours = f"smoke: {ours}"
+    delta = "–" if is_missing(cell["delta"]) else f"{cell['delta']:+.2g}"
+    return format_printed(cell["paper_value"], cell.get("paper_precision")), ours, delta
+
+
+def views_summary_markdown(views: list[dict[str, Any]]) -> list[str]:
+    """One line per paper table: cells by status and the compute of its recorded runs."""
+    # headings carry their mark after the word, so "| reproduced |" stays a status cell of the long table only
+    marks = {**MARKS, "smoke": MARKS["not-a-reproduction"], "not-real-data": MARKS["not-a-reproduction"]}
+    lines = ["| paper table | paper numbers | " + " | ".join(f"{name} {marks[kind]}" for kind, name in SUMMARY_CLASSES)
+             + " | recorded compute |", "|---" * (len(SUMMARY_CLASSES) + 3) + "|"]
+    for view in views:
+        counts = " | ".join(str(view["counts"][kind]) for kind, _ in SUMMARY_CLASSES)
+        lines.append(f"| [{_cell(view['title'])}](#{view['anchor']}) | {view['paper_numbers']} | {counts} | "
+                     f"{format_hours(view['recorded_gpu_hours'])} GPU-h, "
+                     f"{format_hours(view['recorded_cpu_hours'])} CPU-h |")
+    return lines + [""]
+
+
+def view_markdown(view: dict[str, Any]) -> list[str]:
+    """The paper's table: a row per row label, a column per column label, each cell
+    ``paper | ours | Δ`` and the status mark."""
+    lines = [f'<a id="{view["anchor"]}"></a>', "", f"### {view['title']}", "",
+             f"Paper{'s' if len(view['papers']) > 1 else ''}: {'; '.join(_cell(p) for p in view['papers'])}. "
+             "Each cell: paper \\| ours \\| Δ, then ✅ reproduced, ❌ not reproduced, 🟡 smoke run or generated "
+             "data, "
+             "⬜ not yet run, ➖ no value.", "",
+             "| | " + " | ".join(_cell(label) for label in view["column_labels"]) + " |",
+             "|---" * (len(view["column_labels"]) + 1) + "|"]
+    for r, label in enumerate(view["row_labels"]):
+        cells = []
+        for c in range(len(view["column_labels"])):
+            cell = view["cells"].get((r, c))
+            paper, ours, delta = format_view_cell(cell)
+            cells.append("" if cell is None else
+                         f"{paper} \\| {_cell(ours)} \\| {delta} {MARKS[cell['kind']]}".rstrip())
+        lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def family_summary(part) -> str:
     counts = part["status"].map(status_kind).value_counts()
     rows = f"{len(part)} row{'' if len(part) == 1 else 's'}"
@@ -54,16 +135,24 @@ def family_summary(part) -> str:
 
 
 def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]] | None = None,
-                         base: Path | None = None) -> str:
-    """GitHub-readable leaderboard grouped by family, with the family's figures linked (paths
-    relative to ``base``, the folder the Markdown file is written to) and its sources listed."""
+                         base: Path | None = None, views: list[dict[str, Any]] | None = None) -> str:
+    """GitHub-readable leaderboard: the papers' own tables (``views``, from
+    :func:`replibench.report.paper_views`), then the long table grouped by family, with the family's
+    figures linked (paths relative to ``base``, the folder the Markdown file is written to) and its
+    sources listed."""
     missing = missing or {}
+    views = views or []
     lines = ["# replibench leaderboard", "",
-             "Ours = mean ± sample std over seeds (n = seeds). Δ = ours − paper. A row is *reproduced* when",
-             "|Δ| is within the stated tolerance (tol.) **and** it comes from a `paper`-preset run on official",
-             f"data; `smoke` rows (\"{SMOKE}\") check the pipeline, not the paper, and never count.",
+             "Ours = mean ± sample std over seeds (n = seeds). Δ = ours − paper. " + RULE,
+             f"`smoke` rows (\"{SMOKE}\") check the pipeline, not the paper, and never count.",
              "Rows marked * are derived by the family from other rows (e.g. ETT's mean over the four horizons).",
-             "The same table, sortable and with every run's provenance: `leaderboard.html`.", ""]
+             "runs: the origin and device of the runs (local: this `snakemake`; recorded: committed under "
+             "`recorded/`).",
+             "The same tables, sortable and with every run's provenance and compute: `leaderboard.html`.", ""]
+    if views:
+        lines += ["## The papers' tables", ""] + views_summary_markdown(views)
+        for view in views:
+            lines += view_markdown(view)
     families = sorted(set(board["family"]) | set(missing))
     lines += ["| family | rows | reproduced rows | paper numbers without a run |", "|---|---|---|---|"]
     for family in families:
@@ -81,8 +170,9 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
             lines += [f"![{plot.title}]({_link(plot.path, base)})" for plot in plots[family] if not plot.match]
             lines.append("")
         sources: dict[tuple, int] = {}
-        table = ["| dataset | task | variant | model | metric | ours | n | paper | Δ | tol. | status | preset | ref |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        table = ["| dataset | task | variant | model | metric | ours | n | paper | Δ | tol. | status | preset | runs "
+                 "| ref |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in part.to_dict("records"):
             reference = ""
             if isinstance(row["paper"], str):
@@ -92,8 +182,9 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
             table.append(" | ".join(["", row["dataset"], row["task"], variant, row["model"],
                                      f"{row['metric']} ({row['direction']})", format_ours(row), str(row["seeds"]),
                                      format_number(row["paper_value"]), format_number(row["delta"], 3),
-                                     row["tolerance_text"] if isinstance(row["paper"], str) else "–",
-                                     row["status"], format_steps(row), reference, ""]).strip())
+                                     row["band_text"] if isinstance(row["paper"], str) else "–",
+                                     row["status"], format_steps(row), _cell(format_runs(row)), reference,
+                                     ""]).strip())
         lines += table + [""]
         for (paper, table_name, source, averaging), number in sources.items():
             lines.append(f"{number}. {_cell(paper)}, {_cell(table_name)} ({_cell(source)}); "

@@ -20,8 +20,8 @@ from .conftest import ROOT, job_counts, tool_env
 
 pytestmark = pytest.mark.workflow
 
-PROJECT = ("Snakefile", "rules", "src", "references", "profiles", "envs", "requirements.lock", "dvc.yaml",
-           ".dvcignore", ".gitignore")
+PROJECT = ("Snakefile", "rules", "src", "references", "recorded", "profiles", "envs", "requirements.lock",
+           "dvc.yaml", ".dvcignore", ".gitignore")
 DLINEAR = "ett/etth1/forecast/dlinear/h96/seed2021"
 
 

@@ -79,6 +79,7 @@ def test_table_is_visible_and_sorts_when_a_header_is_clicked(chromium, report, t
 
     # the pixels: the sorted table is drawn (dark text, the coloured status badges) where the DOM says
     header(chromium, "paper").click()
+    chromium.execute_script("document.getElementById('leaderboard').scrollIntoView()")  # the papers' tables come first
     shot = tmp_path / "leaderboard.png"
     assert chromium.save_screenshot(str(shot))
     image = Image.open(shot).convert("RGB")
@@ -97,6 +98,31 @@ def test_table_is_visible_and_sorts_when_a_header_is_clicked(chromium, report, t
     assert first.find_elements(By.TAG_NAME, "td")[8].text == "0.0631"
     assert first.text != first_row_text or present[0] == 0.0631
     assert Image.open(io.BytesIO(chromium.get_screenshot_as_png())).size == image.size
+
+
+def test_the_papers_tables_are_drawn_with_cells_coloured_by_status(chromium, report, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    open_page(chromium, report["html"])
+    summary = chromium.find_element(By.CSS_SELECTOR, "table.views")
+    assert "TimesNet Table 13 (ETT part)" in summary.text
+    table13 = chromium.find_elements(By.CSS_SELECTOR, "table.paper-table")[0]
+    rows = table13.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert [row.find_element(By.TAG_NAME, "th").text for row in rows[:2]] == ["ETTh1 96", "ETTh1 192"]
+    dlinear_mse = rows[0].find_elements(By.TAG_NAME, "td")[2]  # TimesNet MSE, TimesNet MAE, DLinear MSE
+    assert "reproduced" in dlinear_mse.get_attribute("class").split()
+    assert dlinear_mse.text.replace("\n", " ") == "0.386 | 0.385 ± 0.0071 | -0.001"
+    assert "not-run" in rows[1].find_elements(By.TAG_NAME, "td")[0].get_attribute("class").split()
+    chromium.execute_script("arguments[0].scrollIntoView()", table13)
+    shot = tmp_path / "views.png"
+    assert chromium.save_screenshot(str(shot))
+    rect = chromium.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                   "return [r.left, r.top, Math.min(r.right, innerWidth), Math.min(r.bottom, innerHeight)];",
+                                   table13)
+    pixels = list(Image.open(shot).convert("RGB").crop(tuple(int(v) for v in rect)).get_flattened_data())
+    green = sum(1 for r, g, b in pixels if (r, g, b) == (0xda, 0xfb, 0xe1))  # a reproduced cell's background
+    assert green > 500, green
 
 
 def test_filters_by_family_dataset_and_model(chromium, report):

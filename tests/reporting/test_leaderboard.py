@@ -179,7 +179,7 @@ def test_markdown_is_grouped_by_family_and_holds_every_row(results, references):
     markdown = leaderboard_markdown(board, {}, references_without_rows(board, references))
     sections = [line for line in markdown.splitlines() if line.startswith("## ")]
     assert sections == ["## crystal-toy", "## ett", "## lra-toy"]
-    table_lines = [line for line in markdown.splitlines() if line.startswith("| ") and line.count("|") == 14]
+    table_lines = [line for line in markdown.splitlines() if line.startswith("| ") and line.count("|") == 15]
     assert len(table_lines) == len(board) + 3  # + one header per family
     assert "| etth1 | forecast | h96 | dlinear | mse (min) | 0.385 ± 0.0071 | 2 | 0.386 | -0.001 | ±5 % | reproduced |" \
         in markdown

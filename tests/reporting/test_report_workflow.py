@@ -41,7 +41,7 @@ def markdown_rows(text: str) -> dict[tuple[str, ...], str]:
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 13 and cells[0] not in ("dataset", "---"):
+        if len(cells) == 14 and cells[0] not in ("dataset", "---"):
             rows[(cells[0], cells[1], cells[2].rstrip("*"), cells[3], cells[4].split(" ")[0],
                   cells[11].split(",")[0])] = cells[10]
     return rows

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from replibench.runs import RunSpec
@@ -79,6 +80,29 @@ def expand_sweep(
     return runs
 
 
+@dataclass(frozen=True)
+class PaperTable:
+    """One table of a paper, laid out as the paper prints it, for the leaderboard's per-paper views.
+
+    Its cells are the paper numbers of ``references/<family>.yaml`` that match: every field named in
+    ``select`` has one of the listed values, the entry's ``paper`` contains ``paper`` and its
+    ``table`` contains ``table``. Rows are the distinct values of the ``rows`` key fields (e.g.
+    dataset × variant), columns those of ``columns`` (e.g. model × metric), in the paper's ``order``
+    of each field's values (values it does not list follow in natural order); ``labels`` spell values
+    as the paper does (``h96`` → ``96``). Every key field must be in ``rows``, ``columns`` or fixed
+    by ``select`` to one value, or a cell would hold two numbers (checked when the view is built).
+    """
+
+    title: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    select: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    paper: str = ""
+    table: str = ""
+    order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
 class Family(ABC):
     name: str = ""
     datasets: tuple[str, ...] = ()
@@ -91,6 +115,8 @@ class Family(ABC):
     #: max(relative × |baseline|, absolute). CPU smoke runs are deterministic on one machine, so
     #: 1 % is far above the drift between machines and far below a real regression.
     regression_tolerance: dict[str, float] = {"relative": 0.01, "absolute": 1e-6}
+    #: the papers' tables this family reproduces, each shown as its own view in the leaderboard
+    paper_tables: tuple[PaperTable, ...] = ()
 
     @abstractmethod
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import ConfigError
-from replibench.families.base import Family, deep_merge, entry_preset, entry_seeds
+from replibench.families.base import Family, PaperTable, deep_merge, entry_preset, entry_seeds
 from replibench.families.crystals_presets import CRYSBFN_PAPER, CRYSBFN_SMOKE, DIFFCSP_PAPER, DIFFCSP_SMOKE
 from replibench.runs import RunSpec
 
@@ -59,8 +59,29 @@ def parse_variant(task: str, variant: str) -> tuple[int, int | None]:
     return int(match.group("k") or 1), (int(steps) if steps else None)
 
 
+CRYSTAL_LABELS = {"mp-20": "MP-20", "perov-5": "Perov-5", "cdvae": "CDVAE", "diffcsp": "DiffCSP", "crysbfn": "CrysBFN",
+                  "k1": "k = 1", "k20": "k = 20", "match_rate": "match rate (%)", "rmse": "RMSE",
+                  "k1-steps10": "k = 1, 10 steps", "default": "", "steps10": "(10 steps)",
+                  "struct_validity": "validity: struct. (%)", "comp_validity": "validity: comp. (%)",
+                  "cov_recall": "COV-R (%)", "cov_precision": "COV-P (%)", "wdist_density": "wdist ρ",
+                  "wdist_prop": "wdist E", "wdist_num_elems": "wdist # elem.", "nfe_per_crystal": "NFE per crystal"}
+
+
 class CrystalsFamily(Family):
     name = "crystals"
+    paper_tables = (
+        PaperTable("DiffCSP Table 1: crystal structure prediction (one sample, k = 1; best of 20, k = 20)",
+                   rows=("dataset", "model"), columns=("variant", "metric"), select={"task": ("csp",)},
+                   paper="DiffCSP", table="Table 1",
+                   order={"model": ("cdvae", "diffcsp"), "variant": ("k1", "k20"), "metric": ("match_rate", "rmse")},
+                   labels=CRYSTAL_LABELS),
+        PaperTable("Ab initio generation (CDVAE, DiffCSP and CrysBFN tables)",
+                   rows=("dataset", "model", "variant"), columns=("metric",), select={"task": ("gen",)},
+                   order={"model": ("cdvae", "diffcsp", "crysbfn"),
+                          "metric": ("struct_validity", "comp_validity", "cov_recall", "cov_precision",
+                                     "wdist_density", "wdist_prop", "wdist_num_elems", "nfe_per_crystal")},
+                   labels=CRYSTAL_LABELS),
+    )
     datasets = ("mp-20", "perov-5", "carbon-24")
     tasks = ("csp", "gen")
     models = {"csp": ("diffcsp", "crysbfn"), "gen": ("diffcsp", "crysbfn")}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, deep_merge, expand_sweep
+from replibench.families.base import Family, PaperTable, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 SEQ_LEN = 96  # TimesNet paper, long-term forecasting input length
@@ -100,12 +100,33 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
     return settings
 
 
+#: how TimesNet's and DLinear's tables order and spell the ETT rows and columns
+ETT_ORDER = {"dataset": ("etth1", "etth2", "ettm1", "ettm2"), "variant": ("h96", "h192", "h336", "h720", "avg"),
+             "model": ("timesnet", "dlinear", "naive"), "metric": ("mse", "mae", "mse_droplast32", "mae_droplast32")}
+ETT_LABELS = {"etth1": "ETTh1", "etth2": "ETTh2", "ettm1": "ETTm1", "ettm2": "ETTm2", "h96": "96", "h192": "192",
+              "h336": "336", "h720": "720", "avg": "Avg", "timesnet": "TimesNet", "dlinear": "DLinear",
+              "naive": "Repeat", "mse": "MSE", "mae": "MAE", "mse_droplast32": "MSE", "mae_droplast32": "MAE"}
+
+
 class EttFamily(Family):
     name = "ett"
     datasets = ("etth1", "etth2", "ettm1", "ettm2")
     tasks = ("forecast", "impute")
     models = {"forecast": ("naive", "naive-mean", "dlinear", "timesnet"),
               "impute": ("naive", "naive-mean", "timesnet")}
+    paper_tables = (
+        PaperTable("TimesNet Table 13 (ETT part): long-term forecasting, input length 96 (Avg rows: Table 2)",
+                   rows=("dataset", "variant"), columns=("model", "metric"),
+                   select={"task": ("forecast",), "model": ("timesnet", "dlinear")}, paper="TimesNet",
+                   order=ETT_ORDER, labels=ETT_LABELS),
+        PaperTable("TimesNet Table 4 (ETT part): imputation, mean over mask ratios 12.5/25/37.5/50 %",
+                   rows=("dataset", "variant"), columns=("model", "metric"), select={"task": ("impute",)},
+                   paper="TimesNet", order=ETT_ORDER, labels=ETT_LABELS),
+        PaperTable("DLinear Table 2 (ETT part): the Repeat baseline (last 32 test windows dropped)",
+                   rows=("dataset", "variant"), columns=("model", "metric"),
+                   select={"task": ("forecast",), "model": ("naive",)}, paper="DLinear", order=ETT_ORDER,
+                   labels=ETT_LABELS),
+    )
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         return expand_sweep(self.name, family_config, preset, variant_keys={

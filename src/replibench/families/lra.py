@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, deep_merge, expand_sweep
+from replibench.families.base import Family, PaperTable, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 #: the six LRA tasks in the papers' column order (dataset names), and what each generated
@@ -125,6 +125,25 @@ def state_tracking_run_settings(run: RunSpec) -> dict[str, Any]:
 
 class LraFamily(Family):
     name = "lra"
+    paper_tables = (
+        PaperTable("Long Range Arena: accuracy (%) per model and task, as the S4/S4D/S5 papers print it",
+                   rows=("model",), columns=("dataset", "variant"), select={"task": ("lra-classify",)},
+                   order={"model": ("transformer", "s4-legs", "s4-fout", "s4d-legs", "s4d-inv", "s4d-lin", "s5",
+                                    "s4-ptd", "s5-ptd"),
+                          "dataset": LRA_DATASETS + ("average",), "variant": ("default", "avg-lra-5", "avg-s4-6")},
+                   labels={"listops": "ListOps", "text": "Text", "retrieval": "Retrieval", "image": "Image",
+                           "pathfinder": "Pathfinder", "path-x": "Path-X", "average": "Avg", "default": "",
+                           "avg-lra-5": "(5 tasks)", "avg-s4-6": "(6 tasks)", "transformer": "Transformer",
+                           "s4-legs": "S4-LegS", "s4-fout": "S4-FouT", "s4d-legs": "S4D-LegS", "s4d-inv": "S4D-Inv",
+                           "s4d-lin": "S4D-Lin", "s5": "S5", "s4-ptd": "S4-PTD", "s5-ptd": "S5-PTD"}),
+        PaperTable("Grazzi et al. (ICLR 2025): state tracking, scaled accuracy (best of 3 seeds)",
+                   rows=("model", "variant"), columns=("dataset",), select={"task": ("state-tracking",)},
+                   order={"model": STATE_TRACKING_MODELS, "variant": ("range-0-1-best", "range-neg1-1-best"),
+                          "dataset": STATE_TRACKING_DATASETS},
+                   labels={"mamba": "Mamba", "deltanet": "DeltaNet", "range-0-1-best": "[0, 1]",
+                           "range-neg1-1-best": "[−1, 1]", "parity": "Parity", "mod-arithmetic": "Mod. arithmetic",
+                           "mod-arithmetic-brackets": "Mod. arithmetic (brackets)"}),
+    )
     datasets = LRA_DATASETS + tuple(GENERATED_STAND_INS) + STATE_TRACKING_DATASETS
     tasks = ("lra-classify", "state-tracking")
     models = {"lra-classify": LRA_MODELS, "state-tracking": STATE_TRACKING_MODELS}
