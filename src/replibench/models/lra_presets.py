@@ -98,7 +98,11 @@ _TRANSFORMER = {
     "pathfinder": dict(emb=128, heads=4, layers=1, qkv=64, mlp=128, drop=0.2, attn=0.1, pool="MEAN", learn=False,
                        tied=False, batch=512, lr=1e-3, wd=0.0, steps=312 * 200, warmup=312, schedule="cosine",
                        clip=None),
-    "pathx": dict(emb=128, heads=4, layers=1, qkv=64, mlp=128, drop=0.2, attn=0.1, pool="MEAN", learn=True,
+    # Path-X: image/configs/pathfinder128/transformer_base.py sets only model_type, so the model is
+    # base_pathfinder128_config.py's (LRA@cd31e5c): 1 layer, 2 heads, emb 32, qkv emb/2 = 16,
+    # mlp qkv*2 = 32, dropout 0.1, attention dropout 0.1, MEAN pooling, learned positions;
+    # batch 64, lr 1e-3, no weight decay, grad-norm clip 1, 200 epochs of 160000 // 64 = 2500 steps.
+    "pathx": dict(emb=32, heads=2, layers=1, qkv=16, mlp=32, drop=0.1, attn=0.1, pool="MEAN", learn=True,
                   tied=False, batch=64, lr=1e-3, wd=0.0, steps=2500 * 200, warmup=2500, schedule="cosine", clip=1.0),
 }
 

@@ -14,6 +14,13 @@ as in google-research/long-range-arena ``lra_benchmarks/models/transformer/trans
 * Padding mask: keys that are padding are excluded from attention. LRA derives it from token
   id > 0, which also masks black pixels in the image tasks; the caller passes the mask it wants.
 The classifier head (Dense(mlp_dim) -> ReLU -> Dense(classes)) lives in sequence_classifier.py.
+
+Numerics of the flax (``flax.deprecated.nn``) code, google-research/long-range-arena@cd31e5c:
+LayerNorm epsilon 1e-6 (flax default; PyTorch's is 1e-5); q, k, v and output projections each
+xavier-uniform over their own (in, out) matrix (flax DenseGeneral flattens the kernel to 2-D
+before ``kernel_init``); MLP Dense kernels xavier-uniform with biases N(0, 1e-6²)
+(``common_layers.MlpBlock``); ``nn.gelu`` is ``jax.nn.gelu``, whose default is the tanh
+approximation.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from replibench.errors import ConfigError
+
+
+LN_EPS = 1e-6  # flax nn.LayerNorm default epsilon (LRA never overrides it)
 
 
 @dataclass
@@ -63,10 +73,12 @@ class SelfAttention(nn.Module):
         if cfg.qkv_dim % cfg.num_heads:
             raise ConfigError(f"transformer: qkv_dim={cfg.qkv_dim} not divisible by num_heads={cfg.num_heads}")
         self.heads = cfg.num_heads
-        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.qkv_dim, bias=False)
+        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.qkv_dim, bias=False)  # rows: q, then k, then v
         self.out = nn.Linear(cfg.qkv_dim, cfg.emb_dim, bias=False)
-        for lin in (self.qkv, self.out):
-            nn.init.xavier_uniform_(lin.weight)
+        with torch.no_grad():  # LRA: three separate Dense(emb -> qkv) kernels, each xavier-uniform
+            for block in self.qkv.weight.view(3, cfg.qkv_dim, cfg.emb_dim):
+                nn.init.xavier_uniform_(block)
+        nn.init.xavier_uniform_(self.out.weight)
         self.p = cfg.attention_dropout
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
@@ -83,12 +95,15 @@ class SelfAttention(nn.Module):
 class TransformerBlock(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(cfg.emb_dim), nn.LayerNorm(cfg.emb_dim)
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.emb_dim, eps=LN_EPS), nn.LayerNorm(cfg.emb_dim, eps=LN_EPS)
         self.attn = SelfAttention(cfg)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.emb_dim, cfg.mlp_dim), nn.GELU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.emb_dim, cfg.mlp_dim), nn.GELU(approximate="tanh"), nn.Dropout(cfg.dropout),
             nn.Linear(cfg.mlp_dim, cfg.emb_dim), nn.Dropout(cfg.dropout),
         )
+        for lin in (self.mlp[0], self.mlp[3]):  # LRA MlpBlock: xavier-uniform kernels, N(0, 1e-6²) biases
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.normal_(lin.bias, std=1e-6)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
@@ -113,7 +128,7 @@ class LRATransformerEncoder(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         n_blocks = 1 if cfg.tied_weights else cfg.num_layers
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(n_blocks))
-        self.norm = nn.LayerNorm(cfg.emb_dim)
+        self.norm = nn.LayerNorm(cfg.emb_dim, eps=LN_EPS)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.cls is not None:
@@ -134,3 +149,37 @@ class LRATransformerEncoder(nn.Module):
         if pool == "MAX":
             return x.amax(dim=1)
         return x.sum(dim=1)
+
+
+def flax_dense_init_(linear: nn.Linear) -> None:
+    """flax ``nn.Dense`` defaults: kernel lecun-normal (truncated to ±2σ, σ rescaled by 1/0.8796 so the
+    variance is 1/fan_in, as ``jax.nn.initializers.lecun_normal``), bias zeros."""
+    std = math.sqrt(1.0 / linear.in_features) / 0.87962566103423978
+    nn.init.trunc_normal_(linear.weight, std=std, a=-2.0 * std, b=2.0 * std)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+
+
+class LRAClassifierHead(nn.Module):
+    """LRA ``common_layers.classifier_head`` / ``classifier_head_dual`` on pooled features.
+
+    Single: Dense(mlp_dim) -> ReLU -> Dense(classes) on (B, E). Dual (matching/Retrieval): the
+    Transformer is built with ``interaction=None`` (no config sets it), so the two pooled documents
+    are only concatenated, (B, 2E), then Dense(mlp_dim) -> ReLU -> Dense(mlp_dim // 2) -> ReLU ->
+    Dense(classes).
+    """
+
+    def __init__(self, emb_dim: int, mlp_dim: int, n_classes: int, dual: bool) -> None:
+        super().__init__()
+        if dual:
+            layers = [nn.Linear(2 * emb_dim, mlp_dim), nn.ReLU(), nn.Linear(mlp_dim, mlp_dim // 2), nn.ReLU(),
+                      nn.Linear(mlp_dim // 2, n_classes)]
+        else:
+            layers = [nn.Linear(emb_dim, mlp_dim), nn.ReLU(), nn.Linear(mlp_dim, n_classes)]
+        self.net = nn.Sequential(*layers)
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                flax_dense_init_(layer)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)  # (B, classes)
