@@ -38,6 +38,7 @@ class DeltaNetConfig:
     # every RMSNorm (block, per-head output, final), initializer_range 0.02
     norm_eps: float = 1e-6
     initializer_range: float = 0.02
+    intermediate_size: int | None = None  # fla's override of the SwiGLU width; None: the rule below
 
     @property
     def mlp_width(self) -> int:
@@ -45,6 +46,8 @@ class DeltaNetConfig:
 
         512 at d_model 128 (ratio 4): ⌊341.3⌋ = 341 → 512; 256 at d_model 16.
         """
+        if self.intermediate_size is not None:
+            return self.intermediate_size
         width = int(self.d_model * self.mlp_ratio * 2 / 3)
         return 256 * ((width + 256 - 1) // 256)
 
@@ -65,12 +68,20 @@ class ShortConv(nn.Module):
         return F.silu(self.conv(x.transpose(1, 2))[..., :L].transpose(1, 2))  # (B, L, C)
 
 
-def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """o_t = S_t q_t with S_t = S_{t-1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, S_0 = 0; sequential.
+def l2_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / √(Σ x² + eps) over the last axis: fla ``l2_norm_fn`` (``modules/l2norm.py``, eps 1e-6)."""
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps)
 
+
+def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """o_t = S_t q_t / √dk with S_t = S_{t-1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, S_0 = 0; sequential.
+
+    The 1/√dk on the query is fla's: every delta-rule kernel of the paper's fork (``chunk``, used in
+    training at length ≥ 64, ``fused_recurrent``, ``naive``) defaults to ``scale = dk ** -0.5``.
     Shapes: q, k (B, H, L, dk); v (B, H, L, dv); beta (B, H, L) → o (B, H, L, dv).
     """
     B, H, L, dk = k.shape
+    q = q * dk**-0.5
     S = q.new_zeros(B, H, v.shape[-1], dk)  # (B, H, dv, dk)
     out = []
     # unbind, not k[:, :, t]: an indexed slice's backward writes a full-size zero tensor per step
@@ -108,7 +119,7 @@ class DeltaNetAttention(nn.Module):
         else:
             v = F.silu(v)
         q, k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
-        q, k = F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+        q, k = l2_norm(q), l2_norm(k)
         beta = self.config.beta_scale * torch.sigmoid(self.b_proj(x)).transpose(1, 2)  # (B, H, L)
         o = delta_rule(q, k, v, beta).transpose(1, 2)  # (B, L, H, d)
         return self.o_proj(self.o_norm(o).reshape(B, L, D))  # (B, L, D)
