@@ -17,14 +17,16 @@ from torch import nn
 
 RTOL = 1e-6
 
-_ROWS = re.compile(r"^(?P<name>[^|]+)(\|rows (?P<a>\d+):(?P<b>\d+))?$")
+_TARGET = re.compile(r"^(?P<name>[^|]+)(\|rows (?P<a>\d+):(?P<b>\d+)|\|(?P<transform>log\(float32 exp\)))?$")
 
 
 def load_mapped(model: nn.Module, fixture, prefix: str = "param/") -> set[str]:
     """Copy every ``param/<upstream name>`` into ``model`` by the fixture's weight map.
 
-    A target is ``ours`` or ``ours|rows a:b`` (a row block of a fused upstream matrix); several
-    targets are separated by ``;``. Returns the set of our parameter names that were written.
+    A target is ``ours``, ``ours|rows a:b`` (a row block of a fused upstream matrix) or
+    ``ours|log(float32 exp)`` (upstream exponentiates this parameter in float32 whatever the model
+    dtype: ours becomes the log of that float32 value); several targets are separated by ``;``.
+    Returns the set of our parameter names that were written.
     """
     ours = dict(model.named_parameters())
     written: set[str] = set()
@@ -32,9 +34,11 @@ def load_mapped(model: nn.Module, fixture, prefix: str = "param/") -> set[str]:
         for upstream, targets in fixture.meta["weight_map"].items():
             value = torch.from_numpy(fixture[prefix + upstream]).double()
             for target in targets.split(";"):
-                m = _ROWS.match(target)
+                m = _TARGET.match(target)
                 name = m.group("name")
                 part = value if m.group("a") is None else value[int(m.group("a")) : int(m.group("b"))]
+                if m.group("transform"):
+                    part = torch.log(torch.exp(part.float()).double())
                 assert ours[name].shape == part.shape, (name, tuple(ours[name].shape), tuple(part.shape))
                 ours[name].copy_(part)
                 written.add(name)
@@ -64,3 +68,31 @@ def test_deltanet_matches_fla_fork(negative: bool) -> None:
         assert (1 - fx["beta0_neg"]).min() < 0
     else:
         assert (1 - fx["beta0_pos"]).min() >= 0
+
+
+@pytest.mark.parametrize("negative", [False, True], ids=["range-0-1", "range-neg1-1"])
+def test_mamba_matches_paper_mamba(negative: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import replibench.models.linear_rnn as linear_rnn
+
+    fx = load_fixture("mamba")
+    assert fx.meta["repo"] == "automl/unlocking_state_tracking"
+    cfg = linear_rnn.LinearRNNConfig(vocab_size=3, d_model=16, n_layers=2, negative_eigenvalues=negative)
+    model = linear_rnn.LinearRNN(cfg).double().eval()
+    assert load_mapped(model, fx) == set(dict(model.named_parameters()))
+    transitions = []
+    original = linear_rnn.transition
+
+    def recording(delta: torch.Tensor, A: torch.Tensor, neg: bool) -> torch.Tensor:
+        out = original(delta, A, neg)
+        transitions.append(out)
+        return out
+
+    monkeypatch.setattr(linear_rnn, "transition", recording)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(fx["tokens"]))
+    tag = "neg" if negative else "pos"
+    # atol 1e-12: entries of exp(ΔA) underflow towards 0 (and 2·exp − 1 towards −1), logits cross 0
+    np.testing.assert_allclose(transitions[0][0, :16, :4].numpy(), fx[f"transition0_{tag}"], rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(logits.numpy(), fx[f"logits_{tag}"], rtol=RTOL, atol=1e-12)
+    low = fx[f"transition0_{tag}"].min()
+    assert (low < -0.5) if negative else (low >= 0.0)  # the range the fixture exercises
