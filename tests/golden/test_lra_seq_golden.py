@@ -17,32 +17,55 @@ from torch import nn
 
 RTOL = 1e-6
 
-_TARGET = re.compile(r"^(?P<name>[^|]+)(\|rows (?P<a>\d+):(?P<b>\d+)|\|(?P<transform>log\(float32 exp\)))?$")
+def _apply(value: torch.Tensor, op: str) -> torch.Tensor:
+    """One weight-map transform (see the generators' docstrings)."""
+    if op == "transpose":
+        return value.T
+    if op == "flatten in":  # flax DenseGeneral kernel (E, heads, d) -> our (heads*d, E)
+        return value.reshape(value.shape[0], -1).T
+    if op == "flatten out":  # (heads, d, E) -> our (E, heads*d)
+        return value.reshape(-1, value.shape[-1]).T
+    if op == "squeeze 0":
+        return value[0]
+    if op == "log(float32 exp)":  # upstream exponentiates in float32 whatever the model dtype
+        return torch.log(torch.exp(value.float()).double())
+    m = re.fullmatch(r"from rows (\d+):(\d+)", op)
+    if m:
+        return value[int(m.group(1)) : int(m.group(2))]
+    raise ValueError(f"unknown weight-map transform {op!r}")
 
 
-def load_mapped(model: nn.Module, fixture, prefix: str = "param/") -> set[str]:
+def load_mapped(model: nn.Module, fixture, case: str = "") -> set[str]:
     """Copy every ``param/<upstream name>`` into ``model`` by the fixture's weight map.
 
-    A target is ``ours``, ``ours|rows a:b`` (a row block of a fused upstream matrix) or
-    ``ours|log(float32 exp)`` (upstream exponentiates this parameter in float32 whatever the model
-    dtype: ours becomes the log of that float32 value); several targets are separated by ``;``.
-    Returns the set of our parameter names that were written.
+    A target is ``ours`` followed by ``|``-separated transforms applied in order (``transpose``,
+    ``flatten in``, ``flatten out``, ``squeeze 0``, ``from rows a:b``, ``log(float32 exp)``) and
+    optionally a last ``into rows a:b`` (a row block of our fused matrix); several targets are
+    separated by ``;``. ``case`` keeps only upstream names starting with ``<case>/``. Returns the
+    set of our parameter names that were written (all rows of a fused matrix must be written).
     """
     ours = dict(model.named_parameters())
-    written: set[str] = set()
+    written: dict[str, int] = {}
     with torch.no_grad():
         for upstream, targets in fixture.meta["weight_map"].items():
-            value = torch.from_numpy(fixture[prefix + upstream]).double()
+            if case and not upstream.startswith(case + "/"):
+                continue
+            source = torch.from_numpy(fixture["param/" + upstream]).double()
             for target in targets.split(";"):
-                m = _TARGET.match(target)
-                name = m.group("name")
-                part = value if m.group("a") is None else value[int(m.group("a")) : int(m.group("b"))]
-                if m.group("transform"):
-                    part = torch.log(torch.exp(part.float()).double())
-                assert ours[name].shape == part.shape, (name, tuple(ours[name].shape), tuple(part.shape))
-                ours[name].copy_(part)
-                written.add(name)
-    return written
+                name, *ops = target.split("|")
+                rows = None
+                if ops and ops[-1].startswith("into rows "):
+                    a, b = ops.pop()[len("into rows "):].split(":")
+                    rows = slice(int(a), int(b))
+                value = source
+                for op in ops:
+                    value = _apply(value, op)
+                dest = ours[name] if rows is None else ours[name][rows]
+                assert dest.shape == value.shape, (name, tuple(dest.shape), tuple(value.shape))
+                dest.copy_(value)
+                written[name] = written.get(name, 0) + (ours[name].shape[0] if rows is None else rows.stop - rows.start)
+    assert all(n == ours[k].shape[0] for k, n in written.items()), written  # fused matrices fully covered
+    return set(written)
 
 
 @pytest.mark.parametrize("negative", [False, True], ids=["range-0-1", "range-neg1-1"])
@@ -96,3 +119,41 @@ def test_mamba_matches_paper_mamba(negative: bool, monkeypatch: pytest.MonkeyPat
     np.testing.assert_allclose(logits.numpy(), fx[f"logits_{tag}"], rtol=RTOL, atol=1e-12)
     low = fx[f"transition0_{tag}"].min()
     assert (low < -0.5) if negative else (low >= 0.0)  # the range the fixture exercises
+
+
+_LRA_CASES = {
+    "cls": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=2, pool="CLS", tied_weights=True,
+                learn_pos_emb=False),
+    "pathx": dict(emb_dim=32, num_heads=2, qkv_dim=16, mlp_dim=32, num_layers=1, pool="MEAN", learn_pos_emb=True),
+    "dual": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=1, pool="FIRST"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LRA_CASES))
+def test_lra_transformer_matches_lra_flax(case: str) -> None:
+    from replibench.models.sequence_classifier import Config, SequenceClassifier
+
+    fx = load_fixture("lra_transformer")
+    assert fx.meta["repo"] == "google-research/long-range-arena"
+    dual = case == "dual"
+    sub = dict(_LRA_CASES[case], max_len=16, dropout=0.1, attention_dropout=0.1)
+    model = SequenceClassifier(Config.from_dict({"layer": "transformer", "n_classes": 3, "vocab_size": 11,
+                                                 "dual": dual, "transformer": sub})).double().eval()
+    assert load_mapped(model, fx, case) == set(dict(model.named_parameters()))
+    tokens = torch.from_numpy(fx[f"{case}/tokens"])
+    with torch.no_grad():  # LRA's padding mask: token id > 0
+        if dual:
+            tokens2 = torch.from_numpy(fx[f"{case}/tokens2"])
+            logits = model(tokens, tokens > 0, tokens2, tokens2 > 0)
+        else:
+            logits = model(tokens, tokens > 0)
+    np.testing.assert_allclose(logits.numpy(), fx[f"{case}/logits"], rtol=RTOL, atol=1e-12)
+
+
+def test_pathx_golden_case_is_the_pathx_preset() -> None:
+    """The ``pathx`` fixture case has the Path-X preset's model dimensions."""
+    from replibench.models.lra_presets import preset
+
+    sub = preset("transformer", "paper", "pathx")["model"]["transformer"]
+    case = _LRA_CASES["pathx"]
+    assert {k: sub[k] for k in case} == case

@@ -4,7 +4,9 @@ DeltaNet: the negative-eigenvalue paper's flash-linear-attention fork
 (automl/unlocking_state_tracking@df8f840, ``fla/models/delta_net``). LRA Transformer:
 google-research/long-range-arena@cd31e5c (flax). Every check below failed on the previous code
 (MLP width 341, RMSNorm eps 1e-5, PyTorch default inits; Path-X with the Pathfinder-32 overrides,
-LayerNorm eps 1e-5, one xavier over the fused qkv matrix, exact GELU, NLI dual head).
+LayerNorm eps 1e-5, one xavier over the fused qkv matrix, exact GELU, NLI dual head, sin/cos in
+halves instead of interleaved, a [CLS] token in the Retrieval encoder). The forward numerics are
+also pinned by tests/golden/test_lra_seq_golden.py.
 """
 
 from __future__ import annotations
@@ -107,3 +109,24 @@ def test_lra_transformer_dual_head_concatenates_and_has_three_dense_layers() -> 
     with torch.no_grad():
         a, b = model.features(torch.cat([x, x2]), None).chunk(2)
         assert torch.allclose(model(x, None, x2, None), model.decoder(torch.cat([a, b], dim=-1)))
+
+
+def test_lra_sinusoidal_positions_interleave_sin_and_cos() -> None:
+    from replibench.models.transformer import sinusoidal_positions
+
+    pe = sinusoidal_positions(5, 8).double()
+    pos = 3
+    for i in range(4):  # LRA sinusoidal_init: pe[:, 2i] = sin(p w_i), pe[:, 2i + 1] = cos(p w_i)
+        w = math.exp(-(2 * i) * math.log(10000.0) / 8)
+        assert pe[pos, 2 * i].item() == pytest.approx(math.sin(pos * w), abs=1e-7)
+        assert pe[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos * w), abs=1e-7)
+
+
+def test_retrieval_transformer_pools_the_first_token_without_a_cls_token() -> None:
+    sub = preset("transformer", "paper", "retrieval")["model"]["transformer"]
+    assert sub["pool"] == "FIRST"  # LRA dual encoder: classifier=False, then "CLS" = position 0
+    enc = SequenceClassifier(Config.from_dict({"layer": "transformer", "n_classes": 2, "vocab_size": 11,
+                                               "dual": True, "transformer": {**sub, "num_layers": 1, "max_len": 8,
+                                                                             "emb_dim": 16, "qkv_dim": 16,
+                                                                             "num_heads": 2, "mlp_dim": 16}}))
+    assert enc.backbone.cls is None and enc.backbone.pos.shape[0] == 8

@@ -46,7 +46,7 @@ BATCH, LENGTH = 2, 64
 
 
 def weight_map(n_layers: int) -> dict[str, str]:
-    """Upstream parameter name -> ours ("<ours>" or "<ours>|<rows a:b>" for the fused gate_proj)."""
+    """Upstream parameter name -> ours ("<ours>", or "<ours>|from rows a:b" for the fused gate_proj)."""
     out = {"model.embeddings.weight": "embedding.weight", "model.norm.weight": "final_norm.weight",
            "lm_head.weight": "lm_head.weight"}
     for i in range(n_layers):
@@ -64,7 +64,8 @@ def weight_map(n_layers: int) -> dict[str, str]:
             f"{up}.attn.o_norm.weight": f"attns.{us}.o_norm.weight",
             f"{up}.attn.o_proj.weight": f"attns.{us}.o_proj.weight",
             # fla chunks gate_proj's output in two: the first half is the gate, the second the value
-            f"{up}.mlp.gate_proj.weight": f"mlps.{us}.gate.weight|rows 0:{MLP};mlps.{us}.up.weight|rows {MLP}:{2 * MLP}",
+            f"{up}.mlp.gate_proj.weight": (f"mlps.{us}.gate.weight|from rows 0:{MLP};"
+                                          f"mlps.{us}.up.weight|from rows {MLP}:{2 * MLP}"),
             f"{up}.mlp.down_proj.weight": f"mlps.{us}.down.weight",
         })
     return out

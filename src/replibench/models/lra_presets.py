@@ -91,7 +91,9 @@ _TRANSFORMER = {
     "text": dict(emb=256, heads=4, layers=4, qkv=256, mlp=1024, drop=0.1, attn=0.1, pool="CLS", learn=False,
                  tied=False, batch=32, lr=0.05, wd=0.1, steps=20000, warmup=8000, schedule="rsqrt", clip=None,
                  max_len=1000),
-    "retrieval": dict(emb=128, heads=4, layers=4, qkv=128, mlp=512, drop=0.1, attn=0.1, pool="CLS", learn=False,
+    # Retrieval: matching/train.py builds TransformerDualEncoder, whose shared encoder has no [CLS]
+    # token (classifier=False); pooling_mode "CLS" then takes each document's first token: FIRST.
+    "retrieval": dict(emb=128, heads=4, layers=4, qkv=128, mlp=512, drop=0.1, attn=0.1, pool="FIRST", learn=False,
                       tied=False, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=8000, schedule="rsqrt", clip=None),
     "image": dict(emb=32, heads=1, layers=1, qkv=32, mlp=64, drop=0.3, attn=0.2, pool="CLS", learn=True,
                   tied=False, batch=256, lr=5e-4, wd=0.0, steps=175 * 200, warmup=175, schedule="cosine", clip=None),

@@ -8,9 +8,13 @@ as in google-research/long-range-arena ``lra_benchmarks/models/transformer/trans
   Dense(mlp_dim) -> GELU -> Dropout -> Dense(emb_dim) -> Dropout. Attention projects to
   ``qkv_dim`` split over ``num_heads`` without biases; attention-weight dropout.
 * Optional [CLS] token (zeros) prepended when pooling is "CLS"; sinusoidal position embeddings
-  (or learned, normal std 0.02, ``learn_pos_emb``); embedding dropout; final LayerNorm.
+  (sin/cos interleaved over the features, ``sinusoidal_init``) or learned (normal std 0.02,
+  ``learn_pos_emb``); embedding dropout; final LayerNorm.
 * ``tied_weights``: one block applied ``num_layers`` times (LRA ListOps config).
-* Pooling: CLS (first position), MEAN / MAX / SUM over all positions (LRA does not mask these).
+* Pooling: CLS (the prepended token), FIRST (position 0 without a [CLS] token: LRA's dual encoder
+  builds its ``TransformerEncoder`` with ``classifier=False``, so its "CLS" pooling in
+  ``classifier_head_dual`` takes the first document token), MEAN / MAX / SUM over all positions
+  (LRA does not mask these).
 * Padding mask: keys that are padding are excluded from attention. LRA derives it from token
   id > 0, which also masks black pixels in the image tasks; the caller passes the mask it wants.
 The classifier head (Dense(mlp_dim) -> ReLU -> Dense(classes)) lives in sequence_classifier.py.
@@ -51,18 +55,22 @@ class TransformerConfig:
     attention_dropout: float = 0.1
     max_len: int = 2000
     learn_pos_emb: bool = False
-    pool: str = "CLS"  # "CLS" | "MEAN" | "MAX" | "SUM"
+    pool: str = "CLS"  # "CLS" | "FIRST" | "MEAN" | "MAX" | "SUM"
     tied_weights: bool = False
 
 
 def sinusoidal_positions(max_len: int, dim: int) -> torch.Tensor:
-    """(max_len, dim): sin on the first half of the features, cos on the second (flax style)."""
-    pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(-1)  # (L, 1)
-    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (dim/2,)
-    pe = torch.zeros(max_len, dim)
-    pe[:, : dim // 2] = torch.sin(pos * div)[:, : dim // 2]
-    pe[:, dim // 2 : 2 * (dim // 2)] = torch.cos(pos * div)[:, : dim // 2]
-    return pe
+    """(max_len, dim) float32: sin on the even features, cos on the odd ones, interleaved.
+
+    LRA ``common_layers.sinusoidal_init``: ``pe[:, 0::2] = sin(p·w)``, ``pe[:, 1::2] = cos(p·w)``
+    with ``w = exp(-(2i) ln(10000) / dim)``, computed in float64 (numpy) and stored as float32.
+    """
+    pos = torch.arange(max_len, dtype=torch.float64).unsqueeze(-1)  # (L, 1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))  # (ceil(dim/2),)
+    pe = torch.zeros(max_len, dim, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe.float()
 
 
 class SelfAttention(nn.Module):
@@ -116,8 +124,8 @@ class LRATransformerEncoder(nn.Module):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        if cfg.pool not in ("CLS", "MEAN", "MAX", "SUM"):
-            raise ConfigError(f"transformer: pool must be CLS, MEAN, MAX or SUM, found {cfg.pool!r}")
+        if cfg.pool not in ("CLS", "FIRST", "MEAN", "MAX", "SUM"):
+            raise ConfigError(f"transformer: pool must be CLS, FIRST, MEAN, MAX or SUM, found {cfg.pool!r}")
         self.cfg = cfg
         n_pos = cfg.max_len + (1 if cfg.pool == "CLS" else 0)
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.emb_dim)) if cfg.pool == "CLS" else None
@@ -142,7 +150,7 @@ class LRATransformerEncoder(nn.Module):
             x = self.blocks[0 if self.cfg.tied_weights else i](x, mask)
         x = self.norm(x)  # (B, L', E)
         pool = self.cfg.pool
-        if pool == "CLS":
+        if pool in ("CLS", "FIRST"):
             return x[:, 0]
         if pool == "MEAN":
             return x.mean(dim=1)
