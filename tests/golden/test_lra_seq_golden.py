@@ -126,6 +126,7 @@ _LRA_CASES = {
                 learn_pos_emb=False),
     "pathx": dict(emb_dim=32, num_heads=2, qkv_dim=16, mlp_dim=32, num_layers=1, pool="MEAN", learn_pos_emb=True),
     "dual": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=1, pool="FIRST"),
+    "mean_pad": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=1, pool="MEAN", learn_pos_emb=True),
 }
 
 
@@ -147,7 +148,13 @@ def test_lra_transformer_matches_lra_flax(case: str) -> None:
             logits = model(tokens, tokens > 0, tokens2, tokens2 > 0)
         else:
             logits = model(tokens, tokens > 0)
-    np.testing.assert_allclose(logits.numpy(), fx[f"{case}/logits"], rtol=RTOL, atol=1e-12)
+    if case == "mean_pad":
+        # upstream ran in float32 (only there does its -1e10 bias make a padding query's attention
+        # uniform, the behaviour this case pins), so its logits carry float32 round-off: 1e-5
+        assert (fx[f"{case}/tokens"] == 0).any(axis=1).all()
+        np.testing.assert_allclose(logits.numpy(), fx[f"{case}/logits"], rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_allclose(logits.numpy(), fx[f"{case}/logits"], rtol=RTOL, atol=1e-12)
 
 
 def test_pathx_golden_case_is_the_pathx_preset() -> None:

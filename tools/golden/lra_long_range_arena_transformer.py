@@ -24,7 +24,11 @@ Three cases, random (seeded) weights rounded to float32, ``train=False``:
   1 layer, MEAN pooling, learned positions) on a short token sequence without padding (with padding
   and MEAN pooling LRA's fully masked query rows are precision-dependent: -1e10 biases);
 * ``dual``: ``TransformerDualEncoder`` (Retrieval), CLS pooling of an encoder built without a
-  [CLS] token (first position), concatenation head, padded documents.
+  [CLS] token (first position), concatenation head, padded documents;
+* ``mean_pad`` (run in float32, in a child process without the float64 alias): the Path-X
+  model's pooling and learned positions (emb 16) with id-0 tokens (black pixels) inside both examples. LRA's mask is query x key with bias -1e10;
+  in float32 that swamps a padding query's logits, so its attention is uniform over all positions,
+  and MEAN pooling averages those rows too.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ CASES = {
                   tied_weights=False, learn_pos_emb=True),
     "dual": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=1, classifier_pool="CLS"),
 }
+# Run in float32, as LRA trained: only there does the -1e10 bias swamp a padding query's logits.
+FLOAT32_CASES = {"mean_pad": dict(emb_dim=16, num_heads=2, qkv_dim=8, mlp_dim=16, num_layers=1,
+                                   classifier_pool="MEAN", tied_weights=False, learn_pos_emb=True, holes=4)}
 
 
 def _target(flax_path: str, qkv: int, dual: bool) -> str:
@@ -79,12 +86,14 @@ def _target(flax_path: str, qkv: int, dual: bool) -> str:
     return f"{prefix}.attn.qkv.weight|flatten in|into rows {row}:{row + qkv}"
 
 
-def main(checkout: Path) -> None:
+def run_cases(checkout: Path, cases: dict[str, dict], x64: bool, seed: int) -> tuple[dict, dict]:
+    """Run LRA on ``cases`` with random float32-representable weights: (arrays, weight_map)."""
     import jax
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
-    jnp.float32 = jnp.float64  # see the module docstring: LRA/flax hard-code float32 compute dtypes
+    if x64:
+        jax.config.update("jax_enable_x64", True)
+        jnp.float32 = jnp.float64  # see the module docstring: LRA/flax hard-code float32 compute dtypes
     import jax._src.numpy.lax_numpy as lax_numpy
 
     lax_numpy.isin = jnp.isin  # flax 0.3.6 imports it from here
@@ -92,17 +101,23 @@ def main(checkout: Path) -> None:
     from flax import traverse_util
     from lra_benchmarks.models.transformer import transformer as lra
 
-    rng = np.random.default_rng(20250103)
+    dtype = jnp.float64 if x64 else np.float32
+    rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     weight_map: dict[str, str] = {}
 
-    def tokens(padded_tail: int) -> np.ndarray:
+    def tokens(padded_tail: int, holes: int = 0) -> np.ndarray:
         t = rng.integers(1, VOCAB, size=(2, LENGTH))
         if padded_tail:
             t[1, -padded_tail:] = 0  # LRA padding id
+        if holes:  # id 0 inside the sequence: a black pixel, which LRA's mask (id > 0) also hides
+            t[0, rng.choice(LENGTH, size=holes, replace=False)] = 0
+            t[1, :2] = 0
         return t
 
-    for case, kw in CASES.items():
+    for case, kw in cases.items():
+        kw = dict(kw)
+        holes = kw.pop("holes", 0)
         dual = case == "dual"
         common = dict(vocab_size=VOCAB, max_len=LENGTH, num_classes=3, train=False, **kw)
         if dual:
@@ -110,7 +125,7 @@ def main(checkout: Path) -> None:
             model_def = lra.TransformerDualEncoder.partial(**common)
             _, params = model_def.init(jax.random.PRNGKey(0), jnp.asarray(x1), jnp.asarray(x2))
         else:
-            x1 = tokens(5 if case == "cls" else 0)
+            x1 = tokens(5 if case == "cls" else 0, holes)
             model_def = lra.TransformerEncoder.partial(classifier=True, **common)
             _, params = model_def.init(jax.random.PRNGKey(0), jnp.asarray(x1))
         flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
@@ -131,33 +146,64 @@ def main(checkout: Path) -> None:
             new[path] = w.astype(np.float32)
             arrays[f"param/{case}/{path}"] = new[path]
             weight_map[f"{case}/{path}"] = _target(path, kw["qkv_dim"], dual)
+
         def rebuild(tree: dict, prefix: str = "") -> dict:  # keeps empty modules (sinusoidal posembed_input)
             return {k: rebuild(v, f"{prefix}{k}/") if isinstance(v, dict) else
-                    jnp.asarray(new[f"{prefix}{k}"], dtype=jnp.float64) for k, v in tree.items()}
+                    jnp.asarray(new[f"{prefix}{k}"], dtype=dtype) for k, v in tree.items()}
 
-        params64 = rebuild(params)
+        params_run = rebuild(params)
         if dual:
-            logits = model_def.call(params64, jnp.asarray(x1), jnp.asarray(x2))
+            logits = model_def.call(params_run, jnp.asarray(x1), jnp.asarray(x2))
             arrays[f"{case}/tokens2"] = x2.astype(np.int64)
         else:
-            logits = model_def.call(params64, jnp.asarray(x1))
-        assert logits.dtype == np.float64, logits.dtype
+            logits = model_def.call(params_run, jnp.asarray(x1))
+        assert logits.dtype == dtype, logits.dtype
         arrays[f"{case}/tokens"] = x1.astype(np.int64)
-        arrays[f"{case}/logits"] = np.asarray(logits)
+        arrays[f"{case}/logits"] = np.asarray(logits).astype(np.float64)
+    return arrays, weight_map
+
+
+def main(checkout: Path) -> None:
+    import json
+    import subprocess
+    import tempfile
+
+    # float32 case first, in a child process: the float64 alias below is process-wide
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / "float32.npz"
+        subprocess.run([sys.executable, __file__, str(checkout), "--float32-case", str(part)], check=True)
+        with np.load(part, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if k != "weight_map"}
+            weight_map = json.loads(str(data["weight_map"]))
+    more, more_map = run_cases(checkout, CASES, x64=True, seed=20250103)
+    arrays.update(more)
+    weight_map.update(more_map)
     out = ROOT / "tests" / "golden" / "lra_transformer.npz"
     write_fixture(out, arrays, repo="google-research/long-range-arena", commit=upstream_commit(checkout),
                   weight_map=weight_map, generator="tools/golden/lra_long_range_arena_transformer.py",
-                  notes=("flax.deprecated.nn (flax 0.3.6, jax 0.4.13, x64; jnp.float32 aliased to float64). "
-                         "Cases (config in the generator): cls = TransformerEncoder CLS tied 2 layers emb 16; "
+                  notes=("flax.deprecated.nn (flax 0.3.6, jax 0.4.13). Cases (config in the generator), float64 "
+                         "(x64, jnp.float32 aliased to float64): cls = TransformerEncoder CLS tied 2 layers emb 16; "
                          "pathx = base_pathfinder128 model (emb 32, 2 heads, qkv 16, mlp 32, MEAN, learned "
-                         "positions); dual = TransformerDualEncoder CLS (first token), emb 16. Inputs <case>/tokens "
-                         "(and tokens2), token 0 = padding (mask = tokens > 0). Transforms: transpose (Dense "
-                         "kernel), flatten in ((E,h,d) -> (h*d,E)), flatten out ((h,d,E) -> (E,h*d)), squeeze 0, "
-                         "into rows a:b (block of our fused qkv). param/* float32 values run in float64."))
+                         "positions); dual = TransformerDualEncoder CLS (first token), emb 16. float32 (as LRA ran): "
+                         "mean_pad = MEAN pooling, learned positions, emb 16, with id-0 tokens (black pixels) inside both examples, where LRA's "
+                         "-1e10 query+key mask makes padding query rows uniform. Inputs <case>/tokens (and "
+                         "tokens2), token 0 = padding (mask = tokens > 0). Transforms: transpose (Dense kernel), "
+                         "flatten in ((E,h,d) -> (h*d,E)), flatten out ((h,d,E) -> (E,h*d)), squeeze 0, into rows "
+                         "a:b (block of our fused qkv). param/* float32 values."))
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 
 
+def float32_case(checkout: Path, out: Path) -> None:
+    import json
+
+    arrays, weight_map = run_cases(checkout, FLOAT32_CASES, x64=False, seed=20250104)
+    np.savez(out, weight_map=np.array(json.dumps(weight_map)), **arrays)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 4 and sys.argv[2] == "--float32-case":
+        float32_case(Path(sys.argv[1]).resolve(), Path(sys.argv[3]))
+    elif len(sys.argv) == 2:
+        main(Path(sys.argv[1]).resolve())
+    else:
         raise SystemExit("usage: lra_long_range_arena_transformer.py <long-range-arena checkout>")
-    main(Path(sys.argv[1]).resolve())

@@ -15,8 +15,10 @@ as in google-research/long-range-arena ``lra_benchmarks/models/transformer/trans
   builds its ``TransformerEncoder`` with ``classifier=False``, so its "CLS" pooling in
   ``classifier_head_dual`` takes the first document token), MEAN / MAX / SUM over all positions
   (LRA does not mask these).
-* Padding mask: keys that are padding are excluded from attention. LRA derives it from token
-  id > 0, which also masks black pixels in the image tasks; the caller passes the mask it wants.
+* Padding mask: keys that are padding are excluded from attention, and a padding query attends
+  uniformly to all positions (what LRA's -1e10 query-and-key bias does in float32). LRA derives
+  the mask from token id > 0, which also masks black pixels in the image tasks (and the [CLS]
+  token takes the first token's mask); the caller passes the mask it wants.
 The classifier head (Dense(mlp_dim) -> ReLU -> Dense(classes)) lives in sequence_classifier.py.
 
 Numerics of the flax (``flax.deprecated.nn``) code, google-research/long-range-arena@cd31e5c:
@@ -97,6 +99,12 @@ class SelfAttention(nn.Module):
             bias = torch.zeros(Bsz, 1, 1, L, dtype=x.dtype, device=x.device)
             bias = bias.masked_fill(~key_mask[:, None, None, :], float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.p if self.training else 0.0)
+        if key_mask is not None:
+            # LRA masks padding *queries* too (flax make_padding_mask: query x key): every bias of a
+            # padding query's row is -1e10, which in float32 swamps its logits (spacing 1024 at 1e10),
+            # so its softmax is uniform over all L positions: the row becomes the mean of every value.
+            # (LRA's attention dropout also drops these uniform weights; here they are not dropped.)
+            y = torch.where(key_mask[:, None, :, None], y, v.mean(dim=2, keepdim=True))  # (B, h, L, d)
         return self.out(y.transpose(1, 2).reshape(Bsz, L, -1))  # (B, L, E)
 
 
@@ -142,7 +150,7 @@ class LRATransformerEncoder(nn.Module):
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1+L, E)
             if mask is not None:
-                mask = torch.cat([mask[:, :1] | True, mask], dim=1)  # CLS always attends
+                mask = torch.cat([mask[:, :1], mask], dim=1)  # LRA: [CLS] takes the first token's mask
         if x.shape[1] > self.pos.shape[0]:
             raise ConfigError(f"transformer: length {x.shape[1]} exceeds max_len {self.cfg.max_len}")
         x = self.drop(x + self.pos[: x.shape[1]])  # (B, L', E)
