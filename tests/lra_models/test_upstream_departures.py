@@ -130,3 +130,12 @@ def test_retrieval_transformer_pools_the_first_token_without_a_cls_token() -> No
                                                                              "emb_dim": 16, "qkv_dim": 16,
                                                                              "num_heads": 2, "mlp_dim": 16}}))
     assert enc.backbone.cls is None and enc.backbone.pos.shape[0] == 8
+
+
+@pytest.mark.parametrize("task, dims", [
+    ("image", (128, 8, 1, 64, 128)),  # cifar10/transformer_base.py at LRA cd31e5c (since ee6649e)
+    ("pathfinder", (32, 4, 4, 16, 32)),  # pathfinder32/transformer_base.py at LRA cd31e5c (since ee6649e)
+])
+def test_image_task_transformers_use_lra_transformer_base_overrides(task: str, dims: tuple) -> None:
+    sub = preset("transformer", "paper", task)["model"]["transformer"]
+    assert (sub["emb_dim"], sub["num_heads"], sub["num_layers"], sub["qkv_dim"], sub["mlp_dim"]) == dims

@@ -95,9 +95,13 @@ _TRANSFORMER = {
     # token (classifier=False); pooling_mode "CLS" then takes each document's first token: FIRST.
     "retrieval": dict(emb=128, heads=4, layers=4, qkv=128, mlp=512, drop=0.1, attn=0.1, pool="FIRST", learn=False,
                       tied=False, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=8000, schedule="rsqrt", clip=None),
-    "image": dict(emb=32, heads=1, layers=1, qkv=32, mlp=64, drop=0.3, attn=0.2, pool="CLS", learn=True,
+    # Image / Pathfinder: the transformer_base.py overrides as of LRA ee6649e (2021-08-29, "Add the
+    # missing config in the public config for transformer on image tasks"), kept at cd31e5c; the
+    # earlier public files had none (cifar10: base config emb 32 / 1 head / qkv 32 / mlp 64) or a
+    # 1-layer emb-128 model (pathfinder32). Other fields from base_{cifar10,pathfinder32}_config.py.
+    "image": dict(emb=128, heads=8, layers=1, qkv=64, mlp=128, drop=0.3, attn=0.2, pool="CLS", learn=True,
                   tied=False, batch=256, lr=5e-4, wd=0.0, steps=175 * 200, warmup=175, schedule="cosine", clip=None),
-    "pathfinder": dict(emb=128, heads=4, layers=1, qkv=64, mlp=128, drop=0.2, attn=0.1, pool="MEAN", learn=False,
+    "pathfinder": dict(emb=32, heads=4, layers=4, qkv=16, mlp=32, drop=0.2, attn=0.1, pool="MEAN", learn=False,
                        tied=False, batch=512, lr=1e-3, wd=0.0, steps=312 * 200, warmup=312, schedule="cosine",
                        clip=None),
     # Path-X: image/configs/pathfinder128/transformer_base.py sets only model_type, so the model is
