@@ -28,7 +28,7 @@ def test_every_model_task_preset_builds_a_config():
         ("s5", "pathx", ("train", "lr"), 6e-4 * 3),
         ("s5", "pathx", ("model", "s5", "opt_config"), "BandCdecay"),
         ("s5", "pathfinder", ("model", "bn_momentum"), 0.1),  # flax 0.9
-        ("transformer", "listops", ("model", "transformer", "tied_weights"), True),
+        ("transformer", "listops", ("model", "transformer", "tied_weights"), False),  # train.py never passes it
         ("transformer", "pathfinder", ("model", "transformer", "pool"), "MEAN"),
     ],
 )

@@ -139,3 +139,9 @@ def test_retrieval_transformer_pools_the_first_token_without_a_cls_token() -> No
 def test_image_task_transformers_use_lra_transformer_base_overrides(task: str, dims: tuple) -> None:
     sub = preset("transformer", "paper", task)["model"]["transformer"]
     assert (sub["emb_dim"], sub["num_heads"], sub["num_layers"], sub["qkv_dim"], sub["mlp_dim"]) == dims
+
+
+def test_listops_transformer_is_the_pinned_base_config_untied() -> None:
+    sub = preset("transformer", "paper", "listops")["model"]["transformer"]
+    # base_listops_config.py at LRA cd31e5c; tied_weights is dead config (never reaches the model)
+    assert (sub["num_layers"], sub["mlp_dim"], sub["tied_weights"]) == (4, 1024, False)

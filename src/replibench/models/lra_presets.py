@@ -86,8 +86,11 @@ _S5 = {
 
 # LRA base configs (+ transformer_base overrides for the image tasks).
 _TRANSFORMER = {
-    "listops": dict(emb=512, heads=8, layers=6, qkv=512, mlp=2048, drop=0.1, attn=0.1, pool="CLS", learn=False,
-                    tied=True, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=1000, schedule="rsqrt", clip=None),
+    # ListOps: base_listops_config.py at cd31e5c (4 layers, mlp 1024 since 8d3dc39, 2021-03-22; the
+    # first release had 6 / 2048). Untied: the config's tied_weights is never passed to the model by
+    # listops/train.py (at any commit), so TransformerEncoder's default tied_weights=False applies.
+    "listops": dict(emb=512, heads=8, layers=4, qkv=512, mlp=1024, drop=0.1, attn=0.1, pool="CLS", learn=False,
+                    tied=False, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=1000, schedule="rsqrt", clip=None),
     "text": dict(emb=256, heads=4, layers=4, qkv=256, mlp=1024, drop=0.1, attn=0.1, pool="CLS", learn=False,
                  tied=False, batch=32, lr=0.05, wd=0.1, steps=20000, warmup=8000, schedule="rsqrt", clip=None,
                  max_len=1000),
