@@ -31,7 +31,7 @@ def test_every_model_task_preset_builds_a_config():
         # S4D on LRA: s4 v3.0.0 SSKernelDiag default disc='bilinear', no LRA config overrides it
         *[(m, t, ("model", "s4d", "disc"), "bilinear") for m in ("s4d-legs", "s4d-inv", "s4d-lin")
           for t in ("listops", "text", "retrieval", "image", "pathfinder", "pathx")],
-        ("transformer", "listops", ("model", "transformer", "tied_weights"), True),
+        ("transformer", "listops", ("model", "transformer", "tied_weights"), False),  # train.py never passes it
         ("transformer", "pathfinder", ("model", "transformer", "pool"), "MEAN"),
     ],
 )

@@ -12,6 +12,7 @@ blocks ``x + attn(norm(x))``, ``x + SwiGLU(norm(x))``; final norm; LM head.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +32,24 @@ class DeltaNetConfig:
     negative_eigenvalues: bool = True  # β = 2σ(·) (sigmoid_scale 2.0); False: β = σ(·)
     use_short_conv: bool = True
     conv_size: int = 4  # fla default
-    mlp_ratio: int = 4  # fla hidden_ratio; SwiGLU width = 2/3 · ratio · d_model
-    norm_eps: float = 1e-5
+    mlp_ratio: int = 4  # fla hidden_ratio; SwiGLU width: see ``mlp_width``
+    # fla DeltaNetConfig defaults (flash-linear-attention_mod/fla/models/delta_net/
+    # configuration_delta_net.py, automl/unlocking_state_tracking@df8f840): norm_eps 1e-6 for
+    # every RMSNorm (block, per-head output, final), initializer_range 0.02
+    norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+    intermediate_size: int | None = None  # fla's override of the SwiGLU width; None: the rule below
+
+    @property
+    def mlp_width(self) -> int:
+        """SwiGLU hidden width: ⌊d_model · ratio · 2/3⌋ rounded up to a multiple of 256 (fla DeltaNetMLP).
+
+        512 at d_model 128 (ratio 4): ⌊341.3⌋ = 341 → 512; 256 at d_model 16.
+        """
+        if self.intermediate_size is not None:
+            return self.intermediate_size
+        width = int(self.d_model * self.mlp_ratio * 2 / 3)
+        return 256 * ((width + 256 - 1) // 256)
 
     @property
     def beta_scale(self) -> float:
@@ -51,12 +68,20 @@ class ShortConv(nn.Module):
         return F.silu(self.conv(x.transpose(1, 2))[..., :L].transpose(1, 2))  # (B, L, C)
 
 
-def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """o_t = S_t q_t with S_t = S_{t-1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, S_0 = 0; sequential.
+def l2_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / √(Σ x² + eps) over the last axis: fla ``l2_norm_fn`` (``modules/l2norm.py``, eps 1e-6)."""
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps)
 
+
+def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """o_t = S_t q_t / √dk with S_t = S_{t-1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, S_0 = 0; sequential.
+
+    The 1/√dk on the query is fla's: every delta-rule kernel of the paper's fork (``chunk``, used in
+    training at length ≥ 64, ``fused_recurrent``, ``naive``) defaults to ``scale = dk ** -0.5``.
     Shapes: q, k (B, H, L, dk); v (B, H, L, dv); beta (B, H, L) → o (B, H, L, dv).
     """
     B, H, L, dk = k.shape
+    q = q * dk**-0.5
     S = q.new_zeros(B, H, v.shape[-1], dk)  # (B, H, dv, dk)
     out = []
     # unbind, not k[:, :, t]: an indexed slice's backward writes a full-size zero tensor per step
@@ -94,7 +119,7 @@ class DeltaNetAttention(nn.Module):
         else:
             v = F.silu(v)
         q, k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
-        q, k = F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+        q, k = l2_norm(q), l2_norm(k)
         beta = self.config.beta_scale * torch.sigmoid(self.b_proj(x)).transpose(1, 2)  # (B, H, L)
         o = delta_rule(q, k, v, beta).transpose(1, 2)  # (B, L, H, d)
         return self.o_proj(self.o_norm(o).reshape(B, L, D))  # (B, L, D)
@@ -103,7 +128,7 @@ class DeltaNetAttention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, config: DeltaNetConfig):
         super().__init__()
-        hidden = int(config.d_model * config.mlp_ratio * 2 / 3)
+        hidden = config.mlp_width
         self.gate = nn.Linear(config.d_model, hidden, bias=False)
         self.up = nn.Linear(config.d_model, hidden, bias=False)
         self.down = nn.Linear(hidden, config.d_model, bias=False)
@@ -128,6 +153,25 @@ class DeltaNet(nn.Module):
         self.mlps = nn.ModuleList(SwiGLU(config) for _ in range(config.n_layers))
         self.final_norm = RMSNorm(D, config.norm_eps)
         self.lm_head = nn.Linear(D, config.vocab_size, bias=False)
+        self._init_outside_attention()
+
+    def _init_outside_attention(self) -> None:
+        """fla ``DeltaNetPreTrainedModel._init_weights`` as run by Hugging Face ``post_init``.
+
+        Embedding, SwiGLU and LM head weights ~ N(0, initializer_range²); then every
+        ``down_proj`` is divided by √(2 · n_layers) (GPT-2 residual scaling; the same rule names
+        ``o_proj`` but never reaches it, because the attention layer has already marked its own
+        modules initialised). The attention layers keep their xavier(gain 2^-2.5) projections
+        and PyTorch-default short convolutions; RMSNorm weights stay 1.
+        """
+        std = self.config.initializer_range
+        nn.init.normal_(self.embedding.weight, mean=0.0, std=std)
+        nn.init.normal_(self.lm_head.weight, mean=0.0, std=std)
+        for mlp in self.mlps:
+            for lin in (mlp.gate, mlp.up, mlp.down):
+                nn.init.normal_(lin.weight, mean=0.0, std=std)
+            with torch.no_grad():
+                mlp.down.weight /= math.sqrt(2 * self.config.n_layers)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding(tokens)  # (B, L, D)

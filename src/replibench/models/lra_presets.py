@@ -86,19 +86,32 @@ _S5 = {
 
 # LRA base configs (+ transformer_base overrides for the image tasks).
 _TRANSFORMER = {
-    "listops": dict(emb=512, heads=8, layers=6, qkv=512, mlp=2048, drop=0.1, attn=0.1, pool="CLS", learn=False,
-                    tied=True, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=1000, schedule="rsqrt", clip=None),
+    # ListOps: base_listops_config.py at cd31e5c (4 layers, mlp 1024 since 8d3dc39, 2021-03-22; the
+    # first release had 6 / 2048). Untied: the config's tied_weights is never passed to the model by
+    # listops/train.py (at any commit), so TransformerEncoder's default tied_weights=False applies.
+    "listops": dict(emb=512, heads=8, layers=4, qkv=512, mlp=1024, drop=0.1, attn=0.1, pool="CLS", learn=False,
+                    tied=False, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=1000, schedule="rsqrt", clip=None),
     "text": dict(emb=256, heads=4, layers=4, qkv=256, mlp=1024, drop=0.1, attn=0.1, pool="CLS", learn=False,
                  tied=False, batch=32, lr=0.05, wd=0.1, steps=20000, warmup=8000, schedule="rsqrt", clip=None,
                  max_len=1000),
-    "retrieval": dict(emb=128, heads=4, layers=4, qkv=128, mlp=512, drop=0.1, attn=0.1, pool="CLS", learn=False,
+    # Retrieval: matching/train.py builds TransformerDualEncoder, whose shared encoder has no [CLS]
+    # token (classifier=False); pooling_mode "CLS" then takes each document's first token: FIRST.
+    "retrieval": dict(emb=128, heads=4, layers=4, qkv=128, mlp=512, drop=0.1, attn=0.1, pool="FIRST", learn=False,
                       tied=False, batch=32, lr=0.05, wd=0.1, steps=5000, warmup=8000, schedule="rsqrt", clip=None),
-    "image": dict(emb=32, heads=1, layers=1, qkv=32, mlp=64, drop=0.3, attn=0.2, pool="CLS", learn=True,
+    # Image / Pathfinder: the transformer_base.py overrides as of LRA ee6649e (2021-08-29, "Add the
+    # missing config in the public config for transformer on image tasks"), kept at cd31e5c; the
+    # earlier public files had none (cifar10: base config emb 32 / 1 head / qkv 32 / mlp 64) or a
+    # 1-layer emb-128 model (pathfinder32). Other fields from base_{cifar10,pathfinder32}_config.py.
+    "image": dict(emb=128, heads=8, layers=1, qkv=64, mlp=128, drop=0.3, attn=0.2, pool="CLS", learn=True,
                   tied=False, batch=256, lr=5e-4, wd=0.0, steps=175 * 200, warmup=175, schedule="cosine", clip=None),
-    "pathfinder": dict(emb=128, heads=4, layers=1, qkv=64, mlp=128, drop=0.2, attn=0.1, pool="MEAN", learn=False,
+    "pathfinder": dict(emb=32, heads=4, layers=4, qkv=16, mlp=32, drop=0.2, attn=0.1, pool="MEAN", learn=False,
                        tied=False, batch=512, lr=1e-3, wd=0.0, steps=312 * 200, warmup=312, schedule="cosine",
                        clip=None),
-    "pathx": dict(emb=128, heads=4, layers=1, qkv=64, mlp=128, drop=0.2, attn=0.1, pool="MEAN", learn=True,
+    # Path-X: image/configs/pathfinder128/transformer_base.py sets only model_type, so the model is
+    # base_pathfinder128_config.py's (LRA@cd31e5c): 1 layer, 2 heads, emb 32, qkv emb/2 = 16,
+    # mlp qkv*2 = 32, dropout 0.1, attention dropout 0.1, MEAN pooling, learned positions;
+    # batch 64, lr 1e-3, no weight decay, grad-norm clip 1, 200 epochs of 160000 // 64 = 2500 steps.
+    "pathx": dict(emb=32, heads=2, layers=1, qkv=16, mlp=32, drop=0.1, attn=0.1, pool="MEAN", learn=True,
                   tied=False, batch=64, lr=1e-3, wd=0.0, steps=2500 * 200, warmup=2500, schedule="cosine", clip=1.0),
 }
 

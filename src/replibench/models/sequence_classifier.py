@@ -11,7 +11,7 @@ Dense(mlp_dim)-ReLU-Dense classifier head, dual encoder for matching).
 Inputs: tokens (B, L) long with ``vocab_size`` set (embedding), or features (B, L, d_input)
 (linear encoder). ``mask`` (B, L) bool marks real (non-padding) positions. Retrieval (``dual``):
 ``forward(x, mask, x2, mask2)`` encodes both documents with shared weights and classifies
-[a, b, a*b, a-b] as LRA does.
+[a, b, a*b, a-b] (s4 NLI decoder); the Transformer concatenates [a, b] as LRA does.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from replibench.errors import ConfigError
 from replibench.models.s4 import S4Config, S4Layer
 from replibench.models.s4d import SSM_ROLE, S4DConfig, S4DLayer, make_dropout
 from replibench.models.s5 import S5Config, S5Layer
-from replibench.models.transformer import LRATransformerEncoder, TransformerConfig
+from replibench.models.transformer import LRAClassifierHead, LRATransformerEncoder, TransformerConfig
 
 LAYER_TYPES = ("s4d", "s4", "s5", "transformer")
 
@@ -126,10 +126,7 @@ class SequenceClassifier(nn.Module):
             self.encoder = nn.Linear(cfg.d_input, width)
         if cfg.layer == "transformer":
             self.backbone = LRATransformerEncoder(cfg.transformer)
-            hidden = cfg.transformer.mlp_dim  # LRA classifier_head(_dual): Dense(mlp_dim) -> ReLU
-            self.decoder = nn.Sequential(
-                nn.Linear(width * (4 if cfg.dual else 1), hidden), nn.ReLU(), nn.Linear(hidden, cfg.n_classes)
-            )
+            self.decoder = LRAClassifierHead(width, cfg.transformer.mlp_dim, cfg.n_classes, cfg.dual)
             return
         self.blocks = nn.ModuleList(ResidualBlock(self._make_layer(generator), cfg) for _ in range(cfg.n_layers))
         self.final = _norm(cfg.norm, cfg.d_model, cfg.bn_momentum) if cfg.prenorm and cfg.final_norm else None
@@ -184,6 +181,8 @@ class SequenceClassifier(nn.Module):
         both_mask = None if mask is None else torch.cat([mask, mask2 if mask2 is not None else mask])
         f = self.features(torch.cat([x, x2]), both_mask)  # (2B, H): shared encoder, one pass
         a, b = f.chunk(2)
+        if self.cfg.layer == "transformer":  # LRA classifier_head_dual, interaction=None
+            return self.decoder(torch.cat([a, b], dim=-1))  # (B, classes)
         return self.decoder(torch.cat([a, b, a * b, a - b], dim=-1))  # (B, classes)
 
     def optimizer_param_groups(self, lr: float, weight_decay: float, ssm_lr: float | None = None) -> list[dict]:
