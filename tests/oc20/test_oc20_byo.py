@@ -36,6 +36,10 @@ def test_one_split(tiny_parquet, tmp_path):
     assert record["metrics"]["energy_within_threshold"] == 1.0  # |0.01| < 0.02 eV
     assert record["metrics"] == score_s2ef_files(pred, tiny_parquet / "val_id")
     assert record["metric_info"]["forces_mae"] == {"direction": "min", "unit": "eV/A"}
+    # fairchem's Evaluator names, all of them (forces_cosine_similarity, not forces_cosine)
+    assert {"energy_mse", "forces_mse", "forcesx_mae", "forcesz_mse", "forces_cosine_similarity"} <= set(record["metrics"])
+    assert "forces_cosine" not in record["metrics"] and set(record["metric_info"]) == set(record["metrics"])
+    assert record["metrics"]["energy_mse"] == pytest.approx(0.01 ** 2)
 
 
 def test_four_splits_give_the_papers_average(tiny_parquet, tmp_path):

@@ -55,3 +55,37 @@ def test_spherical_basis_matches_torch_geometric():
     idx_kj = torch.randint(40, (100,), generator=generator)
     # PyG's Bessel zeros are float32, so agreement is to ~1e-7 relative
     torch.testing.assert_close(ours(distance, angle, idx_kj), reference(distance, angle, idx_kj), rtol=1e-6, atol=1e-6)
+
+
+def test_parameter_count_of_fairchems_oc20_config():
+    """fairchem configs/oc20/s2ef/2M/dimenet_plus_plus/dpp.yml (hidden 192, out_emb 192, 3 blocks,
+    int_emb 64, basis_emb 8, 7 spherical, 6 radial): 1,810,182 parameters in fairchem@31c0963's
+    DimeNetPlusPlusWrap (counted there). By hand: Bessel frequencies 6; embedding 95*192 +
+    (6*192 + 192) + (3*192*192 + 192) = 130,368; 4 output blocks of 6*192 + (192*192 + 192) +
+    3*(192*192 + 192) + 192 = 149,568; 3 interaction blocks of 360,512. PyG's output block (no
+    ``lin_up`` bias) gives 768 fewer."""
+    from replibench.models.dimenet_pp import DimeNetPP, DimeNetPPConfig
+
+    model = DimeNetPP(DimeNetPPConfig())
+    assert sum(p.numel() for p in model.parameters()) == 6 + 130_368 + 4 * 149_568 + 3 * 360_512 == 1_810_182
+    for block in model.output_blocks:
+        assert block.lin_up.bias is not None and block.lin_up.bias.shape == (192,)
+
+
+def test_output_block_adds_the_up_projection_bias():
+    """One atom with one incoming edge: out = lin(act(lins(lin_up(rbf-gated message)))), by hand."""
+    from replibench.models.dimenet_pp import OutputBlock
+
+    torch.manual_seed(0)
+    block = OutputBlock(num_radial=2, hidden_channels=3, out_emb_channels=4, out_channels=1, num_layers=1,
+                        act=torch.nn.functional.silu).double()
+    torch.nn.init.normal_(block.lin.weight)
+    torch.nn.init.normal_(block.lin_up.bias)
+    x, rbf = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    target = torch.tensor([0, 0])
+    summed = (rbf @ block.lin_rbf.weight.T * x).sum(0)  # (3,) both edges arrive at atom 0
+    up = block.lin_up.weight @ summed + block.lin_up.bias  # (4,): the bias PyG's block lacks
+    expected = block.lin.weight @ torch.nn.functional.silu(block.lins[0].weight @ up + block.lins[0].bias)
+    out = block(x, rbf, target, num_nodes=1)
+    assert out.shape == (1, 1)
+    torch.testing.assert_close(out[0], expected, rtol=1e-12, atol=0)

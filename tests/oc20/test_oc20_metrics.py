@@ -38,8 +38,35 @@ def test_forces_pooled_over_free_atoms():
     free = ~fixed
     # free components errors: (0, 0.01, 0) and (0, 0, 1) -> 1.01 / 6; the fixed atom is ignored
     assert m.forces_mae(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx(1.01 / 6)
-    assert m.forces_cosine(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx(1.0, abs=1e-6)
+    assert m.forces_cosine_similarity(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx(1.0, abs=1e-6)
     assert m.forces_magnitude_error(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx((0.01 + 1) / 2)
+
+
+def test_mse_and_per_component_metrics_by_hand():
+    pred, true, fixed = two_structures()
+    free = ~fixed
+    # free atoms' errors: (0, 0.01, 0) and (0, 0, -1); the fixed atom's 9s are ignored
+    assert m.forces_mse(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx((1e-4 + 1) / 6)
+    components = m.forces_component_errors(pred_forces=pred, true_forces=true, free_mask=free)
+    assert components == pytest.approx({
+        "forcesx_mae": 0.0, "forcesy_mae": 0.01 / 2, "forcesz_mae": 1.0 / 2,
+        "forcesx_mse": 0.0, "forcesy_mse": 1e-4 / 2, "forcesz_mse": 1.0 / 2,
+    })
+    # fairchem's forces_mae pools all components: the mean of the three per-axis MAEs
+    mean_of_axes = np.mean([components[f"forces{a}_mae"] for a in "xyz"])
+    assert m.forces_mae(pred_forces=pred, true_forces=true, free_mask=free) == pytest.approx(mean_of_axes)
+
+
+def test_metric_names_are_fairchems():
+    """Every S2EF name fairchem's Evaluator reports (its default S2EF list), the MSE counterparts,
+    and its IS2RE list; ``forces_cosine`` was our old name for ``forces_cosine_similarity``."""
+    fairchem_s2ef = {"energy_mae", "forcesx_mae", "forcesy_mae", "forcesz_mae", "forces_mae",
+                     "forces_cosine_similarity", "forces_magnitude_error", "energy_forces_within_threshold"}
+    mses = {"energy_mse", "forces_mse", "forcesx_mse", "forcesy_mse", "forcesz_mse"}
+    assert set(m.S2EF_METRICS) == fairchem_s2ef | mses | {"energy_within_threshold"}
+    assert set(m.IS2RE_METRICS) == {"energy_mae", "energy_mse", "energy_within_threshold"}
+    assert "forces_cosine" not in m.METRICS
+    assert m.METRICS["forcesz_mse"].direction == "min" and m.METRICS["forces_cosine_similarity"].direction == "max"
 
 
 def test_pooling_weighs_structures_by_free_atoms():
@@ -55,7 +82,7 @@ def test_cosine_by_hand_and_zero_vector():
     pred = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
     true = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     # cosines: 0, 1/sqrt(2), 0 (a zero vector gives 0 with torch's eps)
-    value = m.forces_cosine(pred_forces=pred, true_forces=true, free_mask=np.ones(3, bool))
+    value = m.forces_cosine_similarity(pred_forces=pred, true_forces=true, free_mask=np.ones(3, bool))
     assert value == pytest.approx(math.sqrt(0.5) / 3, rel=1e-6)
 
 
@@ -89,7 +116,8 @@ def test_s2ef_bundle_and_average():
     metrics = m.s2ef_metrics(pred_energy=[0.01, 5.0], true_energy=[0.0, 5.0], pred_forces=pred_f,
                              true_forces=true_f, fixed=fixed, natoms=[2, 1])
     assert set(metrics) == set(m.S2EF_METRICS)
-    assert metrics["energy_mae"] == pytest.approx(0.005)
+    assert metrics["energy_mae"] == pytest.approx(0.005) and metrics["energy_mse"] == pytest.approx(0.01 ** 2 / 2)
+    assert metrics["forces_mse"] == pytest.approx((1e-4 + 1) / 6) and metrics["forcesz_mae"] == pytest.approx(0.5)
     assert metrics["energy_within_threshold"] == 1.0
     averaged = m.average_over_splits({"a": {"x": 1.0, "y": 0.0}, "b": {"x": 3.0, "y": 1.0}})
     assert averaged == {"x": 2.0, "y": 0.5}
@@ -105,3 +133,17 @@ def test_shape_errors():
     with pytest.raises(ValueError):
         m.energy_forces_within_threshold(pred_energy=[0.0], true_energy=[0.0], pred_forces=np.zeros((2, 3)),
                                          true_forces=np.zeros((2, 3)), free_mask=[True, True], natoms=[3])
+
+
+def test_reference_metrics_are_reported_names():
+    """Every paper number in references/oc20.yaml names a metric our runs report
+    (``<split>_<metric>`` / ``val_avg_<metric>``), so it meets a run on the leaderboard."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "references" / "oc20.yaml"
+    entries = yaml.safe_load(path.read_text())["entries"]
+    reported = set(m.split_metric_infos(m.S2EF_METRICS)) | set(m.split_metric_infos(m.IS2RE_METRICS))
+    unknown = sorted({e["metric"] for e in entries} - reported)
+    assert not unknown, f"{path}: metrics no run reports: {unknown}"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from replibench.errors import DataError
+from replibench.metrics.oc20 import S2EF_METRICS
 from replibench.metrics.oc20_files import score_is2re_files, score_s2ef_files
 from replibench.runs import RunSpec
 from replibench.registry import MODELS
@@ -170,7 +171,7 @@ def test_predict_score_and_byo_files_agree(s2ef, tiny_parquet, tmp_path):
             assert scores[f"{split}_{metric}"] == pytest.approx(value, rel=1e-12)
     for metric in per_split["val_id"]:  # the Gaunt paper's average: plain mean of the four splits
         assert scores[f"val_avg_{metric}"] == pytest.approx(np.mean([per_split[s][metric] for s in per_split]))
-    assert len(scores) == 5 * 6
+    assert len(scores) == 5 * len(S2EF_METRICS) == 5 * 14
     protocol = task.protocol(data, SETTINGS)
     assert protocol["energy_target"] == "energy_ref" and protocol["graph"]["max_neighbors"] == 50
     assert protocol["data_origin"] == "synthetic" and protocol["loss_coefficients"] == {"energy": 2.0, "forces": 100.0}
@@ -181,7 +182,7 @@ def test_predict_score_and_byo_files_agree(s2ef, tiny_parquet, tmp_path):
 
     kept = predictions.filter(pc.is_in(predictions.column("split"), pa.array(["val_id", "val_ood_ads"])))
     partial = S2EFTask().score(kept, two, SETTINGS)
-    assert not any(name.startswith("val_avg") for name in partial) and len(partial) == 2 * 6
+    assert not any(name.startswith("val_avg") for name in partial) and len(partial) == 2 * len(S2EF_METRICS)
     assert partial["val_id_forces_mae"] == subset["val_id_forces_mae"]
     with pytest.raises(DataError, match="does not score"):
         S2EFTask().score(predictions, two, SETTINGS)
@@ -193,7 +194,7 @@ def test_perfect_predictions_score_perfectly(tiny_parquet, tmp_path):
     pq.write_table(pred, tmp_path / "p.parquet")
     scores = score_s2ef_files(tmp_path / "p.parquet", tiny_parquet / "val_id")
     assert scores["energy_mae"] == 0 and scores["forces_mae"] == 0
-    assert scores["energy_forces_within_threshold"] == 1.0 and scores["forces_cosine"] == pytest.approx(1.0)
+    assert scores["energy_forces_within_threshold"] == 1.0 and scores["forces_cosine_similarity"] == pytest.approx(1.0)
     total = score_s2ef_files(tmp_path / "p.parquet", tiny_parquet / "val_id", energy_column="energy")
     assert total["energy_mae"] > 0  # the total energy differs from the adsorption energy
 

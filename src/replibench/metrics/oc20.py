@@ -4,10 +4,19 @@ Pooling over a split (the evaluator keeps a running ``total`` and ``numel`` over
 reports ``total / numel``):
 
 * energy MAE and EwT: one term per structure, averaged over structures;
-* force MAE: one term per Cartesian component of every *free* atom of the split, i.e. pooled over
-  atoms — structures with more free atoms weigh more (not a mean of per-structure MAEs);
-* force cosine and force magnitude error: one term per free atom, pooled over atoms;
+* force MAE / MSE: one term per Cartesian component of every *free* atom of the split, i.e. pooled
+  over atoms — structures with more free atoms weigh more (not a mean of per-structure MAEs);
+* ``forcesx_mae`` … ``forcesz_mse``: one term per free atom (that component only);
+* force cosine similarity and force magnitude error: one term per free atom, pooled over atoms;
 * EFwT: one term per structure.
+
+Names are fairchem's (``<target>_<fn>``, e.g. ``forces_cosine_similarity``), so our
+``metrics.json`` and fairchem's logs can be compared key by key. The S2EF list is the union of
+``Evaluator.task_metrics["s2ef"]`` (energy_mae, forcesx/y/z_mae, forces_mae,
+forces_cosine_similarity, forces_magnitude_error, energy_forces_within_threshold), the MSE
+counterparts of its MAEs (energy_mse, forces_mse, forcesx/y/z_mse: same functions, ``mse``) and EwT;
+IS2RE is ``Evaluator.task_metrics["is2re"]`` (energy_mae, energy_mse, energy_within_threshold).
+Checked against FAIR-Chem/fairchem@31c0963 ``src/fairchem/core/modules/evaluator.py``.
 
 Free atoms: the OCP trainer evaluates atom-level targets on atoms with ``fixed == 0`` only
 (``eval_on_free_atoms: True``, the default in every OC20 config); the per-structure atom counts
@@ -40,7 +49,13 @@ METRICS: dict[str, MetricInfo] = {
     "energy_within_threshold": MetricInfo("max", "fraction", "EwT: share of structures with |dE| < 0.02 eV"),
     "forces_mae": MetricInfo(
         "min", "eV/A", "mean |F_pred - F_DFT| over every component of every free atom, pooled over the split"),
-    "forces_cosine": MetricInfo(
+    "forces_mse": MetricInfo(
+        "min", "eV^2/A^2", "mean (F_pred - F_DFT)^2 over every component of every free atom, pooled over the split"),
+    **{f"forces{axis}_{kind}": MetricInfo(
+        "min", unit, f"mean {what} of the {axis} force component over free atoms, pooled over the split")
+       for kind, unit, what in (("mae", "eV/A", "|error|"), ("mse", "eV^2/A^2", "squared error"))
+       for axis in "xyz"},
+    "forces_cosine_similarity": MetricInfo(
         "max", "1", "mean over free atoms of the cosine between predicted and DFT force vectors (float32)"),
     "forces_magnitude_error": MetricInfo("min", "eV/A", "mean over free atoms of | |F_pred| - |F_DFT| |"),
     "energy_forces_within_threshold": MetricInfo(
@@ -48,9 +63,12 @@ METRICS: dict[str, MetricInfo] = {
         "EFwT: share of structures with |dE| < 0.02 eV and max per-component free-atom force error < 0.03 eV/A"),
 }
 
-#: fairchem's S2EF and IS2RE metric lists (``Evaluator.task_metrics`` / the OC20 configs) plus EwT.
-S2EF_METRICS = ("energy_mae", "energy_within_threshold", "forces_mae", "forces_cosine",
-                "forces_magnitude_error", "energy_forces_within_threshold")
+#: Every metric fairchem's ``Evaluator`` reports for S2EF (plus the MSE counterparts of its MAEs and
+#: EwT), and for IS2RE (``Evaluator.task_metrics``), under fairchem's names.
+S2EF_METRICS = ("energy_mae", "energy_mse", "energy_within_threshold",
+                "forces_mae", "forces_mse",
+                "forcesx_mae", "forcesy_mae", "forcesz_mae", "forcesx_mse", "forcesy_mse", "forcesz_mse",
+                "forces_cosine_similarity", "forces_magnitude_error", "energy_forces_within_threshold")
 IS2RE_METRICS = ("energy_mae", "energy_mse", "energy_within_threshold")
 
 
@@ -98,7 +116,25 @@ def forces_mae(*, pred_forces, true_forces, free_mask) -> float:
     return float(np.mean(np.abs(pred - true)))
 
 
-def forces_cosine(*, pred_forces, true_forces, free_mask) -> float:
+def forces_mse(*, pred_forces, true_forces, free_mask) -> float:
+    """Force MSE in eV²/Å² over every Cartesian component of every free atom (pooled over atoms)."""
+    pred, true = _free_force_pairs(pred_forces, true_forces, free_mask)
+    return float(np.mean((pred - true) ** 2))
+
+
+def forces_component_errors(*, pred_forces, true_forces, free_mask) -> dict[str, float]:
+    """``forces{x,y,z}_{mae,mse}``: each Cartesian component's MAE (eV/Å) and MSE (eV²/Å²) over
+    free atoms, pooled over atoms — fairchem's ``forcesx_mae`` etc. (one term per free atom)."""
+    pred, true = _free_force_pairs(pred_forces, true_forces, free_mask)
+    error = pred - true  # (A_free, 3)
+    out = {}
+    for kind, values in (("mae", np.abs(error)), ("mse", error ** 2)):
+        for index, axis in enumerate("xyz"):
+            out[f"forces{axis}_{kind}"] = float(np.mean(values[:, index]))
+    return out
+
+
+def forces_cosine_similarity(*, pred_forces, true_forces, free_mask) -> float:
     """Mean over free atoms of the cosine similarity of force vectors (dimensionless).
 
     Computed like fairchem: ``torch.cosine_similarity`` on float32 copies (eps 1e-8), so a zero
@@ -151,9 +187,12 @@ def s2ef_metrics(*, pred_energy, true_energy, pred_forces, true_forces, fixed, n
     force_args = {"pred_forces": pred_forces, "true_forces": true_forces, "free_mask": free}
     return {
         "energy_mae": energy_mae(pred_energy=pred_energy, true_energy=true_energy),
+        "energy_mse": energy_mse(pred_energy=pred_energy, true_energy=true_energy),
         "energy_within_threshold": energy_within_threshold(pred_energy=pred_energy, true_energy=true_energy),
         "forces_mae": forces_mae(**force_args),
-        "forces_cosine": forces_cosine(**force_args),
+        "forces_mse": forces_mse(**force_args),
+        **forces_component_errors(**force_args),
+        "forces_cosine_similarity": forces_cosine_similarity(**force_args),
         "forces_magnitude_error": forces_magnitude_error(**force_args),
         "energy_forces_within_threshold": energy_forces_within_threshold(
             pred_energy=pred_energy, true_energy=true_energy, natoms=natoms, **force_args),

@@ -7,8 +7,8 @@ arXiv:2003.03123). OC20 baseline: Chanussot et al. 2021, fairchem's ``DimeNetPlu
 interaction block mixes the message of edge k->j into edge j->i through a radial (Bessel) and a
 2D spherical (Bessel x Legendre) basis of the distance d_kj and the angle between the edges.
 We use torch_geometric's DimeNet++ blocks (``BesselBasisLayer``, ``EmbeddingBlock``,
-``InteractionPPBlock``, ``OutputPPBlock``, the Bessel zeros ``Jn_zeros``) on our precomputed
-periodic edges. The 2D spherical basis is evaluated by ``SphericalBasis`` below: the same
+``InteractionPPBlock``, the Bessel zeros ``Jn_zeros``) on our precomputed periodic edges; the
+output block is :class:`OutputBlock` below (fairchem's layout, which differs from PyG's). The 2D spherical basis is evaluated by ``SphericalBasis`` below: the same
 functions as PyG's ``SphericalBasisLayer`` (checked in the tests), but by recurrences instead of
 sympy-simplified closed forms, whose construction takes ~30 s for 7 x 6 functions.
 
@@ -18,8 +18,9 @@ shift_kj + shift_ji = 0), the rule fairchem uses. The angle is the one fairchem 
 the vectors i->j and j->k. Differences from fairchem, stated plainly:
 * fairchem computes the angles from ``pos.detach()``, so its forces -dE/dpos ignore how the angles
   move; ``detach_angles=True`` (paper default) reproduces that, ``False`` gives exact -dE/dpos.
-* PyG's ``OutputPPBlock.lin_up`` has no bias, fairchem's has one (out_emb_channels biases per
-  output block, 768 parameters in the paper preset).
+* (none left in the output block: PyG's ``OutputPPBlock.lin_up`` has no bias, fairchem's has one —
+  out_emb_channels biases per output block, 768 parameters in the paper preset — and
+  :class:`OutputBlock` follows fairchem.)
 * ``SphericalBasis`` evaluates in float64 (PyG's float32 closed forms lose up to ~1e-2 absolute
   at small distances through cancellation); values agree with PyG's to ~1e-7 in float64.
 
@@ -35,13 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.nn.inits import glorot_orthogonal
 from torch_geometric.nn.models.dimenet import (
     BesselBasisLayer,
     EmbeddingBlock,
     Envelope,
     InteractionPPBlock,
-    OutputPPBlock,
 )
+from torch_geometric.utils import scatter
 from torch_geometric.nn.models.dimenet_utils import Jn_zeros
 
 from replibench.models._atoms import (
@@ -123,6 +125,46 @@ class SphericalBasis(nn.Module):
         return basis.flatten(1).to(distance.dtype)  # (T, S * R)
 
 
+class OutputBlock(nn.Module):
+    """DimeNet++ output block as fairchem's OC20 baseline has it (``OutputPPBlock`` in
+    ``fairchem/core/models/dimenet_plus_plus.py``): edge messages (E, H), gated by a linear map
+    of the radial basis, summed onto their target atom, up-projected to ``out_emb_channels``
+    **with a bias** (PyG's block has none), ``num_layers`` SiLU layers, and a bias-free linear
+    map to ``out_channels`` per atom, initialised to zero.
+
+    Parameter names (``lin_rbf``, ``lin_up``, ``lins.<k>``, ``lin``) are fairchem's and PyG's, so
+    their state dicts load as they are. Initialisation as fairchem's: glorot-orthogonal (scale
+    2) weights, zero biases in ``lins``, zero ``lin``; the ``lin_up`` bias keeps PyTorch's default
+    uniform(±1/sqrt(hidden)) because fairchem never resets it.
+    """
+
+    def __init__(self, num_radial: int, hidden_channels: int, out_emb_channels: int, out_channels: int,
+                 num_layers: int, act) -> None:
+        super().__init__()
+        self.act = act
+        self.lin_rbf = nn.Linear(num_radial, hidden_channels, bias=False)
+        self.lin_up = nn.Linear(hidden_channels, out_emb_channels, bias=True)
+        self.lins = nn.ModuleList(nn.Linear(out_emb_channels, out_emb_channels) for _ in range(num_layers))
+        self.lin = nn.Linear(out_emb_channels, out_channels, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        glorot_orthogonal(self.lin_rbf.weight, scale=2.0)
+        glorot_orthogonal(self.lin_up.weight, scale=2.0)
+        for layer in self.lins:
+            glorot_orthogonal(layer.weight, scale=2.0)
+            layer.bias.data.fill_(0)
+        self.lin.weight.data.fill_(0)
+
+    def forward(self, x: torch.Tensor, rbf: torch.Tensor, target: torch.Tensor, num_nodes: int) -> torch.Tensor:
+        """x (E, H) edge messages, rbf (E, R), target (E,) atom index i of edge j->i → (N, out_channels)."""
+        per_atom = scatter(self.lin_rbf(rbf) * x, target, dim=0, dim_size=num_nodes, reduce="sum")  # (N, H)
+        h = self.lin_up(per_atom)  # (N, out_emb)
+        for layer in self.lins:
+            h = self.act(layer(h))
+        return self.lin(h)  # (N, out_channels)
+
+
 def periodic_triplets(edge_index: torch.Tensor, edge_shift: torch.Tensor, num_nodes: int):
     """Triplets k->j->i as edge-index pairs ``(idx_kj, idx_ji)``, each (T,) long.
 
@@ -158,7 +200,7 @@ class DimeNetPP(nn.Module):
         self.sbf = SphericalBasis(c.num_spherical, c.num_radial, c.cutoff, c.envelope_exponent)
         self.emb = EmbeddingBlock(c.num_radial, c.hidden_channels, act)
         self.output_blocks = nn.ModuleList(
-            OutputPPBlock(c.num_radial, c.hidden_channels, c.out_emb_channels, 1, c.num_output_layers, act)
+            OutputBlock(c.num_radial, c.hidden_channels, c.out_emb_channels, 1, c.num_output_layers, act)
             for _ in range(c.num_blocks + 1)
         )
         self.interaction_blocks = nn.ModuleList(
