@@ -34,8 +34,14 @@ then costs ``steps × step + epochs × val batches × forward(32) + test windows
 paper-era test loader has batch size 1), with ``steps = steps per epoch × epochs`` (at most
 ``--max-steps``) and epochs the preset's maximum (early stopping, patience 3, can only shorten it).
 The default run list is the longest prefix of ETTh1, ETTh2, ETTm2, ETTm1 (horizons 96→720) whose
-estimate fits ``--budget-s`` (600 s: ~10 min on one H200). Each run's measured wall time is written
-beside its estimate, so the constants can be corrected from a real GPU run.
+estimate fits ``--budget-s`` (600 s: ~10 min on one H200): with these constants, the four ETTh1
+horizons, 8.1 min (83/98/118/170 s + 20 s start); all 16 runs come to ~111 min. Each run's measured
+wall time is written beside its estimate, so the constants can be corrected from a real GPU run.
+
+Measured on the 2-core development CPU (1 thread, batch 32): an ETTh1-96 step (108 GFLOP counted)
+takes 2.1 CPU-s, an ETTm1-96 step (d_model 64, 872 GFLOP) 8.6 CPU-s, i.e. 50–100 GFLOP/s, which
+the FLOP counts explain. The model above puts those steps at 25 ms and 101 ms on the H200 (about
+85× faster than one CPU core); it is an assumption until a GPU run records ``measured_s``.
 """
 
 from __future__ import annotations
