@@ -4,8 +4,8 @@ TimesNet (forecasting and imputation) and DLinear: the fixture's weights are cop
 by the recorded name map, the fixture's inputs are fed in float64, and the outputs — and, for
 TimesNet, each layer's FFT-chosen periods and their softmax weights — must match TSLib's.
 
-The data side: our ETTh1 loader (borders, train-only scaler, windows, timeF features) against
-TSLib's ``Dataset_ETT_hour`` on the same CSV.
+The data side: our ETTh1 and ETTm1 loaders (borders, train-only scaler, windows, timeF features)
+against TSLib's ``Dataset_ETT_hour`` / ``Dataset_ETT_minute`` on the same CSVs.
 
 The naive baselines have no upstream model (TSLib has none; the papers use them nowhere): they are
 checked against values worked out by hand at the end of this file.
@@ -97,18 +97,22 @@ def test_dlinear_matches_tslib(batch: str) -> None:
     np.testing.assert_allclose(out.numpy(), fixture[f"{batch}_out"], rtol=RTOL, atol=1e-12)
 
 
-def test_etth1_windows_and_scaler_match_tslib(shared_data, tmp_path) -> None:
+@pytest.mark.parametrize("name", ["ETTh1", "ETTm1"])
+def test_ett_windows_and_scaler_match_tslib(name: str, shared_data, tmp_path) -> None:
+    """Borders, train-only scaler, window counts and contents, timeF features (freq 'h' for ETTm1
+    too, as the TimesNet scripts run it) against Dataset_ETT_hour / Dataset_ETT_minute."""
     from replibench.datasets.ett import num_windows, preprocess, split_borders_ett
     from replibench.tasks.timeseries import load_series
 
-    fixture = load_fixture("ett_data_etth1")
-    preprocess(shared_data / "ett" / "ETTh1.csv", tmp_path, dataset="etth1")
-    data = load_series(tmp_path, dataset="etth1", seq_len=96, pred_len=96)
+    dataset = name.lower()
+    fixture = load_fixture(f"ett_data_{dataset}")
+    preprocess(shared_data / "ett" / f"{name}.csv", tmp_path, dataset=dataset)
+    data = load_series(tmp_path, dataset=dataset, seq_len=96, pred_len=96)
     np.testing.assert_allclose(data.mean, fixture["scaler_mean"], rtol=1e-12)
     np.testing.assert_allclose(data.std, fixture["scaler_scale"], rtol=1e-12)
     counts = np.array([[num_windows(end - start, 96, horizon)
                         for horizon in (96, 192, 336, 720)
-                        for start, end in [split_borders_ett("etth1", 96)[split]]]
+                        for start, end in [split_borders_ett(dataset, 96)[split]]]
                        for split in ("train", "val", "test")])
     np.testing.assert_array_equal(counts, fixture["window_counts"])
     last = data.window_count("test") - 1

@@ -10,7 +10,7 @@ thuml/TimesNet holds no code) a TimesBlock padded a fold with the window's **las
 ``fd74cbc`` (2023-02-22) made that zeros, as TSLib has done since and as we do. Loaded with these
 fixtures' weights, ``e08ddc0``'s TimesNet gives the ETTh1 window's forecast to 2e-16 but the random
 batch's to 3.1e-3 (max abs; imputation 5e-10); DLinear is identical at both commits. The ETTh1
-folder defaults to ``/work/shared/data/ett`` (the pinned ETDataset CSV).
+folder defaults to ``/work/shared/data/ett`` (the pinned ETDataset CSVs).
 
 Writes (float64, upstream modules imported from the checkout, nothing of them copied here):
 
@@ -19,9 +19,10 @@ Writes (float64, upstream modules imported from the checkout, nothing of them co
   first ETTh1 test window with its calendar features; the outputs and, per layer, the FFT-chosen
   periods and their softmax mixing weights.
 * ``tests/golden/ett_dlinear.npz`` — DLinear (``individual=False``) on the same inputs.
-* ``tests/golden/ett_data_etth1.npz`` — ``Dataset_ETT_hour`` (features M, timeF, freq h) on
-  ETTh1: window counts of every split and horizon, the train scaler's mean/scale, and the first
-  and last test windows (inputs, targets, calendar features) at horizon 96.
+* ``tests/golden/ett_data_etth1.npz`` and ``ett_data_ettm1.npz`` — ``Dataset_ETT_hour`` /
+  ``Dataset_ETT_minute`` (features M, timeF, freq h as the scripts run them, also for ETTm1): window
+  counts of every split and horizon, the train scaler's mean/scale, and the first and last test
+  windows (inputs, targets, calendar features) at horizon 96.
 
 Small sizes keep the fixtures tens of KB: horizon 24 (input 96, so TimesNet folds 120 steps and pads
 for most periods), d_model 4, d_ff 8, 3 Inception kernels (1, 3, 5) instead of the scripts'
@@ -188,24 +189,26 @@ def run_dlinear(data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dic
     return arrays, weight_map, {"seq_len": 96, "pred_len": 24, "enc_in": 7, "moving_avg": 25, "individual": False}
 
 
-def run_data(dataset_module, data_folder: Path) -> dict[str, np.ndarray]:
-    """Dataset_ETT_hour on ETTh1: counts for every split × horizon; scaler; first/last test windows."""
+def run_data(dataset_module, data_folder: Path, name: str) -> dict[str, np.ndarray]:
+    """TSLib's ETT loader on ``name`` (ETTh1: Dataset_ETT_hour, ETTm1: Dataset_ETT_minute) with the
+    scripts' settings (features M, timeF, freq 'h' — also for the 15-minute file): window counts of
+    every split × horizon, the train scaler, and the first/last test windows at horizon 96."""
+    loader = dataset_module.Dataset_ETT_hour if name.startswith("ETTh") else dataset_module.Dataset_ETT_minute
     counts = np.zeros((3, 4), dtype=np.int64)
     arrays: dict[str, np.ndarray] = {}
     for j, horizon in enumerate((96, 192, 336, 720)):
         for i, flag in enumerate(("train", "val", "test")):
-            dataset = dataset_module.Dataset_ETT_hour(_configs(augmentation_ratio=0), str(data_folder), flag=flag,
-                                                      size=[96, 48, horizon], features="M", data_path="ETTh1.csv",
-                                                      target="OT", scale=True, timeenc=1, freq="h")
+            dataset = loader(_configs(augmentation_ratio=0), str(data_folder), flag=flag, size=[96, 48, horizon],
+                             features="M", data_path=f"{name}.csv", target="OT", scale=True, timeenc=1, freq="h")
             counts[i, j] = len(dataset)
             if flag == "test" and horizon == 96:
                 arrays["scaler_mean"] = np.asarray(dataset.scaler.mean_, dtype=np.float64)
                 arrays["scaler_scale"] = np.asarray(dataset.scaler.scale_, dtype=np.float64)
-                for name, index in (("first", 0), ("last", len(dataset) - 1)):
+                for which, index in (("first", 0), ("last", len(dataset) - 1)):
                     seq_x, seq_y, seq_x_mark, _ = dataset[index]
-                    arrays[f"test_{name}_x"] = np.asarray(seq_x, dtype=np.float64)
-                    arrays[f"test_{name}_y"] = np.asarray(seq_y, dtype=np.float64)[-horizon:]
-                    arrays[f"test_{name}_mark"] = np.asarray(seq_x_mark, dtype=np.float64)
+                    arrays[f"test_{which}_x"] = np.asarray(seq_x, dtype=np.float64)
+                    arrays[f"test_{which}_y"] = np.asarray(seq_y, dtype=np.float64)[-horizon:]
+                    arrays[f"test_{which}_mark"] = np.asarray(seq_x_mark, dtype=np.float64)
     arrays["window_counts"] = counts  # rows train/val/test, columns horizons 96/192/336/720
     return arrays
 
@@ -239,13 +242,13 @@ def main(argv: list[str]) -> None:
                          generator=generator, notes=json.dumps({"model": "dlinear", "our_config": ours,
                                                                 "dtype": "float64", "upstream": "models/DLinear.py"}))
     print(path, path.stat().st_size, "bytes")
-    path = write_fixture(out_dir / "ett_data_etth1.npz", run_data(data_loader, data_folder), repo=REPO,
-                         commit=commit, weight_map={}, generator=generator,
-                         notes=json.dumps({"dataset": "etth1", "loader": "data_provider/data_loader.py "
-                                           "Dataset_ETT_hour", "seq_len": 96, "label_len": 48, "features": "M",
-                                           "timeenc": 1, "freq": "h", "windows_at_horizon": 96}))
-    print(path, path.stat().st_size, "bytes")
-
+    for name, loader in (("ETTh1", "Dataset_ETT_hour"), ("ETTm1", "Dataset_ETT_minute")):
+        path = write_fixture(out_dir / f"ett_data_{name.lower()}.npz", run_data(data_loader, data_folder, name),
+                             repo=REPO, commit=commit, weight_map={}, generator=generator,
+                             notes=json.dumps({"dataset": name.lower(), "loader": f"data_provider/data_loader.py "
+                                               f"{loader}", "seq_len": 96, "label_len": 48, "features": "M",
+                                               "timeenc": 1, "freq": "h", "windows_at_horizon": 96}))
+        print(path, path.stat().st_size, "bytes")
 
 if __name__ == "__main__":
     main(sys.argv)
