@@ -65,9 +65,13 @@ def validate_metrics_record(record: dict[str, Any], source: str) -> None:
         raise DataError(f"{source}: {where}: {error.message}")
 
 
-def write_metrics(path: str | Path, record: dict[str, Any]) -> None:
-    """Validate ``record`` against ``schemas/metrics.schema.json`` and write it atomically."""
-    validate_metrics_record(record, str(path))
+def write_metrics(path: str | Path, record: dict[str, Any], *, validate: bool = True) -> None:
+    """Validate ``record`` against ``schemas/metrics.schema.json`` and write it atomically.
+
+    ``validate=False`` is for a machine without jsonschema (``benchmarks/gpu_reproduce.py`` on a
+    bare GPU host): the record is then validated when it is read back (:func:`read_metrics`)."""
+    if validate:
+        validate_metrics_record(record, str(path))
     write_json_atomic(path, record)
 
 

@@ -136,9 +136,10 @@ def weights_code(summary: dict[str, Any], evaluating: dict[str, Any]) -> dict[st
 
 def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, train_summary: Path,
                    out_metrics: Path, out_predictions: Path, lock_file: Path | None,
-                   threads: int = 1) -> dict[str, Any]:
+                   threads: int = 1, validate: bool = True) -> dict[str, Any]:
     """Predict the test split, store the predictions, score them **from the stored file**, and
-    write the schema-validated ``metrics.json`` with provenance."""
+    write the schema-validated ``metrics.json`` with provenance (``validate=False``: written
+    unvalidated, for a host without jsonschema; see :func:`replibench.results.write_metrics`)."""
     import json
 
     import pyarrow.parquet as pq
@@ -195,6 +196,6 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
             "evaluate_wall_s": time.perf_counter() - started,
         },
     }
-    write_metrics(out_metrics, record)
+    write_metrics(out_metrics, record, validate=validate)
     print(f"{run.run_id}: " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items() if v is not None))
     return record

@@ -342,6 +342,27 @@ def _attempt_record(state: TrainState, world: World) -> dict[str, Any]:
             "hostname": socket.gethostname(), "world_size": world.size}
 
 
+class _NoBar:
+    """Stands in for tqdm where it is not installed (a bare GPU host); progress is then not shown."""
+
+    def update(self, _n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(**options: Any):
+    """A tqdm bar, or :class:`_NoBar` when tqdm is absent or the bar is disabled."""
+    if options.get("disable"):
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(**options)
+
+
 def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint_dir: Path,
           progress: bool = True, data_sha256: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
@@ -353,7 +374,6 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
     summary records that code and data, so provenance names what produced the weights.
     """
     import torch
-    from tqdm import tqdm
 
     from replibench.provenance import code_version
 
@@ -432,7 +452,7 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint
             order = epoch_order(num_examples, seed=run.seed, epoch=state.epoch)
             model.train()
             losses = state.epoch_losses  # a resumed epoch keeps the losses of its steps before the stop
-            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress or not world.is_main,
+            bar = _progress_bar(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress or not world.is_main,
                        desc=f"{run.run_id} epoch {state.epoch + 1}", file=sys.stderr,
                        mininterval=0.1 if sys.stderr.isatty() else 10)
             while state.step_in_epoch < steps_per_epoch and state.global_step < total_steps:
