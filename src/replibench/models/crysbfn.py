@@ -9,8 +9,13 @@ distributions of the three flows at t = (i-1)/N:
   coordinate's posterior (entropy conditioning) and predicts x_hat = wrap(m + output);
   loss N alpha_i I1(alpha_i)/I0(alpha_i) |x - x_hat|^2_wrapped (discrete-time, ``dtime4circular_loss``);
 - lattice (scaled by ``lattice_std``): Gaussian BFN flow, loss N (1 - s1^(2/N)) / (2 s1^(2i/N)) |L - L_hat|^2;
-- atom types (generation): categorical BFN flow with beta(t) = beta1 t^2, discrete-time KL loss
-  (the released MP-20 generation script sets ``disc_prob_loss=true``) or the continuous-time loss.
+- atom types (generation): categorical BFN flow with beta(t) = beta1 t^2; loss K beta1 t |e_x - p_hat|^2
+  (continuous-time, ``ctime4discrete_loss``) or, as an option, the discrete-time KL loss
+  (``dtime4discrete_loss``). Why the continuous-time loss is the default: the released training code
+  tests ``self.hparams.disc_prob_loss``, where ``hparams`` is the Lightning module's top-level config,
+  but ``scripts/gen_scripts/mp20_exps.sh`` sets ``model.BFN.disc_prob_loss=true`` one level down
+  (under ``BFN``), so the test is always false and the published models trained with
+  ``ctime4discrete_loss`` (wu-han-lin/CrysBFN@2db6a20, ``crysbfn/pl_modules/crysbfn.py`` line 326).
 Sampling ("end_back", the released default): N network calls; after call i the next input is drawn
 from the flow at step i+1 around the current predictions. The step count N is fixed at training
 time (the sender schedule and the time input depend on it): N=10 is the paper's speed setting,
@@ -57,7 +62,9 @@ class CrysBFNConfig:
     # atomic numbers of the dataset (conf/data/*.yaml atom_type_map); the crystal tasks always pass the
     # dataset's own, the default (Z 1..100, DiffCSP's MAX_ATOMIC_NUM) only makes a bare config buildable
     type_vocab: tuple[int, ...] = tuple(range(1, 101))
-    type_loss: str = "discrete_time"  # gen_scripts disc_prob_loss=true; "continuous_time" = bfn.yaml
+    # "continuous_time": what the released code ran (its disc_prob_loss flag never reaches the test, see
+    # the module docstring); "discrete_time": the KL loss that flag was meant to select
+    type_loss: str = "continuous_time"
     type_loss_samples: int = 200  # bfn_base.dtime4discrete_loss n_samples
     log_accuracy_epsilon: float = 1e-7  # crysbfn.py epsilon of the normalised log-accuracy
     cost_lattice: float = 1.0  # conf/model/bfn.yaml
