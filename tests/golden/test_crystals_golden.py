@@ -134,3 +134,85 @@ def test_diffcsp_loss_terms_match(form, monkeypatch):
         names["type"] = "loss_type"
     for ours, upstream in names.items():
         assert math.isclose(float(terms[ours]), float(fixture[f"{form}/{upstream}"]), rel_tol=RTOL), ours
+
+
+# ---------------------------------------------------------------- CrysBFN (wu-han-lin/CrysBFN)
+def _crysbfn(fixture, task: str):
+    from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
+
+    model = CrysBFN(CrysBFNConfig(task=task, num_steps=10, beta1_coord=1e3, beta1_type=0.5, layer_norm=True,
+                                  type_vocab=tuple(int(z) for z in fixture["vocab"]), **SMALL)).double().eval()
+    prefix = f"{task}/w/"
+    weights = {k: v for k, v in fixture.meta["weight_map"].items() if k.startswith(prefix)}
+    if task == "csp":  # upstream's CSP decoder also builds a type head (pred_type) it never uses; ours has none
+        weights = {k: v for k, v in weights.items() if "/type_out." not in k}
+    missing, unexpected = model.load_state_dict({ours: _t(fixture[up]) for up, ours in weights.items()}, strict=False)
+    assert not unexpected and all(not name.startswith("backbone.") for name in missing), (missing, unexpected)
+    return model
+
+
+@pytest.mark.parametrize("task", ["gen", "csp"])
+def test_crysbfn_network_matches_upstream(task):
+    """interdependency_modeling: x_hat = wrap(m + output), lattice F L, type probabilities. Upstream's
+    distance embedding casts to float32 (egnn/cspnet.py SinusoidsEmbedding), and the upstream time
+    embedding runs in float64 there while ours is float32: outputs agree to ~3e-8 absolute, so
+    1e-6 relative with a 1e-7 absolute floor."""
+    fixture = load_fixture("crysbfn")
+    model = _crysbfn(fixture, task)
+    num_atoms = _t(fixture["num_atoms"]).long()
+    batch = torch.repeat_interleave(torch.arange(2), num_atoms)
+    step = _t(fixture["steps"]).long()
+    c = model.config
+    # our network takes the posterior accuracy c and normalises log(c + eps) itself: invert upstream's input
+    log_acc = _t(fixture["in/log_acc"])
+    accuracy = torch.exp(log_acc * (math.log(c.beta1_coord) - math.log(c.log_accuracy_epsilon))
+                         + math.log(c.log_accuracy_epsilon)) - c.log_accuracy_epsilon
+    types = 2 * _t(fixture["in/theta_type"]) - 1 if task == "gen" else _t(fixture["in/classes"]).long()
+    with torch.no_grad():
+        x_hat, lattice, logits = model._network(step, types, _t(fixture["in/mu_pos"]), accuracy,
+                                                _t(fixture["in/mu_lattice"]), num_atoms, batch)
+    np.testing.assert_allclose(x_hat.numpy(), fixture[f"{task}/out_x_hat"], rtol=RTOL, atol=1e-7)
+    np.testing.assert_allclose(lattice.reshape(2, 9).numpy(), fixture[f"{task}/out_lattice"], rtol=RTOL, atol=1e-7)
+    if task == "gen":
+        np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), fixture["gen/out_type_probs"], rtol=RTOL,
+                                   atol=1e-7)
+
+
+def test_crysbfn_accuracy_schedule_is_the_released_one():
+    fixture = load_fixture("crysbfn")
+    model = _crysbfn(fixture, "gen")
+    np.testing.assert_array_equal(model.coord_alphas.double().numpy(), fixture["alphas"])
+
+
+def test_crysbfn_lattice_and_type_flows_match(monkeypatch):
+    from replibench.models.bayesian_flow import categorical_flow, gaussian_flow
+
+    fixture = load_fixture("crysbfn")
+    draws = [_t(fixture["flow/lattice_eps"]), _t(fixture["flow/type_eps"])]
+    monkeypatch.setattr(torch, "randn", lambda *shape, **kwargs: draws.pop(0).clone())
+    mu = gaussian_flow(_t(fixture["flow/lattice_x"]), _t(fixture["flow/t_mol"]), 0.03162277660168379)
+    onehot = torch.nn.functional.one_hot(_t(fixture["in/classes"]).long(), 3).double()
+    theta = categorical_flow(onehot, _t(fixture["flow/type_t"]), 0.5)
+    monkeypatch.undo()
+    np.testing.assert_allclose(mu.numpy(), fixture["flow/lattice_mu"], rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(theta.numpy(), fixture["flow/type_theta"], rtol=RTOL, atol=1e-12)
+
+
+def test_crysbfn_circular_flow_matches(monkeypatch):
+    """The posterior of the periodic flow from the same uniform prior and von Mises sender draws.
+    Upstream sums float32 senders times float32 accuracies in float32 and returns float32
+    log-accuracies: agreement to float32 rounding (1e-6)."""
+    from replibench.models import bayesian_flow
+
+    fixture = load_fixture("crysbfn")
+    model = _crysbfn(fixture, "gen")
+    prior = _t(fixture["flow/circ_prior"])  # the uniform draw u; both take 2 pi u - pi as the prior mean
+    senders = _t(fixture["flow/circ_senders"])  # (N, atoms, 3)
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kwargs: prior.clone())
+    monkeypatch.setattr(bayesian_flow, "sample_von_mises",
+                        lambda loc, concentration, generator=None: senders[: loc.shape[0]].clone())
+    observations = _t(fixture["flow/circ_index"]).long() - 1
+    mean, accuracy = bayesian_flow.circular_flow(_t(fixture["flow/circ_x"]), observations, model.coord_alphas.double())
+    monkeypatch.undo()
+    np.testing.assert_allclose(mean.numpy(), fixture["flow/circ_mean"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model._log_accuracy(accuracy).numpy(), fixture["flow/circ_log_acc"], rtol=1e-6, atol=1e-6)

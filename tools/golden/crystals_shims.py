@@ -83,4 +83,9 @@ def install(upstream_root: str, unexercised: tuple[str, ...] = ()) -> None:
     # CrysBFN's data_utils decorates a preprocessing worker with @ray.remote at import time
     sys.modules["ray"].remote = lambda function: _Unused(f"ray.remote({function.__name__})")
     os.environ.setdefault("PROJECT_ROOT", upstream_root)  # read by the upstreams' common/utils.py
+    # ... which first loads the checkout's .env with override=True, and CrysBFN's .env sets
+    # PROJECT_ROOT="" (a placeholder): keep the environment as set here
+    import dotenv
+
+    dotenv.load_dotenv = lambda *args, **kwargs: False
     sys.path.insert(0, upstream_root)
