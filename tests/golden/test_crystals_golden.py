@@ -141,7 +141,8 @@ def _crysbfn(fixture, task: str):
     from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
 
     model = CrysBFN(CrysBFNConfig(task=task, num_steps=10, beta1_coord=1e3, beta1_type=0.5, layer_norm=True,
-                                  type_vocab=tuple(int(z) for z in fixture["vocab"]), **SMALL)).double().eval()
+                                  lattice_std=1.0, type_vocab=tuple(int(z) for z in fixture["vocab"]),
+                                  **SMALL)).double().eval()
     prefix = f"{task}/w/"
     weights = {k: v for k, v in fixture.meta["weight_map"].items() if k.startswith(prefix)}
     if task == "csp":  # upstream's CSP decoder also builds a type head (pred_type) it never uses; ours has none
@@ -149,6 +150,14 @@ def _crysbfn(fixture, task: str):
     missing, unexpected = model.load_state_dict({ours: _t(fixture[up]) for up, ours in weights.items()}, strict=False)
     assert not unexpected and all(not name.startswith("backbone.") for name in missing), (missing, unexpected)
     return model
+
+
+def _accuracy_from_log(fixture, c):
+    """Our network takes the posterior accuracy c and normalises log(c + eps) itself: invert
+    upstream's normalised log-accuracy input."""
+    log_acc = _t(fixture["in/log_acc"])
+    return torch.exp(log_acc * (math.log(c.beta1_coord) - math.log(c.log_accuracy_epsilon))
+                     + math.log(c.log_accuracy_epsilon)) - c.log_accuracy_epsilon
 
 
 @pytest.mark.parametrize("task", ["gen", "csp"])
@@ -163,10 +172,7 @@ def test_crysbfn_network_matches_upstream(task):
     batch = torch.repeat_interleave(torch.arange(2), num_atoms)
     step = _t(fixture["steps"]).long()
     c = model.config
-    # our network takes the posterior accuracy c and normalises log(c + eps) itself: invert upstream's input
-    log_acc = _t(fixture["in/log_acc"])
-    accuracy = torch.exp(log_acc * (math.log(c.beta1_coord) - math.log(c.log_accuracy_epsilon))
-                         + math.log(c.log_accuracy_epsilon)) - c.log_accuracy_epsilon
+    accuracy = _accuracy_from_log(fixture, c)
     types = 2 * _t(fixture["in/theta_type"]) - 1 if task == "gen" else _t(fixture["in/classes"]).long()
     with torch.no_grad():
         x_hat, lattice, logits = model._network(step, types, _t(fixture["in/mu_pos"]), accuracy,
@@ -216,3 +222,33 @@ def test_crysbfn_circular_flow_matches(monkeypatch):
     monkeypatch.undo()
     np.testing.assert_allclose(mean.numpy(), fixture["flow/circ_mean"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(model._log_accuracy(accuracy).numpy(), fixture["flow/circ_log_acc"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("task", ["gen", "csp"])
+def test_crysbfn_loss_terms_match(task, monkeypatch):
+    """loss_one_step with the step fixed and the flows returning fixed parameters (both sides): the
+    network call and every loss weight (lattice N(1 - s1^(2/N)) / (2 s1^(2i/N)), coordinates
+    N alpha_i I1/I0 with the periodic distance, types K beta1 t |e_x - p|^2). Same float32 embedding
+    caveat as the network test: 1e-6 relative."""
+    from replibench.models import crysbfn as crysbfn_module
+    from replibench.tasks.crystal_batch import CrystalBatch
+
+    fixture = load_fixture("crysbfn")
+    model = _crysbfn(fixture, task)
+    num_atoms = _t(fixture["num_atoms"]).long()
+    vocab = _t(fixture["vocab"]).long()
+    batch = CrystalBatch(atomic_numbers=vocab[_t(fixture["in/classes"]).long()],
+                         frac_coords=_t(fixture["loss/frac_coords"]), lattice=_t(fixture["loss/lattice"]),
+                         num_atoms=num_atoms, batch=torch.repeat_interleave(torch.arange(2), num_atoms))
+    accuracy = _accuracy_from_log(fixture, model.config)
+    monkeypatch.setattr(torch, "randint", lambda *args, **kwargs: _t(fixture["loss/steps"]).long())
+    monkeypatch.setattr(crysbfn_module, "circular_flow", lambda *args: (_t(fixture["in/mu_pos"]), accuracy))
+    monkeypatch.setattr(crysbfn_module, "gaussian_flow", lambda *args: _t(fixture["in/mu_lattice"]))
+    monkeypatch.setattr(crysbfn_module, "categorical_flow", lambda *args: _t(fixture["in/theta_type"]))
+    with torch.no_grad():
+        terms = model.loss_terms(batch)
+    monkeypatch.undo()
+    names = {"lattice": "loss_lattice", "coord": "loss_coord"} | ({"type": "loss_type"} if task == "gen" else {})
+    for ours, upstream in names.items():
+        assert math.isclose(float(terms[ours]), float(fixture[f"{task}/{upstream}"]), rel_tol=RTOL), \
+            (ours, float(terms[ours]), float(fixture[f"{task}/{upstream}"]))

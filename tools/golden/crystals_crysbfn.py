@@ -13,6 +13,9 @@ time_dim 8), float64 weights seeded 0 (gen) / 1 (csp):
 * the network: ``interdependency_modeling`` on fixed flow parameters (type probabilities, posterior
   means in [-pi, pi), normalised log-accuracies, lattice means, step indices) -> type probabilities,
   x_hat (wrapped mean + output), lattice prediction;
+* the loss terms of ``loss_one_step`` (type: continuous-time, as the released runs trained;
+  lattice; coordinates) on a fixed batch, with the step fixed and the three flows returning the
+  fixed parameters ``in/*`` (so the network call and every loss weight are checked);
 * the sender accuracies ``alpha_wrt_index(1..N)`` (the released cache file) and ``norm_logbeta``;
 * the flows with their random draws recorded: ``continuous_var_bayesian_flow`` (lattice),
   ``discrete_var_bayesian_flow`` (types) and ``circular_var_bayesian_flow_sim`` (coordinates: the
@@ -106,6 +109,42 @@ def main(checkout: Path) -> None:
                     gamma_lattices=None, num_atoms=num_atoms, mu_lattices_t=inputs["mu_lattice"],
                     log_acc=inputs["log_acc"])
         arrays[f"{form}/out_x_hat"], arrays[f"{form}/out_lattice"] = x_hat.numpy(), lattice.numpy()
+
+    # loss terms of loss_one_step, with the flows replaced by fixed parameters (recorded) and the
+    # step fixed: checks the network call and every loss weight, not the random draws (above/below)
+    from crysbfn.common.data_utils import lattice_params_to_matrix_torch
+
+    loss_batch = {"frac_coords": torch.rand(n_atoms, 3, generator=gen),
+                  "lengths": torch.tensor([[4.1, 5.0, 6.2], [3.0, 3.1, 3.2]]),
+                  "angles": torch.tensor([[80.0, 95.0, 100.0], [90.0, 90.0, 90.0]])}
+    arrays.update({f"loss/{k}": v.numpy() for k, v in loss_batch.items()})
+    arrays["loss/lattice"] = lattice_params_to_matrix_torch(loss_batch["lengths"], loss_batch["angles"]).numpy()
+    loss_steps = torch.tensor([3, 9])  # i of each crystal
+    arrays["loss/steps"] = loss_steps.numpy()
+    for form, cls in (("gen", CrysBFN), ("csp", CrysBFN_CSP)):
+        torch.manual_seed(0 if form == "gen" else 1)  # the same weights as the network check above
+        model = cls(hparams(smooth=form == "gen"), **settings)
+        model.net.eval()
+        real_randint = torch.randint
+        torch.randint = lambda low, high, size, device=None: (loss_steps - 1).clone()
+        model.circular_var_bayesian_flow_sim = lambda **kw: (inputs["mu_pos"].clone(), inputs["log_acc"].clone())
+        model.continuous_var_bayesian_flow = lambda x, t, sigma1: (inputs["mu_lattice"].reshape(2, 9).clone(),
+                                                                   1 - torch.pow(sigma1, 2 * t))
+        model.discrete_var_bayesian_flow = lambda *a, **kw: inputs["theta_type"].clone()
+        try:
+            with torch.no_grad():
+                common_args = {"t": None, "frac_coords": loss_batch["frac_coords"], "lengths": loss_batch["lengths"],
+                               "angles": loss_batch["angles"], "num_atoms": num_atoms, "segment_ids": segment,
+                               "edge_index": None}
+                if form == "gen":
+                    onehot = torch.nn.functional.one_hot(inputs["classes"], len(VOCAB)).double()
+                    type_loss, lattice_loss, coord_loss = model.loss_one_step(atom_type=onehot, **common_args)
+                    arrays["gen/loss_type"] = np.asarray(float(type_loss))
+                else:
+                    lattice_loss, coord_loss = model.loss_one_step(atom_types=inputs["classes"], **common_args)
+        finally:
+            torch.randint = real_randint
+        arrays[f"{form}/loss_lattice"], arrays[f"{form}/loss_coord"] = np.asarray(float(lattice_loss)), np.asarray(float(coord_loss))
 
     # schedules and flows (the generation model; CSP shares them)
     torch.manual_seed(2)
