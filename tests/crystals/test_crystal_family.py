@@ -82,6 +82,25 @@ def test_paper_plan_has_the_papers_settings_for_all_three_datasets():
         assert dataclasses.is_dataclass(config)
 
 
+def test_carbon24_diffcsp_one_sample_row_has_its_own_run_at_the_one_sample_langevin_step():
+    """DiffCSP scripts/eval_utils.py: Carbon-24 CSP step_lr 5e-6 for 1 sample, 5e-7 for 20; the other
+    datasets use one step for both, so their k1 row still comes from the 20-sample run."""
+    plan = _plan("paper")
+    k20 = plan["crystals/carbon-24/csp/diffcsp/k20/seed0"].settings
+    k1 = plan["crystals/carbon-24/csp/diffcsp/k1/seed0"].settings
+    assert k20["model"]["step_lr"] == 5e-7 and k20["task"]["report_samples"] == []
+    assert k1["model"]["step_lr"] == 5e-6 and k1["task"]["num_samples"] == 1
+    assert k1["train"] == k20["train"]  # same training recipe; only the sampler differs
+    for dataset, step in (("mp-20", 1e-5), ("perov-5", 5e-7)):
+        assert f"crystals/{dataset}/csp/diffcsp/k1/seed0" not in plan
+        settings = plan[f"crystals/{dataset}/csp/diffcsp/k20/seed0"].settings
+        assert settings["model"]["step_lr"] == step and settings["task"]["report_samples"] == [1]
+    assert plan["crystals/carbon-24/csp/crysbfn/k1/seed0"].settings["model"].get("step_lr") is None
+    smoke = _plan("smoke")  # unchanged: one run per model, dataset and task
+    assert "crystals/carbon-24/csp/diffcsp/k1/seed0" not in smoke
+    assert smoke["crystals/carbon-24/csp/diffcsp/k20/seed0"].settings["task"]["report_samples"] == [1]
+
+
 def test_extra_conventions_and_overrides_reach_only_their_model():
     plan = _plan("smoke", conventions={"diffcsp": ["crysbfn", "diffcsp"]},
                  overrides={"crysbfn": {"train": {"max_steps": 7}}})

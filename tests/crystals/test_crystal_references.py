@@ -44,3 +44,23 @@ def test_headline_numbers_are_the_notes_values():
     assert index["CrysBFN", "perov-5", "gen", "default", "crysbfn", "cov_recall"] == 99.52
     assert index["CrysBFN", "mp-20", "gen", "steps10", "crysbfn", "nfe_per_crystal"] == 10.0
     assert index["CrysBFN", "mp-20", "gen", "default", "diffcsp", "nfe_per_crystal"] == 2000.0
+
+
+def test_issue_11_rows_perov5_and_carbon24():
+    """DiffCSP Table 1 (Perov-5, Carbon-24; as quoted in issue 11) and CDVAE's generation table
+    (txie-93/cdvae assets/gen.png) for both datasets."""
+    index = {(r["paper"].split(",")[1].strip(), r["dataset"], r["task"], r["variant"], r["model"], r["metric"]): r
+             for r in load_references([REFERENCES])}
+    for dataset, variant, rate, rmse in (("perov-5", "k1", 52.02, 0.0760), ("perov-5", "k20", 98.60, 0.0128),
+                                         ("carbon-24", "k1", 17.54, 0.2759), ("carbon-24", "k20", 88.47, 0.2192)):
+        assert index["DiffCSP", dataset, "csp", variant, "diffcsp", "match_rate"]["value"] == rate
+        assert index["DiffCSP", dataset, "csp", variant, "diffcsp", "rmse"]["value"] == rmse
+        assert "verify" in index["DiffCSP", dataset, "csp", variant, "diffcsp", "rmse"]["note"]
+    perov = {m: index["CDVAE", "perov-5", "gen", "default", "cdvae", m]["value"] for m in
+             ("struct_validity", "comp_validity", "cov_recall", "cov_precision", "wdist_density", "wdist_prop",
+              "wdist_num_elems")}
+    assert perov == {"struct_validity": 100.0, "comp_validity": 98.59, "cov_recall": 99.45, "cov_precision": 98.46,
+                     "wdist_density": 0.1258, "wdist_prop": 0.0264, "wdist_num_elems": 0.0628}
+    assert index["CDVAE", "carbon-24", "gen", "default", "cdvae", "cov_precision"]["value"] == 83.08
+    assert index["CDVAE", "carbon-24", "gen", "default", "cdvae", "wdist_prop"]["value"] == 0.285
+    assert ("CDVAE", "carbon-24", "gen", "default", "cdvae", "comp_validity") not in index  # one element: no such column

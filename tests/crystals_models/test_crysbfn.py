@@ -107,7 +107,7 @@ def test_categorical_flow_concentrates_on_the_true_class():
 
 def test_discrete_time_type_loss_equals_the_explicit_gaussian_kl_estimate(tiny):
     """Our closed form y_x - logsumexp(log p + y) vs log N(y; sender) - log sum_k p_k N(y; e_k)."""
-    model = CrysBFN(CrysBFNConfig(task="gen", type_vocab=VOCAB, **tiny))
+    model = CrysBFN(CrysBFNConfig(task="gen", type_vocab=VOCAB, type_loss="discrete_time", **tiny))
     classes, step = torch.tensor([0, 2, 1]), torch.tensor([3, 7, 10])
     logits = torch.randn(3, 3, generator=torch.Generator().manual_seed(4))
     ours = model._type_loss(classes, logits, step, torch.Generator().manual_seed(9))
@@ -207,3 +207,57 @@ def test_first_call_sees_the_zero_lattice_prior_and_predicts_zero_like_the_relea
     second_input = seen[1][0]
     gamma = 1 - model.config.sigma1_lattice ** (2 * 0.1)  # t = 1/N: mu = gamma*0 + sqrt(gamma(1-gamma)) eps
     assert 0.2 * math.sqrt(gamma * (1 - gamma)) < float(second_input.std()) < 3 * math.sqrt(gamma * (1 - gamma))
+
+
+def test_paper_preset_trains_types_with_the_continuous_time_loss_the_released_code_ran(tiny):
+    """The released code's ``disc_prob_loss`` flag never reached its test (it sat under ``model.BFN``
+    while the code read the top level), so the published models used ``ctime4discrete_loss``."""
+    for dataset in PAPER_HPARAMS:
+        settings = {**PAPER_HPARAMS[dataset]["gen"]["model"], "task": "gen", "type_vocab": VOCAB}
+        assert CrysBFNConfig(**settings).type_loss == "continuous_time"
+    model = CrysBFN(CrysBFNConfig(task="gen", type_vocab=VOCAB, **tiny))
+    classes, step = torch.tensor([0, 2]), torch.tensor([1, 6])  # t = (i - 1) / N = 0 and 0.5
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]]))
+    # K beta1 t |e_x - p|^2 by hand: atom 1 has t = 0 -> 0; atom 2: 3 * 0.5 * 0.5 * (0.04 + 0.04 + 0.16) = 0.18
+    loss = model._type_loss(classes, logits, step, torch.Generator().manual_seed(0))
+    assert math.isclose(float(loss), (0.0 + 0.18) / 2, rel_tol=1e-6)
+    discrete = CrysBFN(CrysBFNConfig(task="gen", type_vocab=VOCAB, type_loss="discrete_time", **tiny))
+    assert not math.isclose(float(discrete._type_loss(classes, logits, step, torch.Generator().manual_seed(0))), 0.09)
+
+
+def test_paper_presets_use_the_released_accuracy_schedule_and_the_solver_covers_other_step_counts(tiny):
+    """Values read from wu-han-lin/CrysBFN@2db6a20 cache_files/linear_entropy_alphas_s10_1000.0.pt
+    (float32) and s1000_1000.0.pt; the solver differs from them by up to ~2.6 % at N = 1000."""
+    from replibench.models.bayesian_flow import coord_accuracy_schedule, released_linear_entropy_accuracies
+
+    s10 = released_linear_entropy_accuracies(10, 1000.0)
+    assert s10.dtype == torch.float64 and float(s10[0]) == float(torch.tensor(1.4780328273773193, dtype=torch.float32))
+    assert float(s10[-1]) == float(torch.tensor(539.0326538085938, dtype=torch.float32))
+    s1000 = released_linear_entropy_accuracies(1000, 1000.0)
+    assert s1000.shape == (1000,) and math.isclose(float(s1000[-1]), 8.223639488220215, rel_tol=1e-7)
+    solved = linear_entropy_accuracies(1000, 1000.0)
+    gap = float(((solved - s1000).abs() / s1000).max())
+    assert 0.01 < gap < 0.03  # the departure the released values remove
+    for dataset in PAPER_HPARAMS:
+        for task in ("csp", "gen"):
+            model = CrysBFN(CrysBFNConfig(**{**PAPER_HPARAMS[dataset][task]["model"], **tiny}, task=task,
+                                          type_vocab=VOCAB))
+            assert torch.equal(model.coord_alphas, s1000.float())
+    ten = CrysBFN(CrysBFNConfig(num_steps=10, type_vocab=VOCAB, **tiny))
+    assert torch.equal(ten.coord_alphas, s10.float())
+    assert released_linear_entropy_accuracies(7, 1000.0) is None  # not released: the solver
+    assert torch.equal(coord_accuracy_schedule(7, 1000.0), linear_entropy_accuracies(7, 1000.0))
+    assert torch.equal(coord_accuracy_schedule(10, 1000.0, "solved"), linear_entropy_accuracies(10, 1000.0))
+
+
+def test_released_schedule_file_is_checked_before_use(monkeypatch):
+    from replibench.errors import ChecksumError
+    from replibench.models import bayesian_flow
+
+    bayesian_flow._released_schedules.cache_clear()
+    monkeypatch.setattr(bayesian_flow, "RELEASED_SCHEDULES_SHA256", "0" * 64)
+    try:
+        with pytest.raises(ChecksumError, match="crysbfn_schedules.json"):
+            bayesian_flow.released_linear_entropy_accuracies(10, 1000.0)
+    finally:
+        bayesian_flow._released_schedules.cache_clear()

@@ -6,7 +6,9 @@ Runs and their variants:
   ``samples`` (DiffCSP Table 1 reports 1 and 20). One run draws ``K`` samples with one generator
   stream per sample index, so its first ``k`` samples *are* a ``k``-sample run; the run's
   ``metrics.json`` holds ``match_rate_k1`` … for the smaller counts and :meth:`derived_results` turns
-  them into ``k1`` rows (one trained model, not one per row).
+  them into ``k1`` rows (one trained model, not one per row) — unless the preset samples one sample
+  with other settings (DiffCSP on Carbon-24: Langevin step 5e-6 for 1 sample, 5e-7 for 20), in which
+  case the ``k1`` row gets a run of its own (``crystals_presets.DIFFCSP_PAPER_SINGLE_SAMPLE``).
 - ``gen`` — variant ``default``: the papers' 10,000 crystals (smoke: 100).
 - ``steps`` (optional) sets the model's step count (CrysBFN ``num_steps``, DiffCSP ``timesteps``,
   both fixed at training) and adds ``-steps<N>`` to the variant (``k1-steps10``: CrysBFN's 10-step
@@ -30,7 +32,13 @@ from typing import Any
 
 from replibench.errors import ConfigError
 from replibench.families.base import Family, PaperTable, deep_merge, entry_preset, entry_seeds
-from replibench.families.crystals_presets import CRYSBFN_PAPER, CRYSBFN_SMOKE, DIFFCSP_PAPER, DIFFCSP_SMOKE
+from replibench.families.crystals_presets import (
+    CRYSBFN_PAPER,
+    CRYSBFN_SMOKE,
+    DIFFCSP_PAPER,
+    DIFFCSP_PAPER_SINGLE_SAMPLE,
+    DIFFCSP_SMOKE,
+)
 from replibench.runs import RunSpec
 
 #: each model's own paper's evaluation convention (replibench.metrics.crystals.conventions)
@@ -39,6 +47,15 @@ PAPER_CONVENTION = {"diffcsp": "diffcsp", "crysbfn": "crysbfn"}
 STEP_FIELD = {"diffcsp": "timesteps", "crysbfn": "num_steps"}
 _PRESETS = {("diffcsp", "paper"): DIFFCSP_PAPER, ("diffcsp", "smoke"): DIFFCSP_SMOKE,
             ("crysbfn", "paper"): CRYSBFN_PAPER, ("crysbfn", "smoke"): CRYSBFN_SMOKE}
+#: (model, preset) -> dataset -> model settings of 1-sample CSP runs that differ from multi-sample ones
+_SINGLE_SAMPLE = {("diffcsp", "paper"): DIFFCSP_PAPER_SINGLE_SAMPLE}
+
+
+def single_sample_model(model: str, dataset: str, preset: str) -> dict[str, Any]:
+    """Model settings a 1-sample CSP run uses instead of the preset's (empty: the same sampler)."""
+    return dict(_SINGLE_SAMPLE.get((model, preset), {}).get(dataset, {}))
+
+
 _VARIANT = re.compile(r"^(?:k(?P<k>\d+)|default)(?:-?steps(?P<steps>\d+))?$")
 
 
@@ -93,14 +110,19 @@ class CrystalsFamily(Family):
             if run_preset is None:
                 continue
             samples = max(entry.get("samples", [1])) if entry["task"] == "csp" else 1
-            variant = variant_name(entry["task"], samples=samples, steps=entry.get("steps"))
             for dataset in entry["datasets"]:
                 for model in entry["models"]:
-                    for seed in entry_seeds(entry, family_config):
-                        run = RunSpec(self.name, dataset, entry["task"], model, variant, seed, run_preset)
-                        if run.run_id not in seen:
-                            seen.add(run.run_id)
-                            runs.append(run)
+                    counts = [samples]
+                    if (samples > 1 and 1 in entry.get("samples", [])
+                            and single_sample_model(model, dataset, run_preset)):
+                        counts.append(1)  # the 1-sample row needs its own sampler settings: its own run
+                    for count in counts:
+                        variant = variant_name(entry["task"], samples=count, steps=entry.get("steps"))
+                        for seed in entry_seeds(entry, family_config):
+                            run = RunSpec(self.name, dataset, entry["task"], model, variant, seed, run_preset)
+                            if run.run_id not in seen:
+                                seen.add(run.run_id)
+                                runs.append(run)
         return runs
 
     def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
@@ -124,6 +146,8 @@ class CrystalsFamily(Family):
         if run.task == "csp":
             task["num_samples"] = samples
             task["report_samples"] = self._report_samples(family_config, run, samples)
+        if run.task == "csp" and samples == 1:
+            settings["model"].update(single_sample_model(run.model, run.dataset, run.preset))
         if steps:
             settings["model"][STEP_FIELD[run.model]] = steps
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
@@ -137,6 +161,8 @@ class CrystalsFamily(Family):
             if entry["task"] == "csp" and max(entry.get("samples", [1])) == samples \
                     and run.model in entry["models"] and run.dataset in entry["datasets"]:
                 wanted.update(k for k in entry.get("samples", [1]) if k < samples)
+        if single_sample_model(run.model, run.dataset, run.preset):
+            wanted.discard(1)  # sampled by its own k1 run (expand_runs)
         return sorted(wanted)
 
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:

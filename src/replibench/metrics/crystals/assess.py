@@ -32,18 +32,22 @@ from replibench.metrics.crystals.structures import (
     CrystalArrays,
     arrays_from_cif,
     build_structure,
+    truth_arrays_from_cif,
     structure_valid,
 )
 
 CrystalInput = Union[CrystalArrays, str]
 
 
-def to_arrays(item: CrystalInput, *, niggli: bool) -> tuple[CrystalArrays | None, str]:
-    """(arrays, "") or (None, reason) for a CIF that cannot be read; arrays pass through."""
+def to_arrays(item: CrystalInput, *, niggli: bool, truth: bool = False) -> tuple[CrystalArrays | None, str]:
+    """(arrays, "") or (None, reason) for a CIF that cannot be read; arrays pass through. ``truth``:
+    a ground-truth CIF, read through pymatgen's parser as the papers' scripts do (predictions are read
+    atom by atom, so that overlapping atoms survive to be judged invalid)."""
     if isinstance(item, CrystalArrays):
         return item, ""
     try:
-        return arrays_from_cif(item, niggli=niggli), ""
+        read = truth_arrays_from_cif if truth else arrays_from_cif
+        return read(item, niggli=niggli), ""
     except CifReadError as error:
         return None, f"cif_unreadable: {error}"[:300]
 
@@ -86,7 +90,7 @@ def assess_crystal(job: tuple[CrystalInput, str, bool, bool]) -> CrystalRecord:
     """
     item, convention_name, is_truth, keep_structure = job
     convention = get_convention(convention_name)
-    arrays, reason = to_arrays(item, niggli=is_truth and convention.truth_niggli)
+    arrays, reason = to_arrays(item, niggli=is_truth and convention.truth_niggli, truth=is_truth)
     if arrays is None:
         return CrystalRecord(False, reason, False, False, False)
     structure, reason = build_structure(arrays, convention=convention)
@@ -152,7 +156,7 @@ def assess_csp(job: tuple) -> CspResult:
     time_limit_s = job[3] if len(job) > 3 else MATCH_TIME_LIMIT_S
     convention = get_convention(convention_name)
     reset_matcher_cache()  # results must not depend on earlier jobs in this process
-    truth_arrays, reason = to_arrays(truth_item, niggli=convention.truth_niggli)
+    truth_arrays, reason = to_arrays(truth_item, niggli=convention.truth_niggli, truth=True)
     truth_structure = None
     if truth_arrays is not None:
         truth_structure, reason = build_structure(truth_arrays, convention=convention)
