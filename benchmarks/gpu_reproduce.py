@@ -20,8 +20,9 @@ workflow's layout under ``--out``::
     results/ett/<dataset>/forecast/timesnet/h<H>/seed<S>/{metrics.json,predictions.parquet}
     gpu_reproduce.json   the plan, the estimates and each run's measured wall time
 
-Copy ``<out>/results/ett`` into the project's ``results/`` (or wherever recorded runs are kept) to
-put the rows in the leaderboard; each record names its device, wall times and settings.
+Bring ``<out>/results/ett`` back and record each run for the leaderboard with
+``replibench record <out>/results/ett/*/forecast/timesnet/*/seed*/metrics.json`` (validates it and
+copies it to ``recorded/``, which is committed); each record names its device, wall times and settings.
 
 Time estimate (printed before anything trains). TimesNet at these sizes (d_model ≤ 64, batch 32)
 is launch-bound on a GPU, not FLOP-bound: a training step is ~2,000 small kernels, two host syncs
