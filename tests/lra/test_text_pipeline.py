@@ -65,6 +65,6 @@ def test_truncated_archive_is_a_clear_error(imdb_archive, tmp_path):
     broken = tmp_path / "aclImdb_v1.tar.gz"
     data = imdb_archive.read_bytes()
     broken.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match="truncated or corrupt"):
+    with pytest.raises(DataError, match="corrupt or truncated"):
         preprocess_text_archive(broken, tmp_path / "out")
     assert sha256_file(imdb_archive) != sha256_file(broken)
