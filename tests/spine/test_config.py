@@ -100,8 +100,8 @@ def test_preset_pin_and_entry_seeds(config):
     assert {run: p.run.preset for run, p in smoke.items()} == {
         "ett/etth1/forecast/dlinear/h96/seed1": "paper", "ett/etth1/forecast/dlinear/h96/seed2": "paper",
         "ett/etth2/forecast/naive/h96/seed2021": "smoke"}
-    # the pinned run gets the paper's settings (test batch size 1), not smoke's (256)
-    assert '"eval_batch_size":1' in smoke["ett/etth1/forecast/dlinear/h96/seed1"].settings_json.replace(" ", "")
+    # the pinned run gets the paper's settings (validation batch 32), not smoke's (256)
+    assert '"val_batch_size":32' in smoke["ett/etth1/forecast/dlinear/h96/seed1"].settings_json.replace(" ", "")
     config["preset"] = "paper"
     paper = {p.run.run_id: p.run.preset for p in plan_runs(validate_config(config))}
     assert paper["ett/etth1/forecast/timesnet/h96/seed2021"] == "paper"

@@ -203,3 +203,23 @@ def test_repeat_baseline_reproduces_the_dlinear_paper_only_under_its_drop_last(e
     assert round(metrics["mae_droplast32"], 3) == published_mae
     if horizon != 96:
         assert round(metrics["mse"], 3) != published_mse
+
+
+def test_batch_independent_forecasts_do_not_depend_on_the_test_batch_size(tmp_path, shared_data):
+    """Why the paper preset tests DLinear at batch 256 (TimesNet stays at 1): same forecasts."""
+    from replibench.datasets.ett import preprocess
+    from replibench.families.ett import BATCH_INDEPENDENT_FORECASTERS
+
+    out = tmp_path / "etth1"
+    preprocess(shared_data / "ett" / "ETTh1.csv", out, dataset="etth1")
+    assert "timesnet" not in BATCH_INDEPENDENT_FORECASTERS
+    run = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 2021, "paper")
+    settings = paper_settings(run)
+    assert settings["task"]["eval_batch_size"] == 256 and settings["task"]["val_batch_size"] == 32
+    data = FORECAST.load(out, run, settings)
+    torch.manual_seed(0)
+    model = FORECAST.build_model(data, run, settings)
+    one = FORECAST.forecast(model, data, "test", 1)
+    many = FORECAST.forecast(model, data, "test", 256)
+    assert one.shape == many.shape == (2785, 96, 7)
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6)
