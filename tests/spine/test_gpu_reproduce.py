@@ -107,6 +107,29 @@ def test_default_run_list_fits_the_budget(ett_root: Path, tmp_path: Path, capsys
     assert "0 runs" in capsys.readouterr().out
 
 
+def test_deadline_starts_no_run_and_says_so(ett_root: Path, tmp_path: Path) -> None:
+    """Past ``--deadline-s`` no run starts: each planned run is reported with the reason, the exit
+    status says not every run has a record, and no worker process trained anything."""
+    script = _script()
+    assert script.main(["--data", str(ett_root), "--out", str(tmp_path), "--runs", "etth1:96,etth1:192",
+                        "--workers", "2", "--deadline-s", "0", "--threads", "1"]) == 1
+    report = json.loads((tmp_path / "gpu_reproduce.json").read_text())
+    assert report["workers"] == 2 and [r["measured_s"] for r in report["runs"]] == [None, None]
+    assert all(r["error"] == "not started: past --deadline-s 0" for r in report["runs"])
+    assert not (tmp_path / "results").exists()
+
+
+def test_workers_shrink_the_default_lists_budget(ett_root: Path, tmp_path: Path) -> None:
+    """With N workers a run counts estimate / N against --budget-s: more runs fit."""
+    script = _script()
+    budget = ["--data", str(ett_root), "--out", str(tmp_path), "--budget-s", "200", "--plan-only", "--threads", "1"]
+    assert script.main(budget) == 0
+    alone = len(json.loads((tmp_path / "gpu_reproduce.json").read_text())["runs"])
+    assert script.main([*budget, "--workers", "4"]) == 0
+    shared = len(json.loads((tmp_path / "gpu_reproduce.json").read_text())["runs"])
+    assert (alone, shared) == (1, 3)  # alone: 20 + 150 s, then +164 s; shared: 20 + (150 + 164 + 183) / 4 s, then +230 / 4
+
+
 def test_parse_runs() -> None:
     script = _script()
     assert script.parse_runs("etth1:96,ettm2:720") == [("etth1", 96), ("ettm2", 720)]
