@@ -9,10 +9,18 @@ def recorded_metrics():
                   for path in Path("recorded", family).glob("*/*/*/*/seed*/metrics.json"))
 
 
+def superseded_metrics():
+    """Recordings replaced by `replibench record --replace` (recorded/<run>/superseded/<created>.json):
+    the leaderboards list them, no row counts them."""
+    return sorted(str(path) for family in config["families"]
+                  for path in Path("recorded", family).glob("*/*/*/*/seed*/superseded/*.json"))
+
+
 rule report:
     input:
         metrics=all_metrics(),
         recorded=recorded_metrics(),
+        superseded=superseded_metrics(),
         references=expand("references/{family}.yaml", family=config["families"]),
         run_files=report_run_files(),
     output:
@@ -28,6 +36,6 @@ rule report:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench report --metrics {input.metrics:q} --recorded {input.recorded:q} --references {input.references:q} "
+        "replibench report --metrics {input.metrics:q} --recorded {input.recorded:q} --superseded {input.superseded:q} --references {input.references:q} "
         "--results-out {output.results:q} --leaderboard-out {output.leaderboard:q} --html-out {output.html:q} "
         "--plots-dir {output.plots:q} > {log:q} 2>&1"

@@ -70,6 +70,8 @@ def _add_report(sub) -> None:
     p.add_argument("--recorded", nargs="*", default=[], type=Path,
                    help="committed metrics.json of runs made elsewhere (recorded/<run>/metrics.json); "
                         "one replaces a local run of the same run id and preset")
+    p.add_argument("--superseded", nargs="*", default=[], type=Path,
+                   help="replaced recordings (recorded/<run>/superseded/*.json): listed, not counted")
     p.add_argument("--references", required=True, nargs="+", type=Path)
     p.add_argument("--results-out", required=True, type=Path)
     p.add_argument("--leaderboard-out", required=True, type=Path, help="leaderboard.md (+ .parquet beside it)")
@@ -211,7 +213,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
                  leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir,
-                 recorded_paths=args.recorded)
+                 recorded_paths=args.recorded, superseded_paths=args.superseded)
 
 
 def _cmd_record(args: argparse.Namespace) -> None:

@@ -429,12 +429,32 @@ def references_without_rows(board, references: list[dict[str, Any]]) -> dict[str
     return missing
 
 
+def superseded_rows(superseded: list[tuple[Path, dict[str, Any]]], base: Path) -> list[dict[str, Any]]:
+    """One plain row per replaced recording, for the leaderboards' "earlier recordings" list: what
+    ran where and when, with what code, and its numbers (not counted in any leaderboard row)."""
+    import os
+
+    from replibench.results import cpu_hours, gpu_hours, run_id_of
+
+    rows = []
+    for path, record in superseded:
+        provenance = record["provenance"]
+        rows.append({"run_id": run_id_of(record), "preset": record["preset"], "device": provenance["device"],
+                     "created": provenance["created"], "commit": (provenance["commit"] or "–")[:7]
+                     + ("+dirty" if provenance.get("commit_dirty") else ""),
+                     "steps": record["training"]["steps"], "metrics": dict(sorted(record["metrics"].items())),
+                     "gpu_hours": gpu_hours(record), "cpu_hours": cpu_hours(record),
+                     "path": Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()})
+    return rows
+
+
 def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], results_out: Path,
                  leaderboard_out: Path, html_out: Path | None, plots_dir: Path,
-                 recorded_paths: list[Path] = ()) -> None:
+                 recorded_paths: list[Path] = (), superseded_paths: list[Path] = ()) -> None:
     """All metrics.json (local ``metrics_paths`` and committed ``recorded_paths``) → results.parquet,
     leaderboard.{md,parquet,html} and the plots. A local run that is also recorded is set aside
-    (the recorded one counts) and named in the log."""
+    (the recorded one counts) and named in the log. ``superseded_paths`` (replaced recordings,
+    ``recorded/<run>/superseded/*.json``) are listed in both leaderboards, never counted."""
     import pyarrow as pa
 
     from replibench.atomic import write_text_atomic
@@ -442,9 +462,10 @@ def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], resu
     from replibench.plots import family_plots
     from replibench.report_html import leaderboard_html
     from replibench.report_markdown import leaderboard_markdown
-    from replibench.results import RECORDED, read_runs, results_from_runs, write_results_table
+    from replibench.results import RECORDED, read_runs, read_superseded, results_from_runs, write_results_table
 
     runs, superseded = read_runs(metrics_paths, recorded_paths)
+    earlier = superseded_rows(read_superseded(superseded_paths), base=Path(leaderboard_out).parent)
     for path in superseded:
         print(f"{path}: set aside, the same run is recorded under recorded/ (the recorded one counts)")
     results = results_from_runs(runs)
@@ -465,9 +486,9 @@ def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], resu
     views = paper_views(board, references, declared_paper_tables(list(board["family"]) +
                                                                  [entry["family"] for entry in references]), results)
     write_text_atomic(leaderboard_out, leaderboard_markdown(board, plots, missing, base=Path(leaderboard_out).parent,
-                                                            views=views))
+                                                            views=views, superseded=earlier))
     if html_out is not None:
         write_text_atomic(html_out, leaderboard_html(board, results, plots, missing, base=Path(html_out).parent,
-                                                     views=views))
+                                                     views=views, superseded=earlier))
     print(f"{len(runs)} runs ({len(recorded)} recorded), {len(board)} leaderboard rows, {len(views)} paper "
           f"views → {leaderboard_out}" + (f", {html_out}" if html_out is not None else ""))

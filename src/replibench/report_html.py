@@ -193,8 +193,27 @@ def _select(name: str, values: list[str]) -> str:
             f'<option value="">all</option>{options}</select></label>')
 
 
+def superseded_html(rows: list[dict[str, Any]]) -> str:
+    """Earlier recordings of runs recorded again (``report.superseded_rows``): listed, not counted."""
+    if not rows:
+        return ""
+    body = []
+    for row in rows:
+        metrics = ", ".join(f"{name} {format_number(value)}" for name, value in row["metrics"].items())
+        body.append("<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in (
+            row["run_id"], row["preset"], row["device"], row["created"], row["commit"], row["steps"], metrics,
+            f"{format_hours(row['gpu_hours'])} GPU-h, {format_hours(row['cpu_hours'])} CPU-h"))
+            + f'<td><a href="{escape(row["path"], quote=True)}">json</a></td></tr>')
+    return ('<h2 id="superseded">Earlier recordings (replaced, not counted)</h2>'
+            "<p>Runs recorded again (<code>replibench record --replace</code>); the rows above use the newer "
+            'recording.</p><table class="summary"><thead><tr><th>run</th><th>preset</th><th>device</th>'
+            "<th>created</th><th>commit</th><th>steps</th><th>metrics</th><th>compute</th><th>file</th></tr>"
+            "</thead><tbody>" + "".join(body) + "</tbody></table>")
+
+
 def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]],
-                     base: Path, views: list[dict[str, Any]] | None = None) -> str:
+                     base: Path, views: list[dict[str, Any]] | None = None,
+                     superseded: list[dict[str, Any]] | None = None) -> str:
     """The whole page. ``results`` is the tidy results table (for each run's provenance),
     ``plots`` the :class:`~replibench.plots.PlotRef` per family, ``base`` the page's folder,
     ``views`` the papers' tables (:func:`replibench.report.paper_views`)."""
@@ -255,6 +274,7 @@ paper reference, per-seed values, provenance and figures.</p>
 <thead><tr>{head}</tr></thead>
 {body}
 </table>
+{superseded_html(superseded or [])}
 <h2 id="plots">Figures</h2>
 {"".join(gallery)}
 <script>

@@ -135,7 +135,8 @@ def family_summary(part) -> str:
 
 
 def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]] | None = None,
-                         base: Path | None = None, views: list[dict[str, Any]] | None = None) -> str:
+                         base: Path | None = None, views: list[dict[str, Any]] | None = None,
+                         superseded: list[dict[str, Any]] | None = None) -> str:
     """GitHub-readable leaderboard: the papers' own tables (``views``, from
     :func:`replibench.report.paper_views`), then the long table grouped by family, with the family's
     figures linked (paths relative to ``base``, the folder the Markdown file is written to) and its
@@ -195,4 +196,22 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
             files = ", ".join(sorted({f"`{entry['reference_file']}`" for entry in missing[family]}))
             lines += [f"{len(missing[family])} paper numbers of {files} have no run in this table "
                       "(the `paper` preset runs them).", ""]
+    lines += superseded_markdown(superseded or [])
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def superseded_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Earlier recordings of runs recorded again (``report.superseded_rows``): listed, not counted."""
+    if not rows:
+        return []
+    lines = ["## Earlier recordings (replaced, not counted)", "",
+             "Runs recorded again (`replibench record --replace`); the rows above use the newer recording.", "",
+             "| run | preset | device | created | commit | steps | metrics | compute | file |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        metrics = ", ".join(f"{name} {format_number(value)}" for name, value in row["metrics"].items())
+        compute = f"{format_hours(row['gpu_hours'])} GPU-h, {format_hours(row['cpu_hours'])} CPU-h"
+        lines.append(" | ".join(["", _cell(row["run_id"]), row["preset"], _cell(row["device"]), row["created"],
+                                 row["commit"], str(row["steps"]), _cell(metrics), compute,
+                                 f"[json]({row['path']})", ""]).strip())
+    return lines + [""]

@@ -8,7 +8,8 @@ Two origins of a metrics.json: ``local`` (``results/<run>/metrics.json``, made b
 elsewhere — a long CPU run, a cluster, a lent GPU — copied there by ``replibench record``). When both
 hold the same run (run id and preset), the recorded one is used and the local one is set aside: a
 recorded run is the one anybody with the repository can inspect, and re-recording is how it is
-replaced.
+replaced. A replaced recording is kept under ``recorded/<run>/superseded/`` and listed by the report
+(with its device and numbers) but not counted in any row.
 """
 
 from __future__ import annotations
@@ -233,11 +234,33 @@ def record_run(metrics_path: str | Path, recorded_dir: str | Path = "recorded", 
                         "(a smoke run is remade by `snakemake` and never counts as a reproduction)")
     destination = Path(recorded_dir) / run_id_of(record) / "metrics.json"
     text = source.read_text(encoding="utf-8")
-    if destination.is_file() and not replace:
-        if destination.read_text(encoding="utf-8") == text:
+    if destination.is_file():
+        old_text = destination.read_text(encoding="utf-8")
+        if old_text == text:
             return destination
-        raise DataError(f"{destination}: a different recording of run {run_id_of(record)} is already there; "
-                        "pass --replace to replace it (git keeps the old one)")
+        if not replace:
+            raise DataError(f"{destination}: a different recording of run {run_id_of(record)} is already there; "
+                            "pass --replace to replace it (the old one moves to superseded/ and stays listed)")
+        old = read_metrics(destination)
+        kept = superseded_path(destination, old)
+        if kept.exists():
+            raise DataError(f"{kept}: already holds a superseded recording made at the same time; "
+                            "remove one of them by hand")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(kept, old_text)  # kept first: a crash between the two writes loses nothing
     destination.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(destination, text)
     return destination
+
+
+def superseded_path(recorded_file: Path, record: dict[str, Any]) -> Path:
+    """Where a replaced recording is kept: ``<run>/superseded/<its creation time>.json`` (the run's
+    earlier result stays in the tree, listed by the report, not counted in its rows)."""
+    created = str(record["provenance"]["created"]).replace(":", "-")
+    return recorded_file.parent / "superseded" / f"{created}.json"
+
+
+def read_superseded(paths: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Superseded recordings (``recorded/<run>/superseded/*.json``), validated, oldest first per run."""
+    records = [(Path(path), read_metrics(path)) for path in paths]
+    return sorted(records, key=lambda item: (run_id_of(item[1]), str(item[1]["provenance"]["created"])))

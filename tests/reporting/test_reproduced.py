@@ -146,6 +146,36 @@ def test_record_refuses_smoke_runs_invalid_files_and_silent_replacement(tmp_path
     assert json.loads(record_run(second, tmp_path / "recorded", replace=True).read_text())["metrics"]["mse"] == 0.5
 
 
+def test_a_replaced_recording_is_kept_under_superseded_and_listed_not_counted(tmp_path):
+    from replibench.report import superseded_rows
+    from replibench.report_html import superseded_html
+    from replibench.report_markdown import superseded_markdown
+    from replibench.results import read_superseded
+
+    cpu = make_record(preset="paper", metrics={"mse": 0.4322, "mae": 0.4416}, wall_s=3600.0, evaluate_wall_s=0.0)
+    cpu["provenance"]["created"] = "2026-12-04T09:22:34+00:00"
+    gpu = make_record(preset="paper", metrics={"mse": 0.4076, "mae": 0.4250}, device="cuda (NVIDIA H200)")
+    [first], [second] = write_records(tmp_path / "cpu", [cpu]), write_records(tmp_path / "gpu", [gpu])
+    recorded = tmp_path / "recorded"
+    record_run(first, recorded)
+    destination = record_run(second, recorded, replace=True)
+    kept = destination.parent / "superseded" / "2026-12-04T09-22-34+00-00.json"
+    assert kept.read_bytes() == first.read_bytes() and destination.read_bytes() == second.read_bytes()
+    runs, _ = read_runs([], [destination])  # the rows count the newer recording only
+    assert [record["metrics"]["mse"] for _, _, record in runs] == [0.4076]
+    [listed] = superseded_rows(read_superseded([kept]), base=tmp_path)
+    assert (listed["run_id"], listed["device"], listed["metrics"]) == (
+        "ett/etth1/forecast/dlinear/h96/seed2021", "cpu (x86_64, 2 cores)", {"mae": 0.4416, "mse": 0.4322})
+    assert listed["cpu_hours"] == pytest.approx(1.0)
+    assert listed["path"] == "recorded/ett/etth1/forecast/dlinear/h96/seed2021/superseded/2026-12-04T09-22-34+00-00.json"
+    markdown = "\n".join(superseded_markdown([listed]))
+    assert "## Earlier recordings (replaced, not counted)" in markdown and "mse 0.4322" in markdown
+    assert "mse 0.4322" in superseded_html([listed]) and superseded_html([]) == ""
+    [third] = write_records(tmp_path / "cpu2", [{**cpu, "metrics": {"mse": 0.1, "mae": 0.1}}])
+    record_run(third, recorded, replace=True)  # the GPU recording is kept in its turn
+    assert len(list(kept.parent.iterdir())) == 2
+
+
 def test_a_recorded_run_replaces_the_local_run_of_the_same_id_and_preset(tmp_path):
     local = write_records(tmp_path / "local", [make_record(preset="paper", metrics={"mse": 0.9, "mae": 0.9}),
                                                make_record(preset="smoke", seed=1),
