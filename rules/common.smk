@@ -86,8 +86,38 @@ def dataset_pinned_checksums_json(wildcards):
     return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
-def resource(group, key, default):
-    return config.get("resources", {}).get(group, {}).get(key, default)
+def run_resources(stage):
+    """A function of the wildcards giving that stage's resources of the run (family defaults for the
+    run's preset, model and dataset, then config.yaml's `resources` overrides; see PlannedRun)."""
+
+    def of_run(wildcards):
+        key = run_id(wildcards)
+        if key not in PLAN:
+            raise ValueError(f"{key} is not a run of this config (preset {config['preset']})")
+        return PLAN[key].resources[stage]
+
+    return of_run
+
+
+def run_resource(stage, key):
+    """One resource (gpus, cpus, mem_mb, runtime_min) of a run's stage job, as a function of the wildcards."""
+    return lambda wildcards: getattr(run_resources(stage)(wildcards), key)
+
+
+def data_parallel_processes(wildcards):
+    """One training process per GPU the run asks for; one on a CPU."""
+    return max(1, run_resources("train")(wildcards).gpus)
+
+
+def preprocess_resource(key):
+    """One resource of a dataset's preprocessing job (its family's need, then config.yaml's overrides)."""
+    from replibench.config import family_object, preprocess_resources
+
+    def of_dataset(wildcards):
+        family = family_object(dataset_spec(wildcards.dataset).family)
+        return getattr(preprocess_resources(family, wildcards.dataset, config), key)
+
+    return of_dataset
 
 
 def all_metrics():

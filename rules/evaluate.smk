@@ -11,11 +11,11 @@ rule evaluate:
         "logs/evaluate/" + RUN + ".log",
     params:
         settings=run_settings_json,
-    threads: resource("evaluate", "cpus", 1)
+    threads: run_resource("evaluate", "cpus")
     resources:
-        gpu=resource("evaluate", "gpus", 0),
-        mem_mb=resource("evaluate", "mem_mb", 8000),
-        runtime=resource("evaluate", "runtime_min", 60),
+        gpu=run_resource("evaluate", "gpus"),
+        mem_mb=run_resource("evaluate", "mem_mb"),
+        runtime=run_resource("evaluate", "runtime_min"),
     conda:
         "../envs/core.yaml"
     shell:

@@ -10,10 +10,10 @@ rule preprocess:
     params:
         options=dataset_options_json,
         checksums=dataset_pinned_checksums_json,
-    threads: WORKERS
+    threads: WORKERS  # data.workers: the results do not depend on it
     resources:
-        mem_mb=resource("preprocess", "mem_mb", 4000),
-        runtime=resource("preprocess", "runtime_min", 30),
+        mem_mb=preprocess_resource("mem_mb"),
+        runtime=preprocess_resource("runtime_min"),
     conda:
         "../envs/core.yaml"
     shell:

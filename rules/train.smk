@@ -10,11 +10,13 @@ rule train:
         "logs/train/" + RUN + ".log",
     params:
         settings=run_settings_json,
-    threads: resource("train", "cpus", 1)
+        processes=data_parallel_processes,
+    # what the run needs (families/*.py `paper_resources`, with its reason; config.yaml may override)
+    threads: run_resource("train", "cpus")
     resources:
-        gpu=resource("train", "gpus", 0),
-        mem_mb=resource("train", "mem_mb", 8000),
-        runtime=resource("train", "runtime_min", 240),
+        gpu=run_resource("train", "gpus"),
+        mem_mb=run_resource("train", "mem_mb"),
+        runtime=run_resource("train", "runtime_min"),
     retries: 3
     conda:
         "../envs/core.yaml"
@@ -23,4 +25,4 @@ rule train:
     # `--processes`: one data-parallel process per GPU the run asks for (> 1 → torchrun).
     shell:
         "exec replibench train --settings {params.settings:q} --data {input.data:q} --model-out {output.model:q} "
-        "--summary-out {output.summary:q} --threads {threads} --processes {resources.gpu} --no-progress > {log:q} 2>&1"
+        "--summary-out {output.summary:q} --threads {threads} --processes {params.processes} --no-progress > {log:q} 2>&1"

@@ -157,6 +157,8 @@ def _add_config(sub) -> None:
     p = sub.add_parser("config", help="validate a config and list the runs it plans (run id, preset)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted overrides, as snakemake --config")
+    p.add_argument("--resources", action="store_true",
+                   help="also each run's train/evaluate job resources (GPUs, CPUs, memory, minutes per attempt, why)")
     p.set_defaults(handler=_cmd_config)
 
 
@@ -270,7 +272,12 @@ def _cmd_config(args: argparse.Namespace) -> None:
         config[key] = yaml.safe_load(value)
     config = validate_config(config, str(args.config))
     for planned in plan_runs(config):  # the preset per run: an entry may pin its own (`preset:`)
-        print(f"{planned.run.run_id}\t{planned.run.preset}")
+        if not args.resources:
+            print(f"{planned.run.run_id}\t{planned.run.preset}")
+            continue
+        for stage, need in planned.resources.items():
+            print(f"{planned.run.run_id}\t{planned.run.preset}\t{stage}\tgpus={need.gpus}\tcpus={need.cpus}\t"
+                  f"mem_mb={need.mem_mb}\truntime_min={need.runtime_min}\t{need.reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

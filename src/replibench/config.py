@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,9 @@ class PlannedRun:
 
     run: RunSpec
     settings: dict[str, Any]
+    #: stage (train, evaluate) → what its job asks the cluster for (family defaults, then
+    #: config.yaml's ``resources`` overrides); not part of the settings: it changes no result
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings_json(self) -> str:
@@ -221,8 +224,24 @@ def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
             family.check_run(run)
             settings = family.run_settings(family_config, run)
             validate_run_settings(run, settings, family=family, family_config=family_config)
-            planned.append(PlannedRun(run, settings))
+            planned.append(PlannedRun(run, settings, run_resources(family, run, config)))
     return planned
+
+
+def run_resources(family, run: RunSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """Stage → :class:`~replibench.families.base.Resources` of one run: the family's need for the
+    run (by preset, model, dataset), with ``config["resources"][stage]`` laid over it."""
+    from replibench.families.base import RUN_STAGES
+
+    overrides = config.get("resources", {})
+    return {stage: family.run_resources(run, stage).overridden(overrides.get(stage, {}), "config.yaml resources")
+            for stage in RUN_STAGES}
+
+
+def preprocess_resources(dataset_family, dataset: str, config: dict[str, Any]):
+    """Resources of preprocessing ``dataset`` (family default + ``config["resources"]["preprocess"]``)."""
+    return dataset_family.preprocess_resources(dataset, config["preset"]).overridden(
+        config.get("resources", {}).get("preprocess", {}), "config.yaml resources")
 
 
 def parse_settings_json(text: str) -> tuple[RunSpec, dict[str, Any]]:

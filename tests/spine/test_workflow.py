@@ -80,6 +80,15 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
     # Carbon-24 k1 run: its Langevin step differs); gen 2 models (+ steps10)
     assert sum(run.family == "crystals" for run in runs) == 3 + 3 + 1 + 1 + 3 * 2 + 1
     assert jobs["train"] == jobs["evaluate"] == len(runs)  # every family's runs, each planned once
+    # each job asks for what its run needs: no GPU for the naive baselines, other limits per family
+    needs = {}
+    for block in result.stdout.split("rule train:")[1:]:
+        wildcards = dict(re.findall(r"(\w+)=([\w.-]+)", block.split("wildcards:")[1].split("\n")[0]))
+        resources = dict(re.findall(r"(\w+)=([\w./]+)", block.split("resources:")[1].split("\n")[0]))
+        needs.setdefault((wildcards["family"], wildcards["model"]), set()).add((resources["gpu"], resources["runtime"]))
+    assert needs[("ett", "naive")] == needs[("ett", "naive-mean")] == {("0", "30")}
+    assert needs[("ett", "dlinear")] == {("0", "30")} and needs[("ett", "timesnet")] == {("1", "120")}
+    assert needs[("crystals", "diffcsp")] == needs[("oc20", "schnet")] == {("1", "240")}
 
 
 @pytest.mark.workflow

@@ -6,6 +6,7 @@ This module is imported by ``snakemake -n``: it must stay free of heavy imports.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,50 @@ def expand_sweep(
     return runs
 
 
+#: the stages whose jobs belong to one run (preprocessing belongs to a dataset)
+RUN_STAGES = ("train", "evaluate")
+#: the keys of a job's resources, as ``config.yaml``'s ``resources`` overrides name them
+RESOURCE_KEYS = ("gpus", "cpus", "mem_mb", "runtime_min")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks the cluster for, with the reason: ``gpus`` (0 = a CPU job), ``cpus``,
+    ``mem_mb`` (MiB of host memory), ``runtime_min`` (minutes per attempt: a training attempt that
+    reaches it writes ``last.pt`` and the next attempt resumes). The SLURM profile reads them
+    through the rules' ``resources``; local runs ignore all but the thread count."""
+
+    gpus: int
+    cpus: int
+    mem_mb: int
+    runtime_min: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.gpus < 0 or self.cpus < 1 or self.mem_mb < 100 or self.runtime_min < 1:
+            raise ValueError(f"resources out of range: {self}")
+
+    def overridden(self, overrides: Mapping[str, int], source: str) -> Resources:
+        """These resources with ``overrides`` (a subset of :data:`RESOURCE_KEYS`) laid over them."""
+        if not overrides:
+            return self
+        changed = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items()))
+        return dataclasses.replace(self, **{key: int(value) for key, value in overrides.items()},
+                                   reason=f"{self.reason} [{source}: {changed}]")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: every smoke job: minutes on one CPU core (the whole default run takes ~70 CPU-minutes, README);
+#: a smoke run on a cluster checks the pipeline and needs no GPU
+SMOKE_RESOURCES = Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
+                            reason="smoke preset: minutes on one CPU core, no GPU needed")
+#: preprocessing a downloaded or generated dataset (CPU only; a family may ask for more)
+PREPROCESS_RESOURCES = Resources(gpus=0, cpus=2, mem_mb=4000, runtime_min=30,
+                                 reason="CSV/JSON → Parquet on the CPU: seconds to minutes")
+
+
 @dataclass(frozen=True)
 class PaperTable:
     """One table of a paper, laid out as the paper prints it, for the leaderboard's per-paper views.
@@ -125,6 +170,23 @@ class Family(ABC):
     @abstractmethod
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         """``{"task": …, "model": …, "train": …}`` for one run: preset defaults + user overrides."""
+
+    def run_resources(self, run: RunSpec, stage: str) -> Resources:
+        """What the ``stage`` job (train or evaluate) of ``run`` asks the cluster for. Smoke runs are
+        CPU jobs of minutes; a paper run's needs come from :meth:`paper_resources`."""
+        if stage not in RUN_STAGES:
+            raise ValueError(f"stage {stage!r} is not one of {RUN_STAGES}")
+        return SMOKE_RESOURCES if run.preset == "smoke" else self.paper_resources(run, stage)
+
+    def paper_resources(self, run: RunSpec, stage: str) -> Resources:
+        """A paper run's needs; each family states its own, with the reason (this default is one
+        GPU for four hours, an attempt that requeues)."""
+        return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=240,
+                         reason="default: one GPU, 4 h per attempt (attempts resume from last.pt)")
+
+    def preprocess_resources(self, dataset: str, preset: str) -> Resources:
+        """What preprocessing ``dataset`` asks for (a CPU job)."""
+        return PREPROCESS_RESOURCES
 
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
         """Options a dataset's preprocessing depends on (generator sizes, lengths…); a Snakemake

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import ConfigError
-from replibench.families.base import Family, PaperTable, deep_merge, entry_preset, entry_seeds
+from replibench.families.base import Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
 from replibench.families.crystals_presets import (
     CRYSBFN_PAPER,
     CRYSBFN_SMOKE,
@@ -102,6 +102,21 @@ class CrystalsFamily(Family):
     datasets = ("mp-20", "perov-5", "carbon-24")
     tasks = ("csp", "gen")
     models = {"csp": ("diffcsp", "crysbfn"), "gen": ("diffcsp", "crysbfn")}
+
+    def paper_resources(self, run: RunSpec, stage: str) -> Resources:
+        """DiffCSP and CrysBFN train for 1,000–5,000 epochs on one GPU; evaluation samples on the GPU
+        and matches structures on the CPU (pymatgen's StructureMatcher, CrystalNN)."""
+        if stage == "train":
+            return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=240,
+                             reason="1,000 (DiffCSP) to 5,000 (CrysBFN) epochs: a day or more on MP-20, so "
+                                    "4 h attempts that resume from last.pt")
+        return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=480,
+                         reason="CSP k = 20: 20 samples × 1,000 (DiffCSP) or 2,000 (CrysBFN) network calls "
+                                "per test crystal on the GPU, then StructureMatcher/CrystalNN on 8 CPUs")
+
+    def preprocess_resources(self, dataset: str, preset: str) -> Resources:
+        return Resources(gpus=0, cpus=4, mem_mb=8000, runtime_min=60,
+                         reason="CIF parsing and canonical cells with pymatgen: MP-20's 45,231 crystals")
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         runs, seen = [], set()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, PaperTable, deep_merge, expand_sweep
+from replibench.families.base import Family, PaperTable, Resources, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 #: the six LRA tasks in the papers' column order (dataset names), and what each generated
@@ -149,6 +149,23 @@ class LraFamily(Family):
     models = {"lra-classify": LRA_MODELS, "state-tracking": STATE_TRACKING_MODELS}
     task_datasets = {"lra-classify": LRA_DATASETS + tuple(GENERATED_STAND_INS),
                      "state-tracking": STATE_TRACKING_DATASETS}
+
+    def paper_resources(self, run: RunSpec, stage: str) -> Resources:
+        """One GPU per run; the long sequences (Path-X: 16,384 steps) need the memory."""
+        if run.task == "state-tracking":
+            return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=240 if stage == "train" else 30,
+                             reason="Grazzi et al.'s protocol: ~24 CPU-h (Mamba) / ~7 CPU-h (DeltaNet) per run "
+                                    "measured on one CPU core here; an hour or two on one GPU")
+        if stage == "train":
+            return Resources(gpus=1, cpus=8, mem_mb=64000, runtime_min=240,
+                             reason="S4's logs: Pathfinder ≈ 23 h and Path-X ≈ 47 h on an A100, so 4 h "
+                                    "attempts that resume from last.pt; data loading on 8 CPUs")
+        return Resources(gpus=1, cpus=4, mem_mb=32000, runtime_min=60,
+                         reason="one pass over the test split (≤ 10,000 sequences)")
+
+    def preprocess_resources(self, dataset: str, preset: str) -> Resources:
+        return Resources(gpus=0, cpus=4, mem_mb=32000, runtime_min=180,
+                         reason="LRA release archive (7.7 GB) → Parquet: Path-X images of 128 × 128")
 
     def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
         """``range-neg1-1`` / ``range-0-1`` fix whether the state-tracking model has negative eigenvalues."""
