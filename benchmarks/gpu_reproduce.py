@@ -323,7 +323,7 @@ def run_one(run_path: str, dataset: str, settings_text: str, data: str, out: str
     train_stage(settings_json=settings_text, data_dir=data_dir,
                 out_model=out_dir / "checkpoints" / run_path / "model.pt",
                 out_summary=out_dir / "checkpoints" / run_path / "train.json",
-                threads=threads, progress=False)
+                checkpoint=out_dir / "checkpoints" / run_path / "last.pt", threads=threads, progress=False)
     evaluate_stage(settings_json=settings_text, data_dir=data_dir,
                    model_path=out_dir / "checkpoints" / run_path / "model.pt",
                    train_summary=out_dir / "checkpoints" / run_path / "train.json",

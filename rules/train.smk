@@ -11,6 +11,9 @@ rule train:
     params:
         settings=run_settings_json,
         processes=data_parallel_processes,
+        # the resume checkpoint: not an output (Snakemake deletes a job's outputs before it
+        # starts, and the next attempt must find it); kept after success for `replibench train` reruns
+        checkpoint="checkpoints/" + RUN + "/last.pt",
     # what the run needs (families/*.py `paper_resources`, with its reason; config.yaml may override)
     threads: run_resource("train", "cpus")
     resources:
@@ -25,4 +28,4 @@ rule train:
     # `--processes`: one data-parallel process per GPU the run asks for (> 1 → torchrun).
     shell:
         "exec replibench train --settings {params.settings:q} --data {input.data:q} --model-out {output.model:q} "
-        "--summary-out {output.summary:q} --threads {threads} --processes {params.processes} --no-progress > {log:q} 2>&1"
+        "--summary-out {output.summary:q} --checkpoint {params.checkpoint:q} --threads {threads} --processes {params.processes} --no-progress > {log:q} 2>&1"

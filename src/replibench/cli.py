@@ -44,6 +44,8 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--model-out", required=True, type=Path)
     p.add_argument("--summary-out", required=True, type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="resume checkpoint (written while training; resumed when the same run wrote it)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--processes", type=int, default=1,
                    help="data-parallel processes, one per GPU (> 1: relaunched under torchrun)")
@@ -198,7 +200,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         sys.stderr.flush()
         os.execv(command[0], command)  # same PID: SLURM's signals and the exit status stay with this job
     train_stage(settings_json=args.settings, data_dir=args.data, out_model=args.model_out,
-                out_summary=args.summary_out, threads=args.threads, progress=not args.no_progress,
+                out_summary=args.summary_out, checkpoint=args.checkpoint, threads=args.threads,
+                progress=not args.no_progress,
                 processes=args.processes)
 
 

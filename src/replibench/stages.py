@@ -86,9 +86,12 @@ def _data_sha256(data_dir: Path) -> dict[str, str]:
     return {source["name"]: source["sha256"] for source in card["sources"] if source.get("sha256")}
 
 
-def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summary: Path,
+def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summary: Path, checkpoint: Path,
                 threads: int = 1, progress: bool = True, processes: int = 1) -> dict[str, Any]:
     """Train one run; write ``model.pt`` (best-validation weights) and ``train.json`` (curve).
+
+    ``checkpoint`` is the resume checkpoint (the train rule declares ``checkpoints/<run>/last.pt``):
+    written while training, resumed by the next attempt of the same run.
 
     ``processes`` > 1: this process is one rank of a torchrun data-parallel group of that size
     (see :mod:`replibench.distributed`); only rank 0 writes files.
@@ -106,7 +109,7 @@ def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summ
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
     try:
-        model, summary = train(task, data, run, settings, checkpoint_dir=Path(out_model).parent, progress=progress,
+        model, summary = train(task, data, run, settings, last_checkpoint=Path(checkpoint), progress=progress,
                                data_sha256=_data_sha256(Path(data_dir)))
     finally:
         if world.size > 1:

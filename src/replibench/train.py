@@ -363,196 +363,243 @@ def _progress_bar(**options: Any):
     return tqdm(**options)
 
 
-def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, checkpoint_dir: Path,
+def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_checkpoint: Path,
           progress: bool = True, data_sha256: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
     """Seed, build the run's model, train it on ``task``/``data`` and return ``(model, summary)``.
 
     The returned model holds the best-validation weights (of the weight average when
-    ``ema_decay`` is set); the summary holds the loss history. Resumes from
-    ``checkpoint_dir/last.pt`` only when the same settings, code (commit, dirty flag, package
-    source digest) and data (``data_sha256``: the data card's source checksums) wrote it; the
-    summary records that code and data, so provenance names what produced the weights.
+    ``ema_decay`` is set); the summary holds the loss history. ``last_checkpoint`` is the resume
+    checkpoint's path, declared by the caller (the train rule: ``checkpoints/<run>/last.pt``): it
+    is written every ``checkpoint_every`` steps, at every epoch end and at the end, and resumed
+    only when the same settings, code (commit, dirty flag, package source digest) and data
+    (``data_sha256``: the data card's source checksums) wrote it; the summary records that code
+    and data, so provenance names what produced the weights.
     """
-    import torch
+    training = _Training(task, data, run, settings, Path(last_checkpoint), data_sha256 or {})
+    training.restore()
+    with _StopSignals() as stop:
+        while training.optimizer is not None and not training.reached_the_end():
+            losses = training.run_epoch(stop, progress)
+            training.validate(losses)
+            training.save_checkpoint()
+    return training.finish()
 
-    from replibench.provenance import code_version
 
-    config = TrainConfig.from_settings(settings["train"])
-    digest = settings_digest(settings)
-    resume_key = {"settings_sha256": digest, "code": code_version(), "data_sha256": dict(data_sha256 or {})}
-    last_path = Path(checkpoint_dir) / "last.pt"
-    world = current_world()
-    if world.is_main:
-        _remove_partial_checkpoints(last_path)
-    device = resolve_device(config.device)
-    if device.type == "cuda" and world.size > 1:
-        device = torch.device("cuda", world.local_rank)
-    seed_everything(run.seed)  # before building the model: initial weights come from this seed
-    model = task.build_model(data, run, settings).to(device)
-    broadcast_state(model.state_dict().values(), world)  # identical start on every rank, whatever the hardware
-    optimizer = _build_optimizer(model, config)
-    use_amp = config.amp != "off" and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if use_amp and config.amp == "fp16" else None
-    average = WeightAverage(model, config.ema_decay) if config.ema_decay and optimizer is not None else None
+class _Training:
+    """One training run's state and its four pieces: :meth:`restore` (from ``last_checkpoint``),
+    :meth:`run_epoch` (the optimiser steps of one epoch, stopping at a signal), :meth:`validate`
+    (validation loss, best weights, early stop) and :meth:`save_checkpoint`."""
 
-    state = TrainState()
-    best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    checkpoint = _read_resume_checkpoint(last_path, resume_key, device, world)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        if scaler is not None and checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        if average is not None:
-            average.shadow = {k: v.to(device) for k, v in checkpoint["average"].items()}
-        state = TrainState(**checkpoint["state"])
-        best_weights = {k: v.to(device) for k, v in checkpoint["best_weights"].items()}
-        torch.set_rng_state(checkpoint["rng_cpu"].cpu())
-        if checkpoint["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng_cuda"]])
-        log.info("resumed from %s at epoch %d, step %d", last_path, state.epoch, state.global_step)
-    del checkpoint
-    state.attempts.append(_attempt_record(state, world))
+    def __init__(self, task, data: Any, run: RunSpec, settings: dict[str, Any], last_checkpoint: Path,
+                 data_sha256: dict[str, str]) -> None:
+        import torch
 
-    num_examples = task.num_train_examples(data)
-    steps_per_epoch = (num_examples // config.batch_size if config.drop_last
-                       else math.ceil(num_examples / config.batch_size))
-    if steps_per_epoch == 0:
-        raise ValueError(f"{run.run_id}: {num_examples} training examples < batch size {config.batch_size}")
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    plateau = PlateauTracker(**state.plateau)
-    started = time.perf_counter()
+        from replibench.provenance import code_version
 
-    def checkpoint() -> None:
-        nonlocal started
+        self.task, self.data, self.run, self.settings = task, data, run, settings
+        self.config = config = TrainConfig.from_settings(settings["train"])
+        self.digest = settings_digest(settings)
+        self.resume_key = {"settings_sha256": self.digest, "code": code_version(), "data_sha256": dict(data_sha256)}
+        self.last_path = last_checkpoint
+        self.world = current_world()
+        if self.world.is_main:
+            _remove_partial_checkpoints(self.last_path)
+        self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.world.size > 1:
+            self.device = torch.device("cuda", self.world.local_rank)
+        seed_everything(run.seed)  # before building the model: initial weights come from this seed
+        self.model = task.build_model(data, run, settings).to(self.device)
+        broadcast_state(self.model.state_dict().values(), self.world)  # identical start on every rank
+        self.optimizer = _build_optimizer(self.model, config)
+        self.use_amp = config.amp != "off" and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and config.amp == "fp16" else None
+        self.average = (WeightAverage(self.model, config.ema_decay)
+                        if config.ema_decay and self.optimizer is not None else None)
+        self.state = TrainState()
+        self.best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.num_examples = task.num_train_examples(data)
+        self.steps_per_epoch = (self.num_examples // config.batch_size if config.drop_last
+                                else math.ceil(self.num_examples / config.batch_size))
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{run.run_id}: {self.num_examples} training examples < batch size {config.batch_size}")
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.plateau = PlateauTracker()
+        self.started = time.perf_counter()
+
+    def restore(self) -> None:
+        """Continue from ``last_checkpoint`` when this run's settings, code and data wrote it."""
+        import torch
+
+        checkpoint = _read_resume_checkpoint(self.last_path, self.resume_key, self.device, self.world)
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scaler is not None and checkpoint["scaler"]:
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            if self.average is not None:
+                self.average.shadow = {k: v.to(self.device) for k, v in checkpoint["average"].items()}
+            self.state = TrainState(**checkpoint["state"])
+            self.best_weights = {k: v.to(self.device) for k, v in checkpoint["best_weights"].items()}
+            torch.set_rng_state(checkpoint["rng_cpu"].cpu())
+            if checkpoint["rng_cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng_cuda"]])
+            log.info("resumed from %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.global_step)
+        self.plateau = PlateauTracker(**self.state.plateau)
+        self.state.attempts.append(_attempt_record(self.state, self.world))
+        self.started = time.perf_counter()
+
+    def reached_the_end(self) -> bool:
+        """Whether training is over (early stop, last epoch or step budget); marks it finished."""
+        if not self.state.finished and (self.state.epoch >= self.config.epochs
+                                        or self.state.global_step >= self.total_steps):
+            self.state.finished = True
+        return self.state.finished
+
+    def run_epoch(self, stop: _StopSignals, progress: bool) -> list[float]:
+        """The optimiser steps of the current epoch (from where a resumed epoch stopped); their
+        losses. At a stop signal: checkpoint, then :class:`Preempted`."""
+        state, config = self.state, self.config
+        order = epoch_order(self.num_examples, seed=self.run.seed, epoch=state.epoch)
+        self.model.train()
+        losses = state.epoch_losses  # a resumed epoch keeps the losses of its steps before the stop
+        bar = _progress_bar(total=self.steps_per_epoch, initial=state.step_in_epoch,
+                            disable=not progress or not self.world.is_main,
+                            desc=f"{self.run.run_id} epoch {state.epoch + 1}", file=sys.stderr,
+                            mininterval=0.1 if sys.stderr.isatty() else 10)
+        while state.step_in_epoch < self.steps_per_epoch and state.global_step < self.total_steps:
+            if any_rank(stop.received is not None, self.world, self.device):  # all ranks stop at the same step
+                self.save_checkpoint()
+                barrier(self.world)  # rank 0's checkpoint is on disk before any rank exits
+                log.warning("signal %s: checkpoint written at step %d; exiting with %d for a retry",
+                            stop.received, state.global_step, PREEMPTED_EXIT_CODE)
+                raise Preempted()
+            start = state.step_in_epoch * config.batch_size
+            losses.append(self._step(order[start:start + config.batch_size]))  # the global batch
+            state.step_in_epoch += 1
+            state.global_step += 1
+            bar.update(1)
+            if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        return losses
+
+    def _step(self, indices) -> float:
+        """One optimiser step on the global batch ``indices``; its loss."""
+        import torch
+
+        config, optimizer, world = self.config, self.optimizer, self.world
+        local = shard(indices, world) if world.size > 1 else indices
+        # micro_batches > 1 accumulates gradients over parts of the rank's share (a global batch
+        # that does not fit on one device); each part's mean loss is weighted by its share
+        parts = [part for part in local.tensor_split(config.micro_batches) if len(part)]
+        factor = lr_factor(config, epoch=self.state.epoch, step=self.state.global_step, total_steps=self.total_steps)
+        _set_learning_rates(optimizer, config, factor, self.plateau.scale)
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = torch.zeros((), device=self.device)  # stays 0 on a rank a small last batch leaves empty
+        for part in parts:
+            batch = move_to_device(self.task.make_batch(self.data, "train", part), self.device)
+            with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                loss = self.task.training_loss(self.model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.run.run_id}: loss is {loss.item()} at step {self.state.global_step}")
+            if len(parts) > 1:
+                loss = loss * (len(part) / len(local))
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            step_loss = step_loss + loss.detach()
+        if world.size > 1:
+            step_loss = all_reduce_gradients(self.model.parameters(), weight=len(local) / len(indices), loss=step_loss)
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if config.grad_clip_value:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip_value)
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
+        return float(step_loss)
+
+    def validate(self, losses: list[float]) -> None:
+        """End of an epoch: validation loss (rank 0, on the averaged weights when there are any),
+        best weights, plateau schedule, history and early stopping."""
+        state, config = self.state, self.config
+        val_loss = None
+        if self.world.is_main:
+            with _SwapIn(self.model, self.average.shadow if self.average is not None else None):
+                val_loss = self.task.validation_loss(self.model, self.data, self.settings)
+        val_loss = broadcast_object(val_loss, self.world)  # every rank takes rank 0's decisions
+        improved = val_loss < state.best_val
+        if improved:
+            state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+            weights = self.average.shadow if self.average is not None else self.model.state_dict()
+            self.best_weights = {k: v.detach().clone() for k, v in weights.items()}
+        else:
+            state.bad_epochs += 1
+        if config.lr_schedule == "plateau":
+            self.plateau.update(val_loss, factor=config.plateau_factor, patience=config.plateau_patience)
+        state.history.append({
+            "epoch": state.epoch + 1, "step": state.global_step, "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": float(sum(losses) / len(losses)) if losses else None,
+            "val_loss": val_loss, "step_losses": losses,
+        })
+        log.info("epoch %d: train %.6f val %.6f%s", state.epoch + 1,
+                 state.history[-1]["train_loss"] or math.nan, val_loss, " (best)" if improved else "")
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.epoch_losses = []
+        if config.patience is not None and state.bad_epochs >= config.patience:
+            log.info("early stop: no improvement for %d epochs", state.bad_epochs)
+            state.finished = True
+
+    def save_checkpoint(self) -> None:
+        """Add the wall time since the last call and write ``last_checkpoint`` (rank 0, atomically)."""
         now = time.perf_counter()
-        state.train_wall_s += now - started
-        started = now
-        state.plateau = dataclasses.asdict(plateau)
-        if not world.is_main:
+        self.state.train_wall_s += now - self.started
+        self.started = now
+        self.state.plateau = dataclasses.asdict(self.plateau)
+        if not self.world.is_main:
             return
-        _save_checkpoint(last_path, {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict() if optimizer is not None else {},
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "average": average.shadow if average is not None else {},
-            "state": dataclasses.asdict(state), "best_weights": best_weights, "settings_sha256": digest,
-            "resume_key": resume_key,
+        _save_checkpoint(self.last_path, {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "average": self.average.shadow if self.average is not None else {},
+            "state": dataclasses.asdict(self.state), "best_weights": self.best_weights,
+            "settings_sha256": self.digest, "resume_key": self.resume_key,
         })
 
-    with _StopSignals() as stop:
-        while not state.finished and optimizer is not None:
-            if state.epoch >= config.epochs or state.global_step >= total_steps:
-                state.finished = True
-                break
-            order = epoch_order(num_examples, seed=run.seed, epoch=state.epoch)
-            model.train()
-            losses = state.epoch_losses  # a resumed epoch keeps the losses of its steps before the stop
-            bar = _progress_bar(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress or not world.is_main,
-                       desc=f"{run.run_id} epoch {state.epoch + 1}", file=sys.stderr,
-                       mininterval=0.1 if sys.stderr.isatty() else 10)
-            while state.step_in_epoch < steps_per_epoch and state.global_step < total_steps:
-                if any_rank(stop.received is not None, world, device):  # all ranks stop at the same step
-                    checkpoint()
-                    barrier(world)  # rank 0's checkpoint is on disk before any rank exits
-                    log.warning("signal %s: checkpoint written at step %d; exiting with %d for a retry",
-                                stop.received, state.global_step, PREEMPTED_EXIT_CODE)
-                    raise Preempted()
-                start = state.step_in_epoch * config.batch_size
-                indices = order[start:start + config.batch_size]  # the global batch
-                local = shard(indices, world) if world.size > 1 else indices
-                # micro_batches > 1 accumulates gradients over parts of the rank's share (a global batch
-                # that does not fit on one device); each part's mean loss is weighted by its share
-                parts = [part for part in local.tensor_split(config.micro_batches) if len(part)]
-                factor = lr_factor(config, epoch=state.epoch, step=state.global_step, total_steps=total_steps)
-                _set_learning_rates(optimizer, config, factor, plateau.scale)
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = torch.zeros((), device=device)  # stays 0 on a rank a small last batch leaves empty
-                for part in parts:
-                    batch = move_to_device(task.make_batch(data, "train", part), device)
-                    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                        loss = task.training_loss(model, batch)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"{run.run_id}: loss is {loss.item()} at step {state.global_step}")
-                    if len(parts) > 1:
-                        loss = loss * (len(part) / len(local))
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
-                    step_loss = step_loss + loss.detach()
-                if world.size > 1:
-                    step_loss = all_reduce_gradients(model.parameters(), weight=len(local) / len(indices), loss=step_loss)
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                if config.grad_clip_value:
-                    torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip_value)
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if average is not None:
-                    average.update(model)
-                losses.append(float(step_loss))
-                state.step_in_epoch += 1
-                state.global_step += 1
-                bar.update(1)
-                if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
-                    checkpoint()
-            bar.close()
-            val_loss = None
-            if world.is_main:
-                with _SwapIn(model, average.shadow if average is not None else None):
-                    val_loss = task.validation_loss(model, data, settings)
-            val_loss = broadcast_object(val_loss, world)  # every rank takes rank 0's decisions
-            improved = val_loss < state.best_val
-            if improved:
-                state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
-                best_weights = {k: v.detach().clone()
-                                for k, v in (average.shadow if average is not None else model.state_dict()).items()}
-            else:
-                state.bad_epochs += 1
-            if config.lr_schedule == "plateau":
-                plateau.update(val_loss, factor=config.plateau_factor, patience=config.plateau_patience)
-            state.history.append({
-                "epoch": state.epoch + 1, "step": state.global_step, "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": float(sum(losses) / len(losses)) if losses else None,
-                "val_loss": val_loss, "step_losses": losses,
-            })
-            log.info("epoch %d: train %.6f val %.6f%s", state.epoch + 1,
-                     state.history[-1]["train_loss"] or math.nan, val_loss, " (best)" if improved else "")
-            state.epoch += 1
-            state.step_in_epoch = 0
-            state.epoch_losses = []
-            if config.patience is not None and state.bad_epochs >= config.patience:
-                log.info("early stop: no improvement for %d epochs", state.bad_epochs)
-                state.finished = True
-            checkpoint()
-
-    if optimizer is None:  # parameter-free baseline: nothing to fit, still record its val loss
-        state.best_val = broadcast_object(task.validation_loss(model, data, settings) if world.is_main else None,
-                                          world)
-        state.finished = True
-    model.load_state_dict(best_weights)
-    checkpoint()
-    return model, {
-        "steps": state.global_step,
-        "epochs": len(state.history),
-        "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
-        "best_val_loss": state.best_val,
-        "stopped_early": bool(config.patience is not None and state.bad_epochs >= config.patience),
-        "max_steps": config.max_steps,
-        "device": str(device),
-        "wall_s": state.train_wall_s,
-        "history": state.history,
-        "settings_sha256": digest,
-        "code": resume_key["code"],
-        "data_sha256": resume_key["data_sha256"],
-        "weights": "exponential moving average" if average is not None else "raw",
-        "world_size": world.size,
-        "attempts": state.attempts,
-    }
+    def finish(self) -> tuple[Any, dict[str, Any]]:
+        """The best weights loaded into the model, a last checkpoint, and the training summary."""
+        state, config = self.state, self.config
+        if self.optimizer is None:  # parameter-free baseline: nothing to fit, still record its val loss
+            state.best_val = broadcast_object(
+                self.task.validation_loss(self.model, self.data, self.settings) if self.world.is_main else None,
+                self.world)
+            state.finished = True
+        self.model.load_state_dict(self.best_weights)
+        self.save_checkpoint()
+        return self.model, {
+            "steps": state.global_step,
+            "epochs": len(state.history),
+            "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
+            "best_val_loss": state.best_val,
+            "stopped_early": bool(config.patience is not None and state.bad_epochs >= config.patience),
+            "max_steps": config.max_steps,
+            "device": str(self.device),
+            "wall_s": state.train_wall_s,
+            "history": state.history,
+            "settings_sha256": self.digest,
+            "code": self.resume_key["code"],
+            "data_sha256": self.resume_key["data_sha256"],
+            "weights": "exponential moving average" if self.average is not None else "raw",
+            "world_size": self.world.size,
+            "attempts": state.attempts,
+        }

@@ -97,7 +97,7 @@ def main() -> int:
     world = init_process_group(int(os.environ["WORLD_SIZE"]))
     task = ToyTask(args.signal_at_step if world.rank == args.signal_rank else None)
     try:
-        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=args.out,
+        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=args.out / "last.pt",
                                progress=False)
     finally:
         dist.destroy_process_group()

@@ -31,7 +31,7 @@ def torchrun(out: Path, *args: str, processes: int = 2) -> subprocess.CompletedP
 def one_process(tmp_path_factory):
     task = ToyTask()
     model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS,
-                           checkpoint_dir=tmp_path_factory.mktemp("one"), progress=False)
+                           last_checkpoint=tmp_path_factory.mktemp("one") / "last.pt", progress=False)
     return model.state_dict(), summary
 
 
@@ -95,7 +95,8 @@ def test_replibench_train_with_two_processes_relaunches_under_torchrun_and_match
         out = tmp_path / f"p{processes}"
         result = subprocess.run([sys.executable, "-m", "replibench.cli", "train", "--settings", planned.settings_json,
                                  "--data", str(etth1_parquet), "--model-out", str(out / "model.pt"),
-                                 "--summary-out", str(out / "train.json"), "--threads", "2",
+                                 "--summary-out", str(out / "train.json"), "--checkpoint", str(out / "last.pt"),
+                                 "--threads", "2",
                                  "--processes", str(processes), "--no-progress"],
                                 capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert result.returncode == 0, result.stderr[-3000:]

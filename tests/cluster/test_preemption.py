@@ -42,7 +42,8 @@ def start_training(settings_json: str, data: Path, out: Path) -> subprocess.Pope
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "replibench.cli", "train", "--settings", settings_json,
                              "--data", str(data), "--model-out", str(out / "model.pt"),
-                             "--summary-out", str(out / "train.json"), "--threads", "1", "--no-progress"],
+                             "--summary-out", str(out / "train.json"), "--checkpoint", str(out / "last.pt"),
+                             "--threads", "1", "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

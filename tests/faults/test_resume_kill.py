@@ -53,7 +53,7 @@ SCRIPT = textwrap.dedent('''
                           "checkpoint_every": 3, "device": "cpu"}, "model": {}, "task": {}}
     out = Path(sys.argv[1])
     task = Toy()
-    model, summary = train(task, task.load(None, run, settings), run, settings, checkpoint_dir=out, progress=False,
+    model, summary = train(task, task.load(None, run, settings), run, settings, last_checkpoint=out / "last.pt", progress=False,
                            data_sha256={"toy.csv": "0" * 64})
     torch.save({"state_dict": model.state_dict(), "attempts": summary["attempts"]}, out / "model.pt")
 ''')

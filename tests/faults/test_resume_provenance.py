@@ -101,7 +101,7 @@ def code(monkeypatch):
 def _preempt(tmp_path, data_sha256=DATA_A):
     task = _Toy(stop_at=7)
     with pytest.raises(Preempted):
-        train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=tmp_path, progress=False,
+        train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt", progress=False,
               data_sha256=data_sha256)
     assert (tmp_path / "last.pt").exists()
 
@@ -109,7 +109,7 @@ def _preempt(tmp_path, data_sha256=DATA_A):
 def _fresh_weights(tmp_path_factory, data_sha256=DATA_A):
     task = _Toy()
     model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS,
-                           checkpoint_dir=tmp_path_factory.mktemp("fresh"), progress=False, data_sha256=data_sha256)
+                           last_checkpoint=tmp_path_factory.mktemp("fresh") / "last.pt", progress=False, data_sha256=data_sha256)
     return model.state_dict(), summary
 
 
@@ -124,7 +124,7 @@ def _assert_fresh(model, summary, reference, tmp_path):
 def test_same_code_data_and_settings_resume(tmp_path, code):
     _preempt(tmp_path)
     task = _Toy()
-    _, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=tmp_path,
+    _, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt",
                        progress=False, data_sha256=DATA_A)
     assert [attempt["start_step"] for attempt in summary["attempts"]] == [0, 7]  # the signal came during step 7: resumed after it
 
@@ -137,7 +137,7 @@ def test_checkpoint_of_other_code_is_not_resumed(tmp_path, tmp_path_factory, cod
                        "dirty": _code(dirty=True)}[change]
     task = _Toy()
     with caplog.at_level(logging.WARNING, logger="replibench.train"):
-        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=tmp_path,
+        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt",
                                progress=False, data_sha256=DATA_A)
     assert "not resumed" in caplog.text and {"source": "package source", "commit": "git commit",
                                             "dirty": "dirty flag"}[change] in caplog.text
@@ -150,7 +150,7 @@ def test_checkpoint_of_other_data_is_not_resumed(tmp_path, tmp_path_factory, cod
     _preempt(tmp_path, DATA_A)
     task = _Toy()
     with caplog.at_level(logging.WARNING, logger="replibench.train"):
-        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=tmp_path,
+        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt",
                                progress=False, data_sha256=DATA_B)
     assert "other data" in caplog.text
     _assert_fresh(model, summary, reference, tmp_path)
@@ -164,7 +164,7 @@ def test_checkpoint_without_a_code_record_is_not_resumed(tmp_path, tmp_path_fact
     torch.save(old, tmp_path / "last.pt")
     task = _Toy()
     with caplog.at_level(logging.WARNING, logger="replibench.train"):
-        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, checkpoint_dir=tmp_path,
+        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt",
                                progress=False, data_sha256=DATA_A)
     assert "older version" in caplog.text
     _assert_fresh(model, summary, reference, tmp_path)

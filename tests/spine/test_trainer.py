@@ -93,8 +93,8 @@ def _weights(model):
 def test_same_seed_same_weights_and_early_stopping_picks_best(tmp_path):
     task = _RegressionTask()
     data = task.load(None, RUN, SETTINGS)
-    model_a, summary_a = train(task, data, RUN, SETTINGS, checkpoint_dir=tmp_path / "a", progress=False)
-    model_b, summary_b = train(_RegressionTask(), data, RUN, SETTINGS, checkpoint_dir=tmp_path / "b", progress=False)
+    model_a, summary_a = train(task, data, RUN, SETTINGS, last_checkpoint=tmp_path / "a" / "last.pt", progress=False)
+    model_b, summary_b = train(_RegressionTask(), data, RUN, SETTINGS, last_checkpoint=tmp_path / "b" / "last.pt", progress=False)
     for key, value in _weights(model_a).items():
         assert torch.equal(value, model_b.state_dict()[key])
     assert summary_a["steps"] == 4 * (200 // 16) == 48
@@ -108,14 +108,14 @@ def test_same_seed_same_weights_and_early_stopping_picks_best(tmp_path):
 def test_preempted_run_resumes_to_identical_weights(tmp_path, signal_number, stop_at):
     reference_task = _RegressionTask()
     data = reference_task.load(None, RUN, SETTINGS)
-    reference, reference_summary = train(reference_task, data, RUN, SETTINGS, checkpoint_dir=tmp_path / "ref",
+    reference, reference_summary = train(reference_task, data, RUN, SETTINGS, last_checkpoint=tmp_path / "ref" / "last.pt",
                                          progress=False)
     with pytest.raises(Preempted) as stopped:
         train(_RegressionTask(signal_at_step=stop_at, signal_number=signal_number), data, RUN, SETTINGS,
-              checkpoint_dir=tmp_path / "run", progress=False)
+              last_checkpoint=tmp_path / "run" / "last.pt", progress=False)
     assert stopped.value.code == PREEMPTED_EXIT_CODE
     assert (tmp_path / "run" / "last.pt").exists()
-    resumed, summary = train(_RegressionTask(), data, RUN, SETTINGS, checkpoint_dir=tmp_path / "run", progress=False)
+    resumed, summary = train(_RegressionTask(), data, RUN, SETTINGS, last_checkpoint=tmp_path / "run" / "last.pt", progress=False)
     for key, value in reference.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
     assert summary["steps"] == reference_summary["steps"]
@@ -125,11 +125,11 @@ def test_preempted_run_resumes_to_identical_weights(tmp_path, signal_number, sto
 def test_checkpoint_loads_with_weights_only_and_other_settings_restart(tmp_path):
     task = _RegressionTask()
     data = task.load(None, RUN, SETTINGS)
-    train(task, data, RUN, SETTINGS, checkpoint_dir=tmp_path, progress=False)
+    train(task, data, RUN, SETTINGS, last_checkpoint=tmp_path / "last.pt", progress=False)
     checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
     assert checkpoint["state"]["finished"] and checkpoint["state"]["global_step"] == 48
     changed = {**SETTINGS, "train": {**SETTINGS["train"], "lr": 0.02}}
-    _, summary = train(_RegressionTask(), data, RUN, changed, checkpoint_dir=tmp_path, progress=False)
+    _, summary = train(_RegressionTask(), data, RUN, changed, last_checkpoint=tmp_path / "last.pt", progress=False)
     assert summary["steps"] == 48 and summary["settings_sha256"] != checkpoint["settings_sha256"]
 
 
@@ -137,10 +137,10 @@ def test_max_steps_and_patience(tmp_path):
     task = _RegressionTask()
     data = task.load(None, RUN, SETTINGS)
     capped = {**SETTINGS, "train": {**SETTINGS["train"], "max_steps": 5}}
-    _, summary = train(task, data, RUN, capped, checkpoint_dir=tmp_path / "cap", progress=False)
+    _, summary = train(task, data, RUN, capped, last_checkpoint=tmp_path / "cap" / "last.pt", progress=False)
     assert summary["steps"] == 5 and summary["epochs"] == 1 and summary["max_steps"] == 5
     patient = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 50, "lr": 0.5, "patience": 1}}
-    _, summary = train(_RegressionTask(), data, RUN, patient, checkpoint_dir=tmp_path / "pat", progress=False)
+    _, summary = train(_RegressionTask(), data, RUN, patient, last_checkpoint=tmp_path / "pat" / "last.pt", progress=False)
     assert summary["stopped_early"] and summary["epochs"] < 50
 
 
@@ -154,7 +154,7 @@ def test_parameter_free_model_is_not_trained(tmp_path):
         def validation_loss(self, model, data, settings):
             return 1.0
 
-    _, summary = train(_NaiveTask(), None, RUN, {"model": {}, "train": {}}, checkpoint_dir=tmp_path, progress=False)
+    _, summary = train(_NaiveTask(), None, RUN, {"model": {}, "train": {}}, last_checkpoint=tmp_path / "last.pt", progress=False)
     assert summary["steps"] == 0 and summary["epochs"] == 0 and summary["best_val_loss"] == 1.0
 
 
@@ -185,11 +185,11 @@ def test_weight_average_and_value_clipping_train_and_resume(tmp_path):
                                       "lr_schedule": "plateau", "plateau_patience": 0, "plateau_factor": 0.5}}
     task = _RegressionTask()
     data = task.load(None, RUN, settings)
-    reference, summary = train(task, data, RUN, settings, checkpoint_dir=tmp_path / "ref", progress=False)
+    reference, summary = train(task, data, RUN, settings, last_checkpoint=tmp_path / "ref" / "last.pt", progress=False)
     assert summary["weights"] == "exponential moving average"
     with pytest.raises(Preempted):
-        train(_RegressionTask(signal_at_step=17), data, RUN, settings, checkpoint_dir=tmp_path / "run", progress=False)
-    resumed, _ = train(_RegressionTask(), data, RUN, settings, checkpoint_dir=tmp_path / "run", progress=False)
+        train(_RegressionTask(signal_at_step=17), data, RUN, settings, last_checkpoint=tmp_path / "run" / "last.pt", progress=False)
+    resumed, _ = train(_RegressionTask(), data, RUN, settings, last_checkpoint=tmp_path / "run" / "last.pt", progress=False)
     for key, value in reference.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 
@@ -201,9 +201,9 @@ def test_micro_batches_take_the_full_batch_gradient(tmp_path):
     split = {**settings, "train": {**settings["train"], "micro_batches": 2}}
     task = _RegressionTask()
     data = task.load(None, RUN, settings)
-    whole, whole_summary = train(task, data, RUN, settings, checkpoint_dir=tmp_path / "whole", progress=False)
+    whole, whole_summary = train(task, data, RUN, settings, last_checkpoint=tmp_path / "whole" / "last.pt", progress=False)
     counted = _RegressionTask()
-    halves, halves_summary = train(counted, data, RUN, split, checkpoint_dir=tmp_path / "halves", progress=False)
+    halves, halves_summary = train(counted, data, RUN, split, last_checkpoint=tmp_path / "halves" / "last.pt", progress=False)
     assert halves_summary["steps"] == whole_summary["steps"] == 2 * 10 and counted.calls == 2 * 20
     for key, value in whole.state_dict().items():
         torch.testing.assert_close(halves.state_dict()[key], value, rtol=1e-5, atol=1e-6)
@@ -211,4 +211,4 @@ def test_micro_batches_take_the_full_batch_gradient(tmp_path):
                                                                         rel=1e-5)
     with pytest.raises(Exception, match="micro_batches = 0: must be >= 1"):
         train(_RegressionTask(), data, RUN, {**settings, "train": {**settings["train"], "micro_batches": 0}},
-              checkpoint_dir=tmp_path / "bad", progress=False)
+              last_checkpoint=tmp_path / "bad" / "last.pt", progress=False)
