@@ -23,9 +23,44 @@ def schema_text(name: str) -> str:
 
 
 def config_schema() -> dict[str, Any]:
+    """The config schema with its ``{x-registry: <path>}`` name lists filled from the registry's
+    families (:func:`registry_names`): names are declared once, where the code is."""
     import yaml
 
-    return yaml.safe_load(schema_text("config.schema.yaml"))
+    return fill_registry_names(yaml.safe_load(schema_text("config.schema.yaml")))
+
+
+def registry_names(path: str) -> list[str]:
+    """The names a schema's ``x-registry`` path stands for, in the families' own order:
+    ``families``; ``<family>.datasets`` / ``.tasks``; ``<family>.models`` (every model of the
+    family) or ``<family>.models.<task>``; ``<family>.task_datasets.<task>``."""
+    from replibench.registry import FAMILIES
+
+    if path == "families":
+        return list(FAMILIES)
+    family_name, _, rest = path.partition(".")
+    kind, _, task = rest.partition(".")
+    family = family_object(family_name)
+    if kind in ("datasets", "tasks") and not task:
+        return list(getattr(family, kind))
+    if kind == "models" and not task:
+        return list(dict.fromkeys(model for models in family.models.values() for model in models))
+    if kind in ("models", "task_datasets") and task:
+        return list(getattr(family, kind)[task])
+    raise ConfigError(f"config schema: x-registry {path!r} is not families or <family>.datasets|tasks|models"
+                      "[.<task>] or <family>.task_datasets.<task>")
+
+
+def fill_registry_names(node: Any) -> Any:
+    """``node`` with every ``{x-registry: path, …}`` mapping turned into ``{enum: [names], …}``."""
+    if isinstance(node, dict):
+        filled = {key: fill_registry_names(value) for key, value in node.items() if key != "x-registry"}
+        if "x-registry" in node:
+            filled["enum"] = registry_names(node["x-registry"])
+        return filled
+    if isinstance(node, list):
+        return [fill_registry_names(item) for item in node]
+    return node
 
 
 def _strict_yaml_loader():
