@@ -174,3 +174,42 @@ def test_a_valid_override_still_plans_and_reaches_the_settings():
     dlinear = [p for p in planned if p.run.model == "dlinear"]
     assert dlinear and all(p.settings["train"]["lr"] == 0.005 and p.settings["train"]["batch_size"] == 64
                            for p in dlinear)
+
+
+# one bad override per task, each through `snakemake -n` on a config of that task's runs only:
+# (task, family, preset, model, section, override, words of the message)
+BAD_OVERRIDE_PER_TASK = [
+    ("forecast", "ett", "smoke", "dlinear", "train", {"lr": -1}, ["/forecast/dlinear/", "train.lr = -1", "> 0"]),
+    ("impute", "ett", "smoke", "naive-mean", "task", {"mask_ratio": 0.5}, ["/impute/naive-mean/", "fixes it to"]),
+    ("csp", "crystals", "smoke", "diffcsp", "task", {"convention": "mine"}, ["/csp/diffcsp/", "'cdvae'"]),
+    ("gen", "crystals", "smoke", "crysbfn", "task", {"num_generated": 0}, ["/gen/crysbfn/", "task.num_generated = 0"]),
+    ("lra-classify", "lra", "smoke", "s4d-legs", "model", {"s4d": {"dstate": 4}}, ["/lra-classify/s4d-legs/",
+                                                                                 "model.s4d.dstate: unknown key"]),
+    ("state-tracking", "lra", "smoke", "mamba", "train", {"epochs": 0}, ["/state-tracking/mamba/",
+                                                                      "train.epochs = 0"]),
+    ("s2ef", "oc20", "smoke", "schnet", "task", {"graph": {"mode": "lazy"}}, ["/s2ef/schnet/", "'per_batch'"]),
+    ("is2re", "oc20", "paper", "dimenet-pp", "model", {"cutof": 5.0}, ["/is2re/dimenet-pp/", "model.cutof: unknown key"]),
+]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("task, family, preset, model, section, values, words", BAD_OVERRIDE_PER_TASK,
+                         ids=[row[0] for row in BAD_OVERRIDE_PER_TASK])
+def test_snakemake_dry_run_rejects_a_bad_override_of_every_task(tmp_path, task, family, preset, model, section,
+                                                                values, words):
+    config = repo_config(preset)
+    config["families"] = [family]
+    config[family]["runs"] = [entry for entry in config[family]["runs"] if entry["task"] == task]
+    assert config[family]["runs"], f"config.yaml has no {task} entry"
+    config[family]["overrides"] = {model: {section: values}}
+    for other in ("ett", "crystals", "lra", "oc20"):
+        if other != family:
+            config.pop(other, None)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                             "-n"], capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    for word in words:
+        assert word in output, output[-3000:]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
