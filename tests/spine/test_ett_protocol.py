@@ -126,6 +126,7 @@ def test_timesnet_script_hyperparameters_and_presets():
     smoke = smoke_settings(RunSpec("ett", "etth1", "forecast", "timesnet", "h96", 2021, "smoke"))
     # presets change sizes and steps, never the model or its code path
     assert smoke["model"] == paper["model"] and smoke["train"]["max_steps"] == 4
+    assert smoke["task"]["eval_batch_size"] == 32  # smoke checks the pipeline: no batch-1 test
 
 
 def test_predictions_table_round_trip_and_errors():

@@ -4,7 +4,7 @@ vectorised window gathering, all following TSLib's loaders (the TimesNet paper's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +54,23 @@ class SeriesData:
     time_marks: "torch.Tensor"  # (T, 4) float32  # noqa: F821
     mean: np.ndarray  # (C,) train mean, raw units
     std: np.ndarray  # (C,) train std, raw units
+    #: split → all its targets (N, H, C) as float64, kept after the first use: validation scores
+    #: the same ~50 M values every epoch (ETTm, H = 720), and gathering and widening them again
+    #: took as long as the epoch's DLinear training steps
+    _float64_targets: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def window_count(self, split: str) -> int:
         start, end = self.borders[split]
         return num_windows(end - start, self.seq_len, self.pred_len)
+
+    def float64_targets(self, split: str) -> np.ndarray:
+        """Every window's target of ``split`` (N, H, C) in float64, read once per data object."""
+        if split not in self._float64_targets:
+            import torch
+
+            _, _, target = self.gather(split, torch.arange(self.window_count(split)))
+            self._float64_targets[split] = target.numpy().astype(np.float64)
+        return self._float64_targets[split]
 
     def gather(self, split: str, indices: "torch.Tensor"):  # noqa: F821
         """Windows ``indices`` of ``split``: inputs (B, L, C), their marks (B, L, 4), targets (B, H, C).
