@@ -29,10 +29,10 @@ def _read_parquet(path: Path):
 def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
                         data_root: Path = Path("data/parquet"), seq_len: int = 96) -> dict[str, Any]:
     """Score an ETT forecast file (one row per test window, in test order, scaled space)."""
-    from replibench.datasets.ett import FAMILY, dataset_by_name
-    from replibench.metrics.forecast import METRICS
-    from replibench.tasks.forecast import FORECAST, forecast_metrics, table_to_predictions
-    from replibench.tasks.timeseries import load_series
+    from replibench.families.ett.datasets.ett import FAMILY, dataset_by_name
+    from replibench.families.ett.metrics.forecast import METRICS
+    from replibench.families.ett.tasks.forecast import FORECAST, forecast_metrics, table_to_predictions
+    from replibench.families.ett.tasks.timeseries import load_series
 
     spec = dataset_by_name(dataset)
     series_dir = Path(data_root) / FAMILY / spec.name
@@ -67,8 +67,8 @@ def score_crystal_files(*, task: str, pred: Path, truth: Path, convention: str, 
     Gen: every PRED row is one generated crystal; ``dataset`` picks the COV cutoffs. The metric
     names are those of the pipeline's ``metrics.json`` (see README, "Bring your own predictions").
     """
-    from replibench.metrics.crystals import evaluate_crystal_files, flatten_evaluation, get_convention, metric_info_for
-    from replibench.metrics.crystals.conventions import COV_CUTOFFS
+    from replibench.families.crystals.metrics import evaluate_crystal_files, flatten_evaluation, get_convention, metric_info_for
+    from replibench.families.crystals.metrics.conventions import COV_CUTOFFS
 
     try:
         get_convention(convention)
@@ -118,12 +118,12 @@ def score_oc20_files(*, task: str, preds: list[Path], truths: list[Path], out: P
     pairs (the truths named by their split, e.g. ``…/val_id``) give ``<split>_<metric>`` and, for
     the four validation splits, ``val_avg_<metric>`` — exactly what the leaderboard shows.
     """
-    from replibench.datasets.oc20_sources import VAL_SPLITS
-    from replibench.metrics.oc20 import (
+    from replibench.families.oc20.datasets.sources import VAL_SPLITS
+    from replibench.families.oc20.metrics.energy_forces import (
         ENERGY_THRESHOLD_EV, FORCE_THRESHOLD_EV_PER_A, IS2RE_METRICS, METRICS, S2EF_METRICS, metrics_over_splits,
         split_metric_infos,
     )
-    from replibench.metrics.oc20_files import score_is2re_files, score_s2ef_files
+    from replibench.families.oc20.metrics.files import score_is2re_files, score_s2ef_files
 
     if len(preds) != len(truths):
         raise DataError(f"give one --pred per --truth: {len(preds)} predictions, {len(truths)} truths")

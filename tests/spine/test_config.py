@@ -163,7 +163,7 @@ def test_registry_schema_and_families_agree():
         assert schema_datasets[task] == set(lra_family.task_datasets[task])
     assert set(lra["properties"]["overrides"]["propertyNames"]["enum"]) == set().union(*lra_family.models.values())
     ranges = lra["properties"]["runs"]["items"]["allOf"][1]["then"]["properties"]["eigenvalue_ranges"]["items"]["enum"]
-    from replibench.families.lra import EIGENVALUE_VARIANTS
+    from replibench.families.lra.family import EIGENVALUE_VARIANTS
 
     assert set(ranges) == set(EIGENVALUE_VARIANTS)
     generated = set(lra["properties"]["generated_data"]["properties"])
@@ -182,8 +182,8 @@ def test_registry_schema_and_families_agree():
 
 
 def _crystals_schema_agrees(schema, family):
-    from replibench.families.crystals import PAPER_CONVENTION, STEP_FIELD
-    from replibench.metrics.crystals.conventions import CONVENTIONS
+    from replibench.families.crystals.family import PAPER_CONVENTION, STEP_FIELD
+    from replibench.families.crystals.metrics.conventions import CONVENTIONS
 
     crystals = schema["$defs"]["crystals"]
     assert schema["$defs"]["crystals_datasets"]["items"]["enum"] == list(family.datasets)
@@ -197,7 +197,7 @@ def _crystals_schema_agrees(schema, family):
 
 
 def test_oc20_synthetic_options_schema_matches_the_generator(config):
-    from replibench.datasets.oc20_synthetic import DEFAULT_OPTIONS, synthetic_splits
+    from replibench.families.oc20.datasets.synthetic import DEFAULT_OPTIONS, synthetic_splits
 
     options = config_schema()["$defs"]["oc20"]["properties"]["synthetic_data"]["properties"]
     assert set(options) == set(DEFAULT_OPTIONS)
