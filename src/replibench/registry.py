@@ -104,6 +104,14 @@ def resolve(kind: str, name: str) -> Any:
     return getattr(module, attribute) if attribute else module
 
 
+def family_module(family: str, module: str) -> Any:
+    """Import module ``module`` of family package ``family`` (e.g. ``family_module("oc20", "byo")``):
+    the one way the shared core reaches a family's code that is not a registered object."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r}; allowed: {', '.join(sorted(FAMILIES))}")
+    return importlib.import_module(f"replibench.families.{family}.{module}")
+
+
 # --- datasets: lookups by registry, never by if/elif ------------------------------------------
 # Every registered dataset object provides ``name``, ``family``, ``remote_files`` and
 # ``preprocess(raw_files, out_dir, *, workers)``.

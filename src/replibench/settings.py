@@ -141,9 +141,9 @@ class StateTrackingSettings:
 
 
 def _oc20_settings():
-    from replibench.families.oc20.tasks.settings import OC20Settings  # numpy only
+    from replibench.registry import family_module
 
-    return OC20Settings
+    return family_module("oc20", "tasks.settings").OC20Settings  # numpy only
 
 
 #: task name → its settings dataclass (OC20's lives beside its task and is imported on demand)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from replibench.data.tables import Rejects
-from replibench.families.lra.datasets import tables as tables
+from replibench.families.lra.datasets import tables
 from replibench.families.lra.datasets.listops_gen import ListOpsConfig
 from replibench.families.lra.datasets.pathfinder_gen import pathfinder_config
 from replibench.families.lra.datasets.preprocess import preprocess_listops_generated, preprocess_pathfinder_generated

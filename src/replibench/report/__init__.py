@@ -32,19 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import DataError
+from replibench.report.format import (NO_PAPER, NO_VALUE, NOT_REAL_DATA_SUFFIX, NOT_REPRODUCED, NOT_RUN, REPRODUCED, SMOKE,
+                                      SUMMARY_CLASSES, is_missing, status_kind, summary_class)
 
 KEY = ["family", "dataset", "task", "variant", "model", "metric"]
 #: reference fields that may come from a file's ``defaults`` but must be known for every entry
 REQUIRED_AFTER_DEFAULTS = ("family", "paper", "tolerance")
 
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
-SMOKE = "smoke run: not a reproduction"
-NO_PAPER = "no published number"
-NO_VALUE = "no value (a seed gave none)"
-NOT_RUN = "not yet run"
-#: a run of ours whose data was generated/synthetic: "<origin> data: not a reproduction"
-NOT_REAL_DATA_SUFFIX = " data: not a reproduction"
 
 #: how many seed standard deviations the seed band spans (two-sided ≈ 95 %)
 SEED_SIGMAS = 2.0
@@ -119,11 +113,6 @@ def load_references(paths: list[Path]) -> list[dict[str, Any]]:
             raise DataError(f"{entry['reference_file']}: duplicate reference for {key} (also in {seen[key]})")
         seen[key] = entry["reference_file"]
     return entries
-
-
-def is_missing(value: Any) -> bool:
-    """None or NaN: a number the table does not have (the one test for it in the report modules)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _mean_or_nan(values) -> float:
@@ -216,30 +205,6 @@ def status_of(row: dict[str, Any]) -> str:
         return f"{row['data_origin']}{NOT_REAL_DATA_SUFFIX}"
     allowed, _ = reproduction_band(row)
     return REPRODUCED if abs(row["ours"] - row["paper_value"]) <= allowed else NOT_REPRODUCED
-
-
-def status_kind(status: str) -> str:
-    """A CSS-friendly class of a status: reproduced, not-reproduced, not-a-reproduction (smoke or
-    generated data), no-paper, no-value, not-run."""
-    if status.startswith(NO_PAPER):  # also "no published number (<why>)"
-        return "no-paper"
-    return {REPRODUCED: "reproduced", NOT_REPRODUCED: "not-reproduced", NOT_RUN: "not-run",
-            NO_VALUE: "no-value"}.get(status, "not-a-reproduction")
-
-
-#: the per-paper summary's columns, in order: (class, heading)
-SUMMARY_CLASSES = (("reproduced", "reproduced"), ("not-reproduced", "not reproduced"), ("not-run", "not yet run"),
-                   ("smoke", "smoke only"), ("not-real-data", "generated/synthetic data"), ("no-value", "no value"))
-
-
-def summary_class(status: str) -> str:
-    """The per-paper summary's class of a status (:data:`SUMMARY_CLASSES`), ``no-paper`` for a cell
-    without a published number (not counted)."""
-    if status == SMOKE:
-        return "smoke"
-    if status.endswith(NOT_REAL_DATA_SUFFIX):
-        return "not-real-data"
-    return status_kind(status)
 
 
 def describe_band(row: dict[str, Any]) -> str:

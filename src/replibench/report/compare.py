@@ -140,7 +140,7 @@ def compare_results(baseline, candidate, *, sigmas: float = DEFAULT_SIGMAS,
 
 def comparison_markdown(diff, *, baseline_name: str, candidate_name: str, sigmas: float) -> str:
     """A short Markdown report (the pull-request comment): flagged rows first, then the changed ones."""
-    from replibench.report.markdown import format_number
+    from replibench.report.format import format_number
 
     flagged = diff[diff["status"].isin(FLAGGED)]
     changed = diff[diff["status"].isin((OK, WALL_CLOCK)) & (diff["delta"].abs() > 0)]

@@ -18,9 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replibench.report import SUMMARY_CLASSES, is_missing, status_kind
-from replibench.report.markdown import (RULE, family_summary, format_hours, format_number, format_ours, format_steps,
-                                        format_view_cell)
+from replibench.report.format import (RULE, SUMMARY_CLASSES, family_summary, format_hours, format_number, format_ours,
+                                      format_steps, format_view_cell, is_missing, status_kind)
 
 CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")

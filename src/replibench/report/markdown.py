@@ -7,45 +7,16 @@ a leaderboard pull request on that, not on every rerun.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from replibench.report import REPRODUCED, SMOKE, SUMMARY_CLASSES, is_missing, status_kind
+from replibench.report.format import (REPRODUCED, RULE, SMOKE, SUMMARY_CLASSES, family_summary, format_hours, format_number,
+                                      format_ours, format_steps, format_view_cell)
 
 #: the mark of each status class in the Markdown paper tables (GitHub shows no colours)
 MARKS = {"reproduced": "✅", "not-reproduced": "❌", "not-a-reproduction": "🟡", "not-run": "⬜",
          "no-value": "➖", "no-paper": ""}
-
-#: what "reproduced" means, for both renderings (report/__init__.py's docstring gives the reasons)
-RULE = ("A row is *reproduced* when it comes from a `paper`-preset run on official data with a value for every "
-        "seed and |Δ| ≤ band = max(stated tolerance, half a unit in the paper's last printed digit, "
-        "2 × seed std × √(1 + 1/n) when n ≥ 2 seeds); tol. shows the stated tolerance, or the wider band and "
-        "what set it.")
-
-
-def format_number(value: Any, digits: int = 4) -> str:
-    """``digits`` significant digits (0.3851, 55.91, 0.002341); ``–`` for a missing value."""
-    if is_missing(value):
-        return "–"
-    return f"{value:.{digits}g}"
-
-
-def format_ours(row: dict[str, Any]) -> str:
-    """Mean, and ± sample std over seeds (2 significant digits) when there are several."""
-    text = format_number(row["ours"])
-    if row["seeds"] > 1 and not is_missing(row["ours"]):
-        text += f" ± {format_number(row['ours_std'], 2)}"
-    return text
-
-
-def format_steps(row: dict[str, Any]) -> str:
-    steps = row["steps"]
-    text = row["preset"] if is_missing(steps) else f"{row['preset']}, {int(steps)} steps"
-    if not is_missing(row["max_steps"]) and row["max_steps"]:
-        text += f" (cap {int(row['max_steps'])})"
-    return text
 
 
 def _cell(text: Any) -> str:
@@ -56,11 +27,6 @@ def _link(path: Path, base: Path | None) -> str:
     return Path(os.path.relpath(path, base)).as_posix() if base is not None else Path(path).as_posix()
 
 
-def format_hours(hours: float) -> str:
-    """``0.42`` h, ``12`` h, ``0`` (2 significant digits)."""
-    return "0" if not hours else f"{hours:.2g}"
-
-
 def format_runs(row: dict[str, Any]) -> str:
     """Where the row's runs ran and came from; compute only for recorded runs (a local run's wall
     time changes on every rerun, and this file must not: it is in leaderboard.html)."""
@@ -68,27 +34,6 @@ def format_runs(row: dict[str, Any]) -> str:
     if row["recorded_gpu_hours"] or row["recorded_cpu_hours"]:
         text += f", {format_hours(row['recorded_gpu_hours'])} GPU-h, {format_hours(row['recorded_cpu_hours'])} CPU-h"
     return text
-
-
-def format_printed(value: Any, precision: float | None) -> str:
-    """The paper's number with the digits the paper printed (precision = half a unit in the last
-    one: 0.0005 → ``0.500``); :func:`format_number` when the precision is unknown."""
-    if is_missing(value) or precision is None or is_missing(precision) or precision <= 0:
-        return format_number(value)
-    decimals = max(0, round(-math.log10(2 * precision)))
-    return f"{value:.{decimals}f}"
-
-
-def format_view_cell(cell: dict[str, Any] | None) -> tuple[str, str, str]:
-    """(paper as printed, ours, signed Δ) of a paper-table cell; ours is ``not run`` or
-    ``smoke: …`` where so."""
-    if cell is None:
-        return "", "", ""
-    ours = format_ours(cell) if cell["seeds"] else "not run"
-    if cell["preset"] == "smoke":
-        ours = f"smoke: {ours}"
-    delta = "–" if is_missing(cell["delta"]) else f"{cell['delta']:+.2g}"
-    return format_printed(cell["paper_value"], cell.get("paper_precision")), ours, delta
 
 
 def views_summary_markdown(views: list[dict[str, Any]]) -> list[str]:
@@ -124,14 +69,6 @@ def view_markdown(view: dict[str, Any]) -> list[str]:
                          f"{paper} \\| {_cell(ours)} \\| {delta} {MARKS[cell['kind']]}".rstrip())
         lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
     return lines + [""]
-
-
-def family_summary(part) -> str:
-    counts = part["status"].map(status_kind).value_counts()
-    rows = f"{len(part)} row{'' if len(part) == 1 else 's'}"
-    return (f"{rows}: {counts.get('reproduced', 0)} reproduced, {counts.get('not-reproduced', 0)} not "
-            f"reproduced, {counts.get('not-a-reproduction', 0)} not reproductions (smoke or generated data), "
-            f"{counts.get('no-paper', 0)} without a published number.")
 
 
 def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]] | None = None,

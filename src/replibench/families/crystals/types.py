@@ -1,4 +1,4 @@
-"""The batch every crystal model (CSPNet/DiffCSP/CrysBFN) consumes.
+"""The batch every crystal model (CSPNet/DiffCSP/CrysBFN) consumes, and its atom → structure index.
 
 Built from the crystal Parquet schema (``replibench.families.crystals.datasets``): one row per structure with
 ``atomic_numbers`` (N), ``frac_coords`` (3N, row-major) and ``lattice`` (9, row vectors a, b, c in Å).
@@ -26,3 +26,8 @@ class CrystalBatch:
 
     def to(self, device: torch.device | str) -> "CrystalBatch":
         return CrystalBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def structure_index(num_atoms: torch.Tensor) -> torch.Tensor:
+    """(B,) atom counts -> (N,) index of the structure each atom belongs to."""
+    return torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=num_atoms.device), num_atoms)

@@ -1,4 +1,6 @@
-"""The periodic atomic graph every OC20 model (SchNet, DimeNet++, the equivariant model) consumes.
+"""OC20's shared types: the validation splits, and the periodic atomic graph every OC20 model
+(SchNet, DimeNet++, the equivariant model) consumes. Torch-free at import (datasets and metrics
+import it); the tensors are torch's.
 
 Edges are built once per structure by the periodic radius graph (6 Å cutoff, at most 50
 neighbours per atom in OC20's configs). Convention: edge ``e`` goes from source atom
@@ -11,8 +13,13 @@ structure. Vectors are recomputed from ``pos`` inside the model, so forces can b
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # annotations only: this module is imported by torch-free code (datasets, metrics)
+    import torch
+
+#: The four S2EF (and IS2RE) validation sub-splits, in fairchem's order.
+VAL_SPLITS = ("val_id", "val_ood_ads", "val_ood_cat", "val_ood_both")
 
 
 @dataclass

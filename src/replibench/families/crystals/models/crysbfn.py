@@ -46,10 +46,9 @@ from replibench.families.crystals.models.cspnet import (
     SampleResult,
     config_from_settings,
     sinusoidal_time_embedding,
-    structure_index,
     wrap_fractional,
 )
-from replibench.families.crystals.types import CrystalBatch
+from replibench.families.crystals.types import CrystalBatch, structure_index
 
 
 @dataclass

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from replibench.errors import ConfigError
-from replibench.families.crystals.types import CrystalBatch
+from replibench.families.crystals.types import CrystalBatch, structure_index
 
 
 @dataclass
@@ -73,11 +73,6 @@ def config_from_settings(config_cls: type, settings: dict[str, Any], facts: dict
     values = {k: v for k, v in facts.items() if k in allowed and k not in settings}
     values.update(settings)
     return config_cls(**values)
-
-
-def structure_index(num_atoms: torch.Tensor) -> torch.Tensor:
-    """(B,) atom counts -> (N,) index of the structure each atom belongs to."""
-    return torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=num_atoms.device), num_atoms)
 
 
 def wrap_fractional(x: torch.Tensor) -> torch.Tensor:

@@ -29,10 +29,9 @@ from replibench.families.crystals.models.cspnet import (
     SampleResult,
     config_from_settings,
     sinusoidal_time_embedding,
-    structure_index,
     wrap_fractional,
 )
-from replibench.families.crystals.types import CrystalBatch
+from replibench.families.crystals.types import CrystalBatch, structure_index
 
 MAX_ATOMIC_NUMBER = 100  # DiffCSP MAX_ATOMIC_NUM: type classes are Z-1 in 0..99
 

@@ -75,8 +75,7 @@ def concat_crystals(parts):
     """Concatenate CrystalBatch parts (on CPU) into one."""
     import torch
 
-    from replibench.families.crystals.models.cspnet import structure_index
-    from replibench.families.crystals.types import CrystalBatch
+    from replibench.families.crystals.types import CrystalBatch, structure_index
 
     num_atoms = torch.cat([p.num_atoms.cpu() for p in parts])
     return CrystalBatch(

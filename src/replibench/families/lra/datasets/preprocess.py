@@ -27,7 +27,7 @@ import numpy as np
 
 from replibench.data.checksum import sha256_file
 from replibench.data.tables import Rejects
-from replibench.families.lra.datasets import tables as tables
+from replibench.families.lra.datasets import tables
 from replibench.families.lra.datasets.readers import (
     decode_grayscale_png,
     metadata_sort_key,

@@ -21,7 +21,7 @@ from pathlib import Path
 from replibench.data.checksum import sha256_file
 from replibench.data.download import RemoteFile
 from replibench.data.tables import Rejects, write_data_card
-from replibench.families.oc20.datasets import sources as sources
+from replibench.families.oc20.datasets import sources
 from replibench.families.oc20.datasets.lmdb import convert_lmdbs_in_subprocess
 from replibench.errors import DataError
 

@@ -29,7 +29,7 @@ import numpy as np
 from replibench.data.checksum import sha256_file
 from replibench.data.download import RemoteFile
 from replibench.data.tables import Rejects, write_data_card, write_parquet_atomic
-from replibench.families.oc20.datasets import sources as sources
+from replibench.families.oc20.datasets import sources
 from replibench.errors import DataError
 
 #: ``…/N.extxyz.xz`` or ``…/N.txt.xz`` anywhere in the archive

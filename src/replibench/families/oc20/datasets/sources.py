@@ -11,6 +11,7 @@ Licence: OC20 data is CC BY 4.0; cite Chanussot et al., ACS Catal. 2021.
 from __future__ import annotations
 
 from replibench.data.download import RemoteFile
+from replibench.families.oc20.types import VAL_SPLITS  # re-exported: the validation splits the files come in
 
 FAMILY = "oc20"
 LICENSE = "CC-BY-4.0"
@@ -22,8 +23,6 @@ BASE_URL = "https://dl.fbaipublicfiles.com/opencatalystproject/data"
 #: mirror folder of every OC20 file (``<mirror>/oc20/<file>``)
 MIRROR_FOLDER = "oc20"
 
-#: The four S2EF (and IS2RE) validation sub-splits, in fairchem's order.
-VAL_SPLITS = ("val_id", "val_ood_ads", "val_ood_cat", "val_ood_both")
 
 
 def _oc20_file(name: str, md5: str) -> RemoteFile:

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from replibench.families.oc20.datasets.sources import VAL_SPLITS
+from replibench.families.oc20.types import VAL_SPLITS
 from replibench.families.metric_info import MetricInfo
 
 #: EwT / EFwT energy threshold (fairchem ``e_thresh = 0.02``, "set based on OC20 leaderboard"), eV.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from replibench.families.oc20.datasets.sources import VAL_SPLITS
+from replibench.families.oc20.types import VAL_SPLITS
 from replibench.errors import ConfigError
 from replibench.families.oc20.tasks.data import GraphSettings
 
