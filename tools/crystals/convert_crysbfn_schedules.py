@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 REPO = "wu-han-lin/CrysBFN"
-OUT = Path(__file__).resolve().parents[2] / "src" / "replibench" / "models" / "crysbfn_schedules.json"
+OUT = (Path(__file__).resolve().parents[2] / "src" / "replibench" / "families" / "crystals" / "models"
+       / "crysbfn_schedules.json")
 _NAME = re.compile(r"^linear_entropy_alphas_s(?P<steps>\d+)_(?P<beta1>[0-9.]+)\.pt$")
 
 
