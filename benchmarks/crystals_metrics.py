@@ -39,7 +39,7 @@ def _inputs(n: int, seed: int):
     import numpy as np
     import pandas as pd
 
-    from replibench.metrics.crystals.structures import CrystalArrays, arrays_from_cif
+    from replibench.families.crystals.metrics.structures import CrystalArrays, arrays_from_cif
 
     folder = _shared_data() / "mp_20" / "subset"
     frame = pd.concat([pd.read_csv(folder / f"{split}.csv") for split in ("test", "val", "train")])
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from replibench.metrics.crystals import evaluate_csp, evaluate_gen
+    from replibench.families.crystals.metrics import evaluate_csp, evaluate_gen
 
     cifs, predictions = _inputs(args.n, args.seed)
     n = len(cifs)

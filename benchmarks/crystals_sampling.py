@@ -52,10 +52,10 @@ SIZES = {
 
 
 def main() -> None:
-    from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
-    from replibench.models.diffcsp import DiffCSP, DiffCSPConfig
-    from replibench.tasks.crystal_batch import CrystalBatch
-    from replibench.tasks.crystal_samples import measure_sampling
+    from replibench.families.crystals.models.crysbfn import CrysBFN, CrysBFNConfig
+    from replibench.families.crystals.models.diffcsp import DiffCSP, DiffCSPConfig
+    from replibench.families.crystals.types import CrystalBatch
+    from replibench.families.crystals.tasks.samples import measure_sampling
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="crystals to sample per model (default 20)")

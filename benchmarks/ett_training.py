@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from replibench.datasets.ett import preprocess
-from replibench.families.ett import paper_settings
+from replibench.families.ett.datasets.ett import preprocess
+from replibench.families.ett.family import paper_settings
 from replibench.runs import RunSpec
-from replibench.tasks.forecast import FORECAST
+from replibench.families.ett.tasks.forecast import FORECAST
 from replibench.train import epoch_order
 
 

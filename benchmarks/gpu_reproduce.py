@@ -11,7 +11,7 @@ when ``replibench report`` gathers them; ``read_metrics`` refuses an invalid one
 ``card.json``, …: what ``snakemake data/parquet/ett/etth1`` or ``benchmarks/gpu_data.sh`` writes).
 
 Everything is the pipeline's own code: the settings are the ETT family's ``paper`` preset
-(``families/ett.py``, the TSLib TimesNet scripts), training is ``stages.train_stage`` (the one
+(``families/ett/family.py``, the TSLib TimesNet scripts), training is ``stages.train_stage`` (the one
 trainer, ``replibench.train``) and evaluation is ``stages.evaluate_stage`` (predictions stored,
 scored from the stored file, provenance, schema) — the same functions ``replibench train`` and
 ``replibench evaluate`` call from ``rules/train.smk`` and ``rules/evaluate.smk``. Outputs follow the
@@ -120,7 +120,7 @@ def parse_runs(text: str) -> list[tuple[str, int]]:
 def planned_settings(dataset: str, horizon: int, seed: int, max_steps: int | None) -> tuple[Any, dict[str, Any]]:
     """The run and the exact settings the workflow gives it at the paper preset (no overrides),
     with ``train.max_steps`` set when a step budget is asked for."""
-    from replibench.families.ett import FAMILY
+    from replibench.families.ett.family import FAMILY
     from replibench.runs import RunSpec
 
     run = RunSpec("ett", dataset, "forecast", "timesnet", f"h{horizon}", seed, "paper")
@@ -168,7 +168,7 @@ def plan_run(data_root: Path, dataset: str, horizon: int, seed: int, max_steps: 
     """Settings, window counts and the counted cost of one run (see the module docstring)."""
     import torch
 
-    from replibench.tasks.forecast import FORECAST
+    from replibench.families.ett.tasks.forecast import FORECAST
 
     run, settings = planned_settings(dataset, horizon, seed, max_steps)
     data = FORECAST.load(data_root / dataset, run, settings)

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from replibench.models.s4 import S4Config, S4Layer
-from replibench.models.s4d import S4DConfig, S4DLayer
+from replibench.families.lra.models.s4 import S4Config, S4Layer
+from replibench.families.lra.models.s4d import S4DConfig, S4DLayer
 
 
 def build(kind: str, H: int, N: int, L: int) -> torch.nn.Module:

@@ -61,7 +61,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from replibench.tasks.oc20_graph import build_radius_graph
+    from replibench.families.oc20.tasks.graph import build_radius_graph
 
     print(f"{'structure':45s} {'edges':>6s} {'ours ms (median/min)':>22s} {'ASE ms (median/min)':>22s}")
     for name, atoms in structures().items():

@@ -6,7 +6,7 @@ A step is: forward (energy and forces; autograd forces keep their graph), the fa
 rattled, periodic edges within 6 Å capped at the 50 nearest per atom (OC20's graph settings).
 
 Models are built through the registry at the family's sizes: ``smoke`` = ``SMOKE_MODEL`` of
-:mod:`replibench.families.oc20`, ``paper`` = each model's ``Config`` defaults (fairchem's SchNet and
+:mod:`replibench.families.oc20.family`, ``paper`` = each model's ``Config`` defaults (fairchem's SchNet and
 DimeNet++ S2EF-2M sizes; our equivariant sizes).
 
     python benchmarks/oc20_model_step.py --preset smoke --structures 4 --threads 1
@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from replibench.families.oc20 import SMOKE_MODEL
-from replibench.models import dimenet_pp
-from replibench.tasks.atoms_graph import AtomsGraph
-from replibench.tasks.base import build_registered_model
-from replibench.tasks.oc20_graph import OC20_CUTOFF_ANGSTROM, OC20_MAX_NEIGHBORS, build_radius_graph
+from replibench.families.oc20.family import SMOKE_MODEL
+from replibench.families.oc20.models import dimenet_pp
+from replibench.families.oc20.types import AtomsGraph
+from replibench.families.task import build_registered_model
+from replibench.families.oc20.tasks.graph import OC20_CUTOFF_ANGSTROM, OC20_MAX_NEIGHBORS, build_radius_graph
 
 CUTOFF, MAX_NEIGHBORS = OC20_CUTOFF_ANGSTROM, OC20_MAX_NEIGHBORS  # OC20 / fairchem graph settings
 MODEL_NAMES = ("schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt")

@@ -5,7 +5,7 @@ Luo, Chen, Krishnapriyan (ICLR 2024, arXiv:2401.10216) claim O(L^3) for the Gaun
 irreps up to degree L. This script times, on the same inputs (a batch of coefficient vectors with
 every degree 0..L, output truncated to degree L):
 
-* ``gaunt``     - ``replibench.models.gaunt.GauntTensorProduct``;
+* ``gaunt``     - ``replibench.families.oc20.models.gaunt.GauntTensorProduct``;
 * ``cg-gaunt``  - e3nn's CG product on the same (l1 + l2 + l3 even) paths, same result;
 * ``cg-full``   - e3nn's CG product on every SO(3) path (what the O(L^6) claim counts).
 
@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from replibench.models.gaunt import GauntTensorProduct, cg_tensor_product
+from replibench.families.oc20.models.gaunt import GauntTensorProduct, cg_tensor_product
 
 
 def best_seconds(fn, repeats: int, clock) -> float:

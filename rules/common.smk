@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from replibench.config import plan_runs, validate_config
-from replibench.datasets import dataset_spec
+from replibench.registry import dataset_spec
 
 # Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run
 # without activating the venv); a --use-conda job's own environment still comes first.
@@ -66,7 +66,7 @@ def dataset_options_json(wildcards):
 
 def pinned_checksum(wildcards):
     """The data.checksums pin of a file upstream publishes no checksum for, else "" (none needed or none given)."""
-    from replibench.datasets import remote_file
+    from replibench.registry import remote_file
 
     remote = remote_file(wildcards.family, wildcards.file)
     pinned = config["data"].get("checksums", {}).get(remote.mirror_path)

@@ -229,13 +229,13 @@ def _cmd_record(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from replibench.summary import summary_stage
+    from replibench.report.summary import summary_stage
 
     summary_stage(metrics_paths=args.metrics, metrics_out=args.metrics_out, curves_dir=args.curves_dir)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from replibench.compare import compare_stage
+    from replibench.report.compare import compare_stage
 
     return compare_stage(baseline=args.baseline, candidate=args.candidate, sigmas=args.sigmas,
                          tolerance=args.tolerance, absolute_tolerance=args.absolute_tolerance,

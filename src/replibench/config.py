@@ -202,7 +202,7 @@ def check_data_section(data: dict[str, Any], source: str = "config.yaml") -> Non
     """
     from replibench.data.checksum import parse_checksum
     from replibench.data.download import check_mirror
-    from replibench.datasets import declared_mirror_paths
+    from replibench.registry import declared_mirror_paths
     from replibench.errors import DataError
 
     mirror = data.get("mirror")

@@ -99,7 +99,7 @@ class ImputeSettings:
              "mask_seed": at_least(0), "eval_batch_size": at_least(1), "val_batch_size": at_least(1)}
 
 
-_CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")  # replibench.tasks.crystals.CONVENTIONS (contract test)
+_CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")  # replibench.families.crystals.tasks.csp_gen.CONVENTIONS (contract test)
 
 
 @dataclass
@@ -141,9 +141,9 @@ class StateTrackingSettings:
 
 
 def _oc20_settings():
-    from replibench.tasks.oc20_settings import OC20Settings  # numpy only
+    from replibench.registry import family_module
 
-    return OC20Settings
+    return family_module("oc20", "tasks.settings").OC20Settings  # numpy only
 
 
 #: task name → its settings dataclass (OC20's lives beside its task and is imported on demand)

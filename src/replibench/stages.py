@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def download_stage(*, family: str, file_name: str, out: Path, mirror: str | None, progress: bool = True,
                    pinned_checksum: str | None = None) -> None:
     from replibench.data.download import fetch
-    from replibench.datasets import remote_file
+    from replibench.registry import remote_file
 
     remote = remote_file(family, file_name)
     result = fetch(remote, out, mirror=mirror or None, progress=progress, pinned_checksum=pinned_checksum or None)
@@ -40,7 +40,7 @@ def verify_raw_files(dataset: str, raw_files: list[Path], pinned: dict[str, str]
         ChecksumError: a file with no checksum to check against, or whose bytes differ.
     """
     from replibench.data.checksum import verify_checksum
-    from replibench.datasets import dataset_spec
+    from replibench.registry import dataset_spec
     from replibench.errors import ChecksumError
 
     spec = dataset_spec(dataset)
@@ -70,7 +70,7 @@ def preprocess_stage(*, dataset: str, raw_files: list[Path], out_dir: Path, work
                      options_json: str = "{}", pinned_checksums_json: str = "{}") -> None:
     import json
 
-    from replibench.datasets import dataset_spec
+    from replibench.registry import dataset_spec
 
     verify_raw_files(dataset, raw_files, json.loads(pinned_checksums_json))
     spec = dataset_spec(dataset)

@@ -75,7 +75,7 @@ def slurm_cluster() -> str:
 @pytest.fixture(scope="session")
 def etth1_parquet(shared_data, tmp_path_factory) -> Path:
     """ETTh1 preprocessed once for these tests from the real CSV in ../shared/data."""
-    from replibench.datasets.ett import preprocess
+    from replibench.families.ett.datasets.ett import preprocess
 
     out = tmp_path_factory.mktemp("etth1") / "etth1"
     preprocess(shared_data / "ett" / "ETTh1.csv", out, dataset="etth1")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from replibench.runs import RunSpec
-from replibench.tasks.base import Task
+from replibench.families.task import Task
 
 RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 11, "smoke")
 #: 193 = 12 × 16 + 1 examples: with drop_last off the last global batch holds one example, so one

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from replibench.summary import curve_csv, nested_metrics, summary_stage
+from replibench.report.summary import curve_csv, nested_metrics, summary_stage
 
 
 def record(family, dataset, model, variant, metrics, curve):

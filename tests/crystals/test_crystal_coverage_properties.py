@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from replibench.metrics.crystals.conventions import COV_CUTOFFS, EMD_SAMPLE_SIZE, cov_cutoffs
-from replibench.metrics.crystals.coverage import coverage, mean_pairwise_distance
-from replibench.metrics.crystals.fingerprints import cdvae_composition_scaler, scale_composition_fingerprints
-from replibench.metrics.crystals.properties import (
+from replibench.families.crystals.metrics.conventions import COV_CUTOFFS, EMD_SAMPLE_SIZE, cov_cutoffs
+from replibench.families.crystals.metrics.coverage import coverage, mean_pairwise_distance
+from replibench.families.crystals.metrics.fingerprints import cdvae_composition_scaler, scale_composition_fingerprints
+from replibench.families.crystals.metrics.properties import (
     earth_movers_distance,
     formation_energy_emd,
     sample_valid,

@@ -14,7 +14,7 @@ from crystal_testdata import csv_head
 
 from replibench.data.checksum import file_digest, verify_checksum
 from replibench.data.download import fetch
-from replibench.datasets.crystals import (
+from replibench.families.crystals.datasets import (
     CARBON24,
     DATASETS,
     PEROV5,
@@ -97,7 +97,7 @@ def test_schema_contract_is_kept_for_every_dataset():
 def test_preprocess_real_rows_as_cdvae(tmp_path, data_dir, dataset, folder, split, rows):
     from pymatgen.core import Lattice
 
-    from replibench.datasets.crystals.canonical import build_crystal
+    from replibench.families.crystals.canonical import build_crystal
 
     source = csv_head(data_dir / folder / f"{split}.csv", tmp_path / f"{split}.csv", rows)
     card = preprocess({split: source}, tmp_path / "out", dataset=dataset, workers=1)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from replibench.errors import DataError
-from replibench.metrics.crystals import METRICS, evaluate_crystal_files
+from replibench.families.crystals.metrics import METRICS, evaluate_crystal_files
 
 # Rows of the MP-20 test subset (genuine MP-20 crystals, not the official split; tests only):
 # 1, 2, 10 pass SMACT; 11 (Sm(CoB)2) and 14 (Hf2AlSi) fail it. All have 2–5 atoms (fast fingerprints).
@@ -101,7 +101,7 @@ def test_bad_input_files_name_the_problem(tmp_path, csv_files):
 
 
 def test_property_model_feeds_the_formation_energy_emd(truth_rows):
-    from replibench.metrics.crystals import evaluate_gen
+    from replibench.families.crystals.metrics import evaluate_gen
 
     def density_as_property(structures):  # a stand-in model: the EMD must equal the density EMD
         return [s.density for s in structures]
@@ -114,7 +114,7 @@ def test_property_model_feeds_the_formation_energy_emd(truth_rows):
 
 
 def test_diffcsp_one_sample_gate_also_requires_a_valid_ground_truth():
-    from replibench.metrics.crystals import CrystalArrays, evaluate_csp
+    from replibench.families.crystals.metrics import CrystalArrays, evaluate_csp
 
     def nacl(x: float) -> CrystalArrays:  # Na–Cl distance 5·x Å
         return CrystalArrays((11, 17), np.array([[0.0, 0.0, 0.0], [x, 0.0, 0.0]]), np.full(3, 5.0), np.full(3, 90.0))

@@ -12,7 +12,7 @@ import pytest
 
 from replibench.config import load_config, plan_runs, validate_config
 from replibench.errors import ConfigError, DataError
-from replibench.families.crystals import FAMILY, parse_variant, variant_name
+from replibench.families.crystals.family import FAMILY, parse_variant, variant_name
 from replibench.runs import RunSpec
 from replibench.train import TrainConfig
 
@@ -53,9 +53,9 @@ def test_smoke_plan_is_perov_and_carbon_both_models_both_tasks_on_val_and_test()
 
 
 def test_paper_plan_has_the_papers_settings_for_all_three_datasets():
-    from replibench.models.cspnet import config_from_settings
-    from replibench.models.crysbfn import CrysBFNConfig
-    from replibench.models.diffcsp import DiffCSPConfig
+    from replibench.families.crystals.models.cspnet import config_from_settings
+    from replibench.families.crystals.models.crysbfn import CrysBFNConfig
+    from replibench.families.crystals.models.diffcsp import DiffCSPConfig
 
     plan = _plan("paper")
     for dataset in ("mp-20", "perov-5", "carbon-24"):
@@ -125,7 +125,7 @@ def test_config_errors_name_the_key():
 
 
 def _result_rows(variant: str, metrics: dict[str, float], preset: str = "paper") -> list[dict]:
-    from replibench.metrics.crystals import metric_info_for
+    from replibench.families.crystals.metrics import metric_info_for
 
     return [{"family": "crystals", "dataset": "mp-20", "task": "csp", "model": "diffcsp", "variant": variant,
              "preset": preset, "seed": 0, "split": "test", "metric": name, "value": value,
@@ -154,7 +154,7 @@ def test_k1_rows_are_derived_from_the_20_sample_run_and_join_the_papers_numbers(
 
 
 def test_property_distribution_plot_from_generation_records(tmp_path):
-    from replibench.plots import ReportRun
+    from replibench.report.plots import ReportRun
 
     distributions = {"density": {"edges": [1.0, 2.0, 3.0], "generated": [3, 1], "test": [2, 2]},
                      "num_elems": {"values": [1, 2, 3], "generated": [1, 2, 1], "test": [0, 3, 1]}}

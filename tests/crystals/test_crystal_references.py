@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replibench.datasets.crystals import DATASETS
-from replibench.families.crystals import FAMILY, PAPER_CONVENTION, parse_variant
-from replibench.metrics.crystals import CONVENTIONS, METRICS
-from replibench.metrics.crystals.samples import split_metric_name
+from replibench.families.crystals.datasets import DATASETS
+from replibench.families.crystals.family import FAMILY, PAPER_CONVENTION, parse_variant
+from replibench.families.crystals.metrics import CONVENTIONS, METRICS
+from replibench.families.crystals.metrics.samples import split_metric_name
 from replibench.report import load_references
 
 REFERENCES = Path(__file__).resolve().parents[2] / "references" / "crystals.yaml"

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from replibench.cli import main
-from replibench.metrics.crystals import METRICS, evaluate_samples, flatten_evaluation, metric_info_for
-from replibench.metrics.crystals.samples import metric_name, split_metric_name
+from replibench.families.crystals.metrics import METRICS, evaluate_samples, flatten_evaluation, metric_info_for
+from replibench.families.crystals.metrics.samples import metric_name, split_metric_name
 
 ROWS = [1, 2, 10, 11]  # MP-20 subset rows with 2–5 atoms; 11 (Sm(CoB)2) fails SMACT
 

@@ -6,15 +6,15 @@ import smact
 from pymatgen.core.periodic_table import Element
 from smact.screening import pauling_test
 
-from replibench.metrics.crystals.assess import comp_valid_for
-from replibench.metrics.crystals.conventions import get_convention
-from replibench.metrics.crystals.smact_validity import (
+from replibench.families.crystals.metrics.assess import comp_valid_for
+from replibench.families.crystals.metrics.conventions import get_convention
+from replibench.families.crystals.metrics.smact_validity import (
     pauling_test_smact221,
     reduced_composition,
     smact14_element,
     smact_valid,
 )
-from replibench.metrics.crystals.structures import CrystalArrays
+from replibench.families.crystals.metrics.structures import CrystalArrays
 
 Z = {"H": 1, "Ne": 10, "Na": 11, "O": 8, "Cl": 17, "Fe": 26, "Cu": 29, "Zn": 30, "Se": 34, "Zr": 40,
      "Pm": 61, "C": 6, "N": 7, "Mn": 25, "Cr": 24, "Co": 27, "Ir": 77, "Os": 76, "S": 16}

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from replibench.metrics.crystals.assess import CrystalArrays
-from replibench.metrics.crystals.evaluate import evaluate_csp
-from replibench.metrics.crystals.structures import arrays_from_cif, truth_arrays_from_cif
+from replibench.families.crystals.metrics.assess import CrystalArrays
+from replibench.families.crystals.metrics.evaluate import evaluate_csp
+from replibench.families.crystals.metrics.structures import arrays_from_cif, truth_arrays_from_cif
 
 CUBIC = np.array([90.0, 90.0, 90.0])
 # material_id -> prediction (Z, fractional coordinates, lattice lengths in Å); angles 90 degrees

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from replibench.metrics.crystals.conventions import (
+from replibench.families.crystals.metrics.conventions import (
     STRUCTURAL_VALIDITY_MIN_DISTANCE_A,
     STRUCTURAL_VALIDITY_MIN_VOLUME_A3,
     STRUCTURE_MATCHER_TOLERANCES,
     get_convention,
 )
-from replibench.metrics.crystals.matching import (
+from replibench.families.crystals.metrics.matching import (
     best_of_samples,
     match_rate_and_rmse,
     normalised_rms,
     structure_matcher,
 )
-from replibench.metrics.crystals.structures import (
+from replibench.families.crystals.metrics.structures import (
     CifReadError,
     CrystalArrays,
     arrays_from_cif,
@@ -139,7 +139,7 @@ def test_match_rate_and_rmse_by_hand():
 
 
 def test_model_lattice_rows_become_the_papers_parameters():
-    from replibench.metrics.crystals import arrays_from_lattice
+    from replibench.families.crystals.metrics import arrays_from_lattice
 
     lattice = Lattice.from_parameters(3.0, 4.0, 5.0, 80.0, 95.0, 110.0)
     arrays = arrays_from_lattice([6, 8], [[0, 0, 0], [0.5, 0.5, 0.5]], lattice.matrix)

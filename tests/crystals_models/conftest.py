@@ -96,8 +96,8 @@ def tiny() -> dict:
 @pytest.fixture
 def toy_batch():
     """Two small structures (Fe2O3-like with 5 atoms, MgO with 2) as a CrystalBatch."""
-    from replibench.models.cspnet import structure_index
-    from replibench.tasks.crystal_batch import CrystalBatch
+    from replibench.families.crystals.models.cspnet import structure_index
+    from replibench.families.crystals.types import CrystalBatch
 
     num_atoms = torch.tensor([5, 2])
     lattice = torch.stack([torch.tensor([[5.0, 0.0, 0.0], [0.4, 5.2, 0.0], [0.3, -0.2, 6.1]]), 4.2 * torch.eye(3)])

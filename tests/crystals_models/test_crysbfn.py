@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from replibench.models.bayesian_flow import (
+from replibench.families.crystals.models.bayesian_flow import (
     categorical_flow,
     circular_flow,
     linear_entropy_accuracies,
@@ -16,9 +16,9 @@ from replibench.models.bayesian_flow import (
     von_mises_entropy,
     wrap_angle,
 )
-from replibench.families.crystals_presets import CRYSBFN_PAPER as PAPER_HPARAMS
-from replibench.families.crystals_presets import CRYSBFN_SMOKE as SMOKE_HPARAMS
-from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
+from replibench.families.crystals.presets import CRYSBFN_PAPER as PAPER_HPARAMS
+from replibench.families.crystals.presets import CRYSBFN_SMOKE as SMOKE_HPARAMS
+from replibench.families.crystals.models.crysbfn import CrysBFN, CrysBFNConfig
 
 VOCAB = (8, 12, 26)
 
@@ -228,7 +228,7 @@ def test_paper_preset_trains_types_with_the_continuous_time_loss_the_released_co
 def test_paper_presets_use_the_released_accuracy_schedule_and_the_solver_covers_other_step_counts(tiny):
     """Values read from wu-han-lin/CrysBFN@2db6a20 cache_files/linear_entropy_alphas_s10_1000.0.pt
     (float32) and s1000_1000.0.pt; the solver differs from them by up to ~2.6 % at N = 1000."""
-    from replibench.models.bayesian_flow import coord_accuracy_schedule, released_linear_entropy_accuracies
+    from replibench.families.crystals.models.bayesian_flow import coord_accuracy_schedule, released_linear_entropy_accuracies
 
     s10 = released_linear_entropy_accuracies(10, 1000.0)
     assert s10.dtype == torch.float64 and float(s10[0]) == float(torch.tensor(1.4780328273773193, dtype=torch.float32))
@@ -252,7 +252,7 @@ def test_paper_presets_use_the_released_accuracy_schedule_and_the_solver_covers_
 
 def test_released_schedule_file_is_checked_before_use(monkeypatch):
     from replibench.errors import ChecksumError
-    from replibench.models import bayesian_flow
+    from replibench.families.crystals.models import bayesian_flow
 
     bayesian_flow._released_schedules.cache_clear()
     monkeypatch.setattr(bayesian_flow, "RELEASED_SCHEDULES_SHA256", "0" * 64)

@@ -12,14 +12,14 @@ import torch
 from replibench import registry
 from replibench.errors import ConfigError, DataError
 from replibench.runs import RunSpec
-from replibench.tasks.crystal_data import read_crystal_split
-from replibench.tasks.crystals import AbInitioGeneration, CrystalStructurePrediction, sampling_efficiency
+from replibench.families.crystals.tasks.data import read_crystal_split
+from replibench.families.crystals.tasks.csp_gen import AbInitioGeneration, CrystalStructurePrediction, sampling_efficiency
 
 
 @pytest.fixture(autouse=True)
 def _models_registered(monkeypatch):
-    monkeypatch.setitem(registry.MODELS, "diffcsp", "replibench.models.diffcsp:DiffCSP")
-    monkeypatch.setitem(registry.MODELS, "crysbfn", "replibench.models.crysbfn:CrysBFN")
+    monkeypatch.setitem(registry.MODELS, "diffcsp", "replibench.families.crystals.models.diffcsp:DiffCSP")
+    monkeypatch.setitem(registry.MODELS, "crysbfn", "replibench.families.crystals.models.crysbfn:CrysBFN")
 
 
 def _run(model: str, task: str = "csp", dataset: str = "perov-5") -> RunSpec:
@@ -152,7 +152,7 @@ def test_score_hands_predictions_and_truth_to_the_metrics(perov_dir, tiny, monke
         return {"metrics": {"match_rate": 50.0, "rmse": None}, "unavailable": {"rmse": "no test crystal was matched"},
                 "details": {"crysbfn": {"counts": {"num_truth": 3}}}}
 
-    import replibench.metrics.crystals as crystal_metrics
+    import replibench.families.crystals.metrics as crystal_metrics
 
     monkeypatch.setattr(crystal_metrics, "evaluate_samples", evaluate_samples)
     task = CrystalStructurePrediction()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from replibench.models.cspnet import (
+from replibench.families.crystals.models.cspnet import (
     CSPNet,
     CSPNetConfig,
     fully_connected_edges,

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from replibench.families.crystals_presets import DIFFCSP_PAPER as PAPER_HPARAMS
-from replibench.families.crystals_presets import DIFFCSP_SMOKE as SMOKE_HPARAMS
-from replibench.models.diffcsp import (
+from replibench.families.crystals.presets import DIFFCSP_PAPER as PAPER_HPARAMS
+from replibench.families.crystals.presets import DIFFCSP_SMOKE as SMOKE_HPARAMS
+from replibench.families.crystals.models.diffcsp import (
     DiffCSP,
     DiffCSPConfig,
     cosine_alpha_bars,

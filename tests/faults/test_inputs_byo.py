@@ -20,7 +20,7 @@ import pytest
 
 from replibench.data.numbers import parse_decimal
 from replibench.errors import DataError
-from replibench.metrics.oc20_files import score_is2re_files, score_s2ef_files
+from replibench.families.oc20.metrics.files import score_is2re_files, score_s2ef_files
 
 ETT_HEADER = "date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT\n"
 
@@ -42,7 +42,7 @@ def test_what_float_accepts_but_a_data_file_must_not_hold_is_refused(text):
 
 @pytest.mark.parametrize("cell", ["1_000", " 7", "Infinity"])
 def test_ett_cell_float_would_accept_is_a_reject_with_row_and_column(tmp_path, cell):
-    from replibench.datasets.ett import preprocess
+    from replibench.families.ett.datasets.ett import preprocess
 
     rows = "".join(f"2016-07-01 {h:02d}:00:00,1,2,3,4,5,6,{h}.5\n" for h in range(3))
     bad = f"2016-07-01 03:00:00,1,2,{cell},4,5,6,7"
@@ -87,7 +87,7 @@ def _rejects(out: Path) -> list[dict]:
 
 def test_duplicated_material_id_in_a_split_is_rejected_with_its_first_row(tmp_path):
     pytest.importorskip("pymatgen")
-    from replibench.datasets.crystals.preprocess import preprocess
+    from replibench.families.crystals.datasets.preprocess import preprocess
 
     val = _perov_csv(tmp_path / "val.csv", [("101", "0.5"), ("102", "0.6"), ("101", "0.7")])
     test = _perov_csv(tmp_path / "test.csv", [("201", "0.5")])
@@ -101,7 +101,7 @@ def test_duplicated_material_id_in_a_split_is_rejected_with_its_first_row(tmp_pa
 
 def test_material_id_in_two_splits_is_rejected_from_the_later_split(tmp_path):
     pytest.importorskip("pymatgen")
-    from replibench.datasets.crystals.preprocess import preprocess
+    from replibench.families.crystals.datasets.preprocess import preprocess
 
     val = _perov_csv(tmp_path / "val.csv", [("101", "0.5"), ("102", "0.6")])
     test = _perov_csv(tmp_path / "test.csv", [("301", "0.5"), ("102", "0.6")])
@@ -115,7 +115,7 @@ def test_material_id_in_two_splits_is_rejected_from_the_later_split(tmp_path):
 def test_one_file_read_as_two_splits_does_not_conflict_with_itself(tmp_path):
     """The smoke preset trains on val.csv: the same file as two splits is not a duplicate."""
     pytest.importorskip("pymatgen")
-    from replibench.datasets.crystals.preprocess import preprocess
+    from replibench.families.crystals.datasets.preprocess import preprocess
 
     val = _perov_csv(tmp_path / "val.csv", [("101", "0.5"), ("102", "0.6")])
     card = preprocess({"train": val, "val": val}, tmp_path / "out", dataset="perov-5")
@@ -124,7 +124,7 @@ def test_one_file_read_as_two_splits_does_not_conflict_with_itself(tmp_path):
 
 def test_crystal_property_with_digit_grouping_is_rejected(tmp_path):
     pytest.importorskip("pymatgen")
-    from replibench.datasets.crystals.preprocess import preprocess
+    from replibench.families.crystals.datasets.preprocess import preprocess
 
     val = _perov_csv(tmp_path / "val.csv", [("101", "0.5"), ("102", "1_000")])
     preprocess({"val": val}, tmp_path / "out", dataset="perov-5")

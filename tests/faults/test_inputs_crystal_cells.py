@@ -17,14 +17,14 @@ import pytest
 pytest.importorskip("pymatgen")
 
 from replibench.errors import DataError  # noqa: E402
-from replibench.metrics.crystals.evaluate import evaluate_csp, evaluate_gen  # noqa: E402
-from replibench.metrics.crystals.matching import (  # noqa: E402
+from replibench.families.crystals.metrics.evaluate import evaluate_csp, evaluate_gen  # noqa: E402
+from replibench.families.crystals.metrics.matching import (  # noqa: E402
     MAX_CELL_LENGTH_A,
     absurd_cell,
     bounded_rms,
     normalised_rms,
 )
-from replibench.metrics.crystals.structures import CrystalArrays  # noqa: E402
+from replibench.families.crystals.metrics.structures import CrystalArrays  # noqa: E402
 
 NACL_SITES = (11, 17)
 
@@ -90,7 +90,7 @@ def test_csp_scoring_refuses_an_absurd_sample_and_counts_it():
 
 
 def test_csp_timeouts_are_counted_like_matcher_errors(monkeypatch):
-    import replibench.metrics.crystals.assess as assess
+    import replibench.families.crystals.metrics.assess as assess
 
     monkeypatch.setattr(assess, "absurd_cell", lambda s: None)  # let the degenerate cell reach the matcher
     result = evaluate_csp(predictions=[[arrays(first=1e9), arrays(x=0.52)]], truths=[arrays()],

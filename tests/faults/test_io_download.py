@@ -65,7 +65,7 @@ def test_an_endless_response_for_a_file_of_undeclared_size_stops_at_the_ceiling(
 
 def test_the_ceiling_for_undeclared_sizes_is_above_every_known_file():
     """The largest declared file without an exact size is lra_release.gz (~8.2 GB)."""
-    from replibench.datasets.lra_sources import LRA_RELEASE_APPROX_BYTES
+    from replibench.families.lra.datasets.sources import LRA_RELEASE_APPROX_BYTES
 
     assert LRA_RELEASE_APPROX_BYTES < download.UNKNOWN_SIZE_LIMIT_BYTES <= 4 * LRA_RELEASE_APPROX_BYTES
 

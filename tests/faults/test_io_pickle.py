@@ -1,5 +1,5 @@
 """Malicious pickles (already refused; kept refused): the OC20 LMDB record unpickler
-(datasets/oc20_unpickle.py) and the CIFAR-10 batch unpickler (datasets/lra_unpickle.py) resolve
+(families/oc20/datasets/unpickle.py) and the CIFAR-10 batch unpickler (families/lra/datasets/unpickle.py) resolve
 only their allow-lists, so no payload runs — whatever the pickle protocol, however the callable is
 spelled, and nested inside an otherwise valid record. Each case asserts the named refusal and that
 the payload's side effect (a marker file) never happened."""
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replibench.datasets.lra_readers import read_cifar_batch
-from replibench.datasets.oc20_unpickle import UnsafePickleError, restricted_loads
+from replibench.families.lra.datasets.readers import read_cifar_batch
+from replibench.families.oc20.datasets.unpickle import UnsafePickleError, restricted_loads
 from replibench.errors import DataError
 
 

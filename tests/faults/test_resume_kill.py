@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent('''
     from pathlib import Path
     import torch
     from replibench.runs import RunSpec
-    from replibench.tasks.base import Task
+    from replibench.families.task import Task
     from replibench.train import train
 
     class Toy(Task):

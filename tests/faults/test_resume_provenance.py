@@ -19,7 +19,7 @@ import torch
 from replibench import provenance
 from replibench.runs import RunSpec
 from replibench.stages import weights_code
-from replibench.tasks.base import Task
+from replibench.families.task import Task
 from replibench.train import Preempted, resume_mismatch, train
 
 RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 7)

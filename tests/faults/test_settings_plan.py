@@ -128,7 +128,7 @@ def test_every_registered_task_declares_typed_settings():
 
 def test_crystal_conventions_match_the_task():
     from replibench.settings import CrystalSettings
-    from replibench.tasks.crystals import CONVENTIONS
+    from replibench.families.crystals.tasks.csp_gen import CONVENTIONS
 
     assert CrystalSettings.RULES["convention"].ok("cdvae")
     assert all(CrystalSettings.RULES["convention"].ok(name) for name in CONVENTIONS)

@@ -34,7 +34,7 @@ def _load_weights(module: torch.nn.Module, fixture, prefix: str) -> None:
 
 
 def _batch(fixture):
-    from replibench.tasks.crystal_batch import CrystalBatch
+    from replibench.families.crystals.types import CrystalBatch
 
     num_atoms = _t(fixture["batch_num_atoms"]).long()
     return CrystalBatch(
@@ -49,7 +49,7 @@ def _batch(fixture):
 # ---------------------------------------------------------------- CSPNet (jiaor17/DiffCSP cspnet.py)
 @pytest.mark.parametrize("form", ["csp", "gen"])
 def test_cspnet_matches_diffcsp(form):
-    from replibench.models.cspnet import CSPNet, CSPNetConfig
+    from replibench.families.crystals.models.cspnet import CSPNet, CSPNetConfig
 
     fixture = load_fixture("cspnet")
     gen = form == "gen"
@@ -70,7 +70,7 @@ def test_cspnet_matches_diffcsp(form):
 
 
 def test_time_embedding_matches_diffcsp():
-    from replibench.models.cspnet import sinusoidal_time_embedding
+    from replibench.families.crystals.models.cspnet import sinusoidal_time_embedding
 
     fixture = load_fixture("cspnet")
     ours = sinusoidal_time_embedding(_t(fixture["time_steps"]), SMALL["time_dim"]).double().numpy()
@@ -81,7 +81,7 @@ def test_time_embedding_matches_diffcsp():
 
 # ---------------------------------------------------------------- DiffCSP schedules and losses
 def test_diffcsp_noise_schedules_match():
-    from replibench.models.diffcsp import DiffCSP, DiffCSPConfig, cosine_alpha_bars, wrapped_normal_score_norm
+    from replibench.families.crystals.models.diffcsp import DiffCSP, DiffCSPConfig, cosine_alpha_bars, wrapped_normal_score_norm
 
     fixture = load_fixture("diffcsp")
     index = _t(fixture["schedule_index"]).long()
@@ -107,7 +107,7 @@ def test_diffcsp_noise_schedules_match():
 
 @pytest.mark.parametrize("form", ["csp", "gen"])
 def test_diffcsp_loss_terms_match(form, monkeypatch):
-    from replibench.models.diffcsp import DiffCSP, DiffCSPConfig
+    from replibench.families.crystals.models.diffcsp import DiffCSP, DiffCSPConfig
 
     fixture = load_fixture("diffcsp")
     model = DiffCSP(DiffCSPConfig(task=form, timesteps=1000, cost_type=20.0, **SMALL)).double().eval()
@@ -138,7 +138,7 @@ def test_diffcsp_loss_terms_match(form, monkeypatch):
 
 # ---------------------------------------------------------------- CrysBFN (wu-han-lin/CrysBFN)
 def _crysbfn(fixture, task: str):
-    from replibench.models.crysbfn import CrysBFN, CrysBFNConfig
+    from replibench.families.crystals.models.crysbfn import CrysBFN, CrysBFNConfig
 
     model = CrysBFN(CrysBFNConfig(task=task, num_steps=10, beta1_coord=1e3, beta1_type=0.5, layer_norm=True,
                                   lattice_std=1.0, type_vocab=tuple(int(z) for z in fixture["vocab"]),
@@ -191,7 +191,7 @@ def test_crysbfn_accuracy_schedule_is_the_released_one():
 
 
 def test_crysbfn_lattice_and_type_flows_match(monkeypatch):
-    from replibench.models.bayesian_flow import categorical_flow, gaussian_flow
+    from replibench.families.crystals.models.bayesian_flow import categorical_flow, gaussian_flow
 
     fixture = load_fixture("crysbfn")
     draws = [_t(fixture["flow/lattice_eps"]), _t(fixture["flow/type_eps"])]
@@ -208,7 +208,7 @@ def test_crysbfn_circular_flow_matches(monkeypatch):
     """The posterior of the periodic flow from the same uniform prior and von Mises sender draws.
     Upstream sums float32 senders times float32 accuracies in float32 and returns float32
     log-accuracies: agreement to float32 rounding (1e-6)."""
-    from replibench.models import bayesian_flow
+    from replibench.families.crystals.models import bayesian_flow
 
     fixture = load_fixture("crysbfn")
     model = _crysbfn(fixture, "gen")
@@ -230,8 +230,8 @@ def test_crysbfn_loss_terms_match(task, monkeypatch):
     network call and every loss weight (lattice N(1 - s1^(2/N)) / (2 s1^(2i/N)), coordinates
     N alpha_i I1/I0 with the periodic distance, types K beta1 t |e_x - p|^2). Same float32 embedding
     caveat as the network test: 1e-6 relative."""
-    from replibench.models import crysbfn as crysbfn_module
-    from replibench.tasks.crystal_batch import CrystalBatch
+    from replibench.families.crystals.models import crysbfn as crysbfn_module
+    from replibench.families.crystals.types import CrystalBatch
 
     fixture = load_fixture("crysbfn")
     model = _crysbfn(fixture, task)

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from golden.golden import load_fixture
-from replibench.models.dlinear import DLinear, DLinearConfig
-from replibench.models.naive import NaiveLast, NaiveMean
-from replibench.models.timesnet import TimesNet, TimesNetConfig, fft_periods
+from replibench.families.ett.models.dlinear import DLinear, DLinearConfig
+from replibench.families.ett.models.naive import NaiveLast, NaiveMean
+from replibench.families.ett.models.timesnet import TimesNet, TimesNetConfig, fft_periods
 
 RTOL = 1e-6
 
@@ -101,8 +101,8 @@ def test_dlinear_matches_tslib(batch: str) -> None:
 def test_ett_windows_and_scaler_match_tslib(name: str, shared_data, tmp_path) -> None:
     """Borders, train-only scaler, window counts and contents, timeF features (freq 'h' for ETTm1
     too, as the TimesNet scripts run it) against Dataset_ETT_hour / Dataset_ETT_minute."""
-    from replibench.datasets.ett import num_windows, preprocess, split_borders_ett
-    from replibench.tasks.timeseries import load_series
+    from replibench.families.ett.datasets.ett import num_windows, preprocess, split_borders_ett
+    from replibench.families.ett.tasks.timeseries import load_series
 
     dataset = name.lower()
     fixture = load_fixture(f"ett_data_{dataset}")

@@ -70,7 +70,7 @@ def load_mapped(model: nn.Module, fixture, case: str = "") -> set[str]:
 
 @pytest.mark.parametrize("negative", [False, True], ids=["range-0-1", "range-neg1-1"])
 def test_deltanet_matches_fla_fork(negative: bool) -> None:
-    from replibench.models.deltanet import DeltaNet, DeltaNetConfig
+    from replibench.families.lra.models.deltanet import DeltaNet, DeltaNetConfig
 
     fx = load_fixture("deltanet")
     assert fx.meta["repo"] == "automl/unlocking_state_tracking"
@@ -95,7 +95,7 @@ def test_deltanet_matches_fla_fork(negative: bool) -> None:
 
 @pytest.mark.parametrize("negative", [False, True], ids=["range-0-1", "range-neg1-1"])
 def test_mamba_matches_paper_mamba(negative: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import replibench.models.linear_rnn as linear_rnn
+    import replibench.families.lra.models.linear_rnn as linear_rnn
 
     fx = load_fixture("mamba")
     assert fx.meta["repo"] == "automl/unlocking_state_tracking"
@@ -132,7 +132,7 @@ _LRA_CASES = {
 
 @pytest.mark.parametrize("case", sorted(_LRA_CASES))
 def test_lra_transformer_matches_lra_flax(case: str) -> None:
-    from replibench.models.sequence_classifier import Config, SequenceClassifier
+    from replibench.families.lra.models.sequence_classifier import Config, SequenceClassifier
 
     fx = load_fixture("lra_transformer")
     assert fx.meta["repo"] == "google-research/long-range-arena"
@@ -159,7 +159,7 @@ def test_lra_transformer_matches_lra_flax(case: str) -> None:
 
 def test_pathx_golden_case_is_the_pathx_preset() -> None:
     """The ``pathx`` fixture case has the Path-X preset's model dimensions."""
-    from replibench.models.lra_presets import preset
+    from replibench.families.lra.models.presets import preset
 
     sub = preset("transformer", "paper", "pathx")["model"]["transformer"]
     case = _LRA_CASES["pathx"]

@@ -52,15 +52,15 @@ def _load(module: torch.nn.Module, fx) -> None:
 
 def _preset_disc(name: str) -> str:
     """The discretisation our paper preset uses (so the golden test pins the preset too)."""
-    from replibench.models.lra_presets import preset
-    from replibench.models.s4d import S4DConfig
+    from replibench.families.lra.models.presets import preset
+    from replibench.families.lra.models.s4d import S4DConfig
 
     return preset(name, "paper", "listops")["model"]["s4d"].get("disc", S4DConfig.disc)
 
 
 def _s4_layer(kind: str, sub: dict, n_state: int):
-    from replibench.models.s4 import S4Config, S4Layer
-    from replibench.models.s4d import S4DConfig, S4DLayer
+    from replibench.families.lra.models.s4 import S4Config, S4Layer
+    from replibench.families.lra.models.s4d import S4DConfig, S4DLayer
 
     gen = torch.Generator().manual_seed(0)
     if kind == "s4d":
@@ -99,7 +99,7 @@ def _c(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["s4d-legs", "s4d-inv", "s4d-lin"])
 def test_s4d_inits_match_upstream(name):
-    from replibench.models import hippo
+    from replibench.families.lra.models import hippo
 
     fx = load_fixture(name)
     lam, b = hippo.s4d_init(S4_FAMILY[name][1]["init"], 8)
@@ -111,7 +111,7 @@ def test_s4d_inits_match_upstream(name):
 
 @pytest.mark.parametrize("name", ["s4-legs", "s4-fout"])
 def test_s4_nplr_inits_match_upstream(name):
-    from replibench.models import hippo
+    from replibench.families.lra.models import hippo
 
     fx = load_fixture(name)
     measure = S4_FAMILY[name][1]["measure"]
@@ -132,7 +132,7 @@ def test_s4_nplr_inits_match_upstream(name):
 @pytest.mark.parametrize("name", ["s4d-legs", "s4-legs", "s4-fout"])
 def test_hippo_nplr_at_paper_size_matches_upstream(name):
     """N = 64 (the LRA configs): Lambda, P and B = V^* B of upstream's ``hippo.nplr`` (float32)."""
-    from replibench.models import hippo
+    from replibench.families.lra.models import hippo
 
     fx = load_fixture(name)
     measure = "fout" if name == "s4-fout" else "legs"
@@ -141,7 +141,7 @@ def test_hippo_nplr_at_paper_size_matches_upstream(name):
         form = hippo.nplr("legs", 64)
         np.testing.assert_allclose(b, form.B)
     else:
-        from replibench.models.s4 import S4Config
+        from replibench.families.lra.models.s4 import S4Config
 
         form = hippo.nplr(measure, 64, b_clip=S4Config().b_clip)
     up_w, up_b, up_p = _as_our_half(fx["init64_w"], fx["init64_B"], fx["init64_P"][0])
@@ -156,9 +156,9 @@ def test_hippo_nplr_at_paper_size_matches_upstream(name):
 
 def _s5_block(name: str, fx):
     """Our prenorm residual block around an S5 layer, sized from the fixture, weights loaded."""
-    from replibench.models.lra_presets import preset
-    from replibench.models.s5 import S5Config, S5Layer
-    from replibench.models.sequence_classifier import Config, ResidualBlock
+    from replibench.families.lra.models.presets import preset
+    from replibench.families.lra.models.s5 import S5Config, S5Layer
+    from replibench.families.lra.models.sequence_classifier import Config, ResidualBlock
 
     Pk, H = fx["w:ssm.B"].shape[:2]
     activation = "half_glu2" if name == "s5-ptd" else "half_glu1"
@@ -206,7 +206,7 @@ def test_s5_ssm_and_layer_match_upstream(name):
 def test_s5_initial_c_tilde_scale_matches_upstream(C_init):
     """Mean |C~|^2 at H=16, P=64, J=4: upstream's own init (20 seeds) against ours (20 seeds).
     Statistical: 20 x 2048 draws give a relative standard error near 0.5 %; allow 5 %."""
-    from replibench.models.s5 import S5Config, S5SSM
+    from replibench.families.lra.models.s5 import S5Config, S5SSM
 
     ref = float(load_fixture("s5")[f"c_tilde_power_{C_init}"])
     total = 0.0

@@ -40,8 +40,8 @@ def float64_default():
 def _graph(fixture):
     """Our AtomsGraph of the fixture's batch, edges from our pipeline's radius graph; also our
     edge set as (j, i, offset) tuples for the comparison with fairchem's."""
-    from replibench.tasks.atoms_graph import AtomsGraph
-    from replibench.tasks.oc20_graph import build_radius_graph
+    from replibench.families.oc20.types import AtomsGraph
+    from replibench.families.oc20.tasks.graph import build_radius_graph
 
     natoms = fixture["natoms"]
     first = np.cumsum(natoms) - natoms
@@ -102,7 +102,7 @@ def _check(model, fixture) -> None:
 
 
 def test_schnet_matches_fairchem():
-    from replibench.models.schnet import SchNet, SchNetConfig
+    from replibench.families.oc20.models.schnet import SchNet, SchNetConfig
 
     fixture = load_fixture("oc20_schnet")
     assert fixture.meta["repo"] == "FAIR-Chem/fairchem" and fixture.meta["commit"].startswith("31c0963")
@@ -114,7 +114,7 @@ def test_schnet_matches_fairchem():
 def test_dimenet_pp_matches_fairchem():
     """Includes the output blocks' ``lin_up`` bias (non-zero in the fixture): with PyG's
     bias-free block the weight map does not cover our parameters and the energies differ."""
-    from replibench.models.dimenet_pp import DimeNetPP, DimeNetPPConfig
+    from replibench.families.oc20.models.dimenet_pp import DimeNetPP, DimeNetPPConfig
 
     fixture = load_fixture("oc20_dimenet_pp")
     assert np.abs(fixture["weight/output_blocks.0.lin_up.bias"]).max() > 0
@@ -125,7 +125,7 @@ def test_dimenet_pp_matches_fairchem():
 
 
 def test_metrics_match_fairchems_evaluator():
-    from replibench.metrics import oc20 as m
+    from replibench.families.oc20.metrics import energy_forces as m
 
     fixture = load_fixture("oc20_evaluator")
     ours = m.s2ef_metrics(pred_energy=fixture["pred_energy"], true_energy=fixture["true_energy"],
@@ -198,7 +198,7 @@ def _authors_gaunt_e3nn(wigner2gaunt: np.ndarray, channels: int, lmax_in: int, l
 
 
 def test_gaunt_change_of_basis_matches_the_authors_sh2f():
-    from replibench.models.gaunt import GauntTensorProduct
+    from replibench.families.oc20.models.gaunt import GauntTensorProduct
 
     fixture = load_fixture("oc20_gaunt_tp")
     assert fixture.meta["repo"] == "lsj2408/Gaunt-Tensor-Product" and fixture.meta["commit"].startswith("7c5630a")
@@ -211,7 +211,7 @@ def test_gaunt_change_of_basis_matches_the_authors_sh2f():
 
 
 def test_gaunt_product_matches_the_authors_e3nn_reference():
-    from replibench.models.gaunt import GauntTensorProduct
+    from replibench.families.oc20.models.gaunt import GauntTensorProduct
 
     fixture = load_fixture("oc20_gaunt_tp")
     degrees, channels = int(fixture["L"]), int(fixture["channels"])
@@ -227,7 +227,7 @@ def test_gaunt_product_matches_the_authors_fourier_product():
     expansion (ours(x1, x2) / 4 pi in component-normalised SH, i.e. the same function)."""
     from e3nn import o3
 
-    from replibench.models.gaunt import GauntTensorProduct
+    from replibench.families.oc20.models.gaunt import GauntTensorProduct
 
     fixture = load_fixture("oc20_gaunt_tp")
     degrees = int(fixture["L"])
@@ -249,7 +249,7 @@ def test_gaunt_product_matches_the_authors_fourier_product():
 
 
 def _edge_inputs(lmax: int, channels: int, num_weights: int):
-    from replibench.tasks.atoms_graph import AtomsGraph
+    from replibench.families.oc20.types import AtomsGraph
 
     generator = torch.Generator().manual_seed(7)
     nodes, edge_index = 3, torch.tensor([[0, 1, 2, 2, 1], [1, 0, 0, 1, 2]])
@@ -267,7 +267,7 @@ def _edge_inputs(lmax: int, channels: int, num_weights: int):
 def test_equivariant_gaunt_messages_are_the_authors_gaunt_product():
     """equivariant-gaunt's edge product: Gaunt(h_j, sum_l w_l Y_l(edge)) per channel, truncated to
     lmax, summed over incoming edges = the authors' e3nn Gaunt reference (their constants) x sqrt(4 pi)."""
-    from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig
+    from replibench.families.oc20.models.equivariant import EdgeTensorProduct, EquivariantConfig
 
     fixture = load_fixture("oc20_gaunt_tp")
     lmax, channels = 3, 2
@@ -290,7 +290,7 @@ def test_equivariant_cg_messages_are_e3nns_tensor_product():
     per-target sum around it against e3nn called edge by edge with the same weights."""
     from e3nn import o3
 
-    from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig
+    from replibench.families.oc20.models.equivariant import EdgeTensorProduct, EquivariantConfig
 
     lmax, channels = 2, 2
     with float64_default():

@@ -9,7 +9,7 @@ import pytest
 
 from replibench.config import load_config, plan_runs, validate_config
 from replibench.errors import ConfigError
-from replibench.families.lra import (AVERAGE_DATASET, FAMILY, LISTOPS_SMOKE, STATE_TRACKING_SIZES_PAPER,
+from replibench.families.lra.family import (AVERAGE_DATASET, FAMILY, LISTOPS_SMOKE, STATE_TRACKING_SIZES_PAPER,
                                      best_of_seeds_rows, lra_average_rows)
 from replibench.results import RESULT_COLUMNS
 from replibench.runs import RunSpec
@@ -84,7 +84,7 @@ def test_generated_dataset_options_per_preset_and_overrides():
 
 
 def test_the_release_archive_checksum_is_pinned_under_data_checksums(config):
-    from replibench.datasets import remote_file
+    from replibench.registry import remote_file
 
     remote = remote_file("lra", "lra_release.gz")
     assert remote.checksum is None and remote.mirror_path == "lra/lra_release.gz"  # none published, none invented

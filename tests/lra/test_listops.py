@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from replibench.data.tables import Rejects
-from replibench.datasets.lra_listops_gen import (
+from replibench.families.lra.datasets.listops_gen import (
     ListOpsConfig,
     evaluate,
     generate_listops,
@@ -11,8 +11,8 @@ from replibench.datasets.lra_listops_gen import (
     to_source,
     token_length,
 )
-from replibench.datasets.lra_readers import read_listops_tsv
-from replibench.datasets.lra_vocab import Vocabulary, listops_tokens
+from replibench.families.lra.datasets.readers import read_listops_tsv
+from replibench.families.lra.datasets.vocab import Vocabulary, listops_tokens
 from replibench.errors import DataError
 
 

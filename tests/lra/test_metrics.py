@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from replibench.metrics.lra import METRICS, accuracy, lra_average, scaled_accuracy
+from replibench.families.lra.metrics.accuracy import METRICS, accuracy, lra_average, scaled_accuracy
 
 # LRA README leaderboard and the SSM papers (research notes §3.1)
 TRANSFORMER = {"listops": 36.37, "text": 64.27, "retrieval": 57.46, "image": 42.44, "pathfinder": 71.40,

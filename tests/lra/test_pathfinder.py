@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from replibench.datasets.lra_pathfinder_gen import (
+from replibench.families.lra.datasets.pathfinder_gen import (
     PATHFINDER_PRESETS,
     _footprint,
     _segment_distance,

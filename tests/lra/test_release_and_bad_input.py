@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from replibench.data.tables import Rejects
-from replibench.datasets.lra_pathfinder_gen import generate_pathfinder, pathfinder_config
-from replibench.datasets.lra_preprocess import (
+from replibench.families.lra.datasets.pathfinder_gen import generate_pathfinder, pathfinder_config
+from replibench.families.lra.datasets.preprocess import (
     preprocess_listops_release,
     preprocess_pathfinder_release,
     preprocess_retrieval_release,
 )
-from replibench.datasets.lra_readers import decode_grayscale_png, read_aan_tsv, read_cifar_batch
-from replibench.datasets.lra_sources import RELEASE_ROOT, iter_release_members, lra_release_remote
-from replibench.datasets.lra_unpickle import load_numpy_pickle
+from replibench.families.lra.datasets.readers import decode_grayscale_png, read_aan_tsv, read_cifar_batch
+from replibench.families.lra.datasets.sources import RELEASE_ROOT, iter_release_members, lra_release_remote
+from replibench.families.lra.datasets.unpickle import load_numpy_pickle
 from replibench.errors import DataError, UnsafeArchiveError
 
 

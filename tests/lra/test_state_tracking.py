@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from replibench.datasets.state_tracking import (
+from replibench.families.lra.datasets.state_tracking import (
     StateTrackingConfig,
     evaluate_no_brackets,
     generate_split,
     preprocess_state_tracking,
 )
-from replibench.models.deltanet import DeltaNet, DeltaNetConfig, delta_rule
-from replibench.models.linear_rnn import LinearRNN, LinearRNNConfig, MambaMixer, transition
-from replibench.tasks.state_tracking import StateTrackingTask
+from replibench.families.lra.models.deltanet import DeltaNet, DeltaNetConfig, delta_rule
+from replibench.families.lra.models.linear_rnn import LinearRNN, LinearRNNConfig, MambaMixer, transition
+from replibench.families.lra.tasks.state_tracking import StateTrackingTask
 
 
 def test_parity_and_modular_arithmetic_data():
@@ -110,7 +110,7 @@ def test_models_run_and_task_scores(tmp_path):
 
 
 def test_only_the_papers_parity_protocol_counts_as_official():
-    from replibench.tasks.state_tracking import is_paper_protocol
+    from replibench.families.lra.tasks.state_tracking import is_paper_protocol
 
     paper = {**StateTrackingConfig().as_dict(), "task": "parity"}
     assert is_paper_protocol(paper)
@@ -120,7 +120,7 @@ def test_only_the_papers_parity_protocol_counts_as_official():
 
 
 def test_power_law_sizes_keep_the_support_and_favour_short_sequences():
-    from replibench.datasets.state_tracking import draw_sizes
+    from replibench.families.lra.datasets.state_tracking import draw_sizes
 
     rng = np.random.default_rng(0)
     uniform = draw_sizes(20_000, (3, 40), rng)

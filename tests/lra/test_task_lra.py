@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from replibench.data.tables import Rejects
-from replibench.datasets import lra_tables as tables
-from replibench.datasets.lra_listops_gen import ListOpsConfig
-from replibench.datasets.lra_pathfinder_gen import pathfinder_config
-from replibench.datasets.lra_preprocess import preprocess_listops_generated, preprocess_pathfinder_generated
-from replibench.families.lra import FAMILY
+from replibench.families.lra.datasets import tables
+from replibench.families.lra.datasets.listops_gen import ListOpsConfig
+from replibench.families.lra.datasets.pathfinder_gen import pathfinder_config
+from replibench.families.lra.datasets.preprocess import preprocess_listops_generated, preprocess_pathfinder_generated
+from replibench.families.lra.family import FAMILY
 from replibench.runs import RunSpec
-from replibench.tasks.lra import LraClassifyTask
+from replibench.families.lra.tasks.classify import LraClassifyTask
 
 
 def run(dataset, model="s4d-legs"):

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from replibench.data.checksum import sha256_file
-from replibench.datasets.lra_preprocess import preprocess_text_archive
-from replibench.datasets.lra_vocab import L_MAX
+from replibench.families.lra.datasets.preprocess import preprocess_text_archive
+from replibench.families.lra.datasets.vocab import L_MAX
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ parameters into the papers' optimiser groups."""
 import pytest
 import torch
 
-from replibench.models.lra_presets import MODELS, PRESETS, TASK_SHAPES, TASKS, preset
-from replibench.models.s4d import SSM_ROLE
-from replibench.models.sequence_classifier import Config, SequenceClassifier
+from replibench.families.lra.models.presets import MODELS, PRESETS, TASK_SHAPES, TASKS, preset
+from replibench.families.lra.models.s4d import SSM_ROLE
+from replibench.families.lra.models.sequence_classifier import Config, SequenceClassifier
 
 
 def _build(model: str, task: str, gen, **over) -> SequenceClassifier:

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from replibench.models import hippo
-from replibench.models.s4 import DPLRKernel
-from replibench.models.s4d import DiagonalKernel, fft_conv
+from replibench.families.lra.models import hippo
+from replibench.families.lra.models.s4 import DPLRKernel
+from replibench.families.lra.models.s4d import DiagonalKernel, fft_conv
 
 DT, L = 0.01, 1000
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from replibench.models.s4 import S4Config, S4Layer, unrolled_kernel
-from replibench.models.s4d import S4DConfig, S4DLayer
-from replibench.models.s5 import S5Config, S5SSM, linear_scan
+from replibench.families.lra.models.s4 import S4Config, S4Layer, unrolled_kernel
+from replibench.families.lra.models.s4d import S4DConfig, S4DLayer
+from replibench.families.lra.models.s5 import S5Config, S5SSM, linear_scan
 
 
 def _diag_unrolled(kernel, L):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from replibench.models.s4 import S4Config, S4Layer
-from replibench.models.s4d import S4DConfig, S4DLayer, fft_conv
-from replibench.models.s5 import S5Config, S5Layer
+from replibench.families.lra.models.s4 import S4Config, S4Layer
+from replibench.families.lra.models.s4d import S4DConfig, S4DLayer, fft_conv
+from replibench.families.lra.models.s5 import S5Config, S5Layer
 
 
 def _layer(kind: str, bidirectional: bool, gen: torch.Generator) -> torch.nn.Module:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from replibench.models.lra_presets import MODELS, PRESETS, TASKS, preset
-from replibench.models.sequence_classifier import Config
+from replibench.families.lra.models.presets import MODELS, PRESETS, TASKS, preset
+from replibench.families.lra.models.sequence_classifier import Config
 
 
 def test_every_model_task_preset_builds_a_config():

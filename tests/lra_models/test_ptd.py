@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from replibench.models import hippo
+from replibench.families.lra.models import hippo
 
 
 def test_direct_diagonalisation_of_legs_is_ill_conditioned():

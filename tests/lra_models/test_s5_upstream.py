@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from replibench.models.lra_presets import preset
-from replibench.models.s4d import SSM_ROLE
-from replibench.models.s5 import S5Config, S5Layer, S5SSM
-from replibench.models.sequence_classifier import Config, SequenceClassifier
+from replibench.families.lra.models.presets import preset
+from replibench.families.lra.models.s4d import SSM_ROLE
+from replibench.families.lra.models.s5 import S5Config, S5Layer, S5SSM
+from replibench.families.lra.models.sequence_classifier import Config, SequenceClassifier
 
 
 @pytest.mark.parametrize("C_init,var_per_part", [("lecun_normal", lambda P, H: 1 / (P * H)),

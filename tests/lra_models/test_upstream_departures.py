@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-from replibench.models.deltanet import DeltaNet, DeltaNetConfig
-from replibench.models.linear_rnn import RMSNorm
-from replibench.models.lra_presets import preset
-from replibench.models.sequence_classifier import Config, SequenceClassifier
+from replibench.families.lra.models.deltanet import DeltaNet, DeltaNetConfig
+from replibench.families.lra.models.linear_rnn import RMSNorm
+from replibench.families.lra.models.presets import preset
+from replibench.families.lra.models.sequence_classifier import Config, SequenceClassifier
 
 
 @pytest.mark.parametrize("d_model, width", [(128, 512), (16, 256), (384, 1024)])
@@ -112,7 +112,7 @@ def test_lra_transformer_dual_head_concatenates_and_has_three_dense_layers() -> 
 
 
 def test_lra_sinusoidal_positions_interleave_sin_and_cos() -> None:
-    from replibench.models.transformer import sinusoidal_positions
+    from replibench.families.lra.models.transformer import sinusoidal_positions
 
     pe = sinusoidal_positions(5, 8).double()
     pos = 3

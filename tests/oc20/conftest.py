@@ -31,7 +31,7 @@ def oc20_shared(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory) -> tuple[Path, list]:
     """A mirror folder ``<root>/oc20/`` holding the five tiny synthetic tars, and their specs."""
-    from replibench.datasets.oc20_synthetic import build_synthetic_s2ef
+    from replibench.families.oc20.datasets.synthetic import build_synthetic_s2ef
 
     folder = tmp_path_factory.mktemp("synthetic-mirror") / "oc20"
     return folder, build_synthetic_s2ef(folder, options=TINY_OPTIONS)
@@ -40,8 +40,8 @@ def tiny_synthetic(tmp_path_factory) -> tuple[Path, list]:
 @pytest.fixture(scope="session")
 def tiny_parquet(tiny_synthetic, tmp_path_factory) -> Path:
     """The tiny synthetic set converted through the real S2EF reader (card says synthetic)."""
-    from replibench.datasets.oc20_s2ef import preprocess_s2ef_archives
-    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
+    from replibench.families.oc20.datasets.s2ef import preprocess_s2ef_archives
+    from replibench.families.oc20.datasets.synthetic import S2EF_SYNTHETIC_EMT
 
     folder, remotes = tiny_synthetic
     out = tmp_path_factory.mktemp("tiny-parquet")

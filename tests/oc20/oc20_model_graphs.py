@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from replibench.tasks.atoms_graph import AtomsGraph
+from replibench.families.oc20.types import AtomsGraph
 
 SLAB_ELEMENTS = (29, 78, 47)  # Cu, Pt, Ag
 ADSORBATE_ELEMENTS = (1, 6, 8)  # H, C, O

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from replibench.cli import main
-from replibench.datasets.oc20_sources import VAL_SPLITS
-from replibench.metrics.oc20_files import score_s2ef_files
+from replibench.families.oc20.types import VAL_SPLITS
+from replibench.families.oc20.metrics.files import score_s2ef_files
 
 ERRORS = {"val_id": 0.01, "val_ood_ads": 0.03, "val_ood_cat": 0.05, "val_ood_both": 0.2}
 

@@ -6,7 +6,7 @@ import torch
 from oc20_model_graphs import random_batch
 from torch_geometric.nn.models.dimenet import SphericalBasisLayer
 
-from replibench.models.dimenet_pp import SphericalBasis, periodic_triplets, spherical_bessel
+from replibench.families.oc20.models.dimenet_pp import SphericalBasis, periodic_triplets, spherical_bessel
 
 torch.set_num_threads(1)
 
@@ -64,7 +64,7 @@ def test_parameter_count_of_fairchems_oc20_config():
     (6*192 + 192) + (3*192*192 + 192) = 130,368; 4 output blocks of 6*192 + (192*192 + 192) +
     3*(192*192 + 192) + 192 = 149,568; 3 interaction blocks of 360,512. PyG's output block (no
     ``lin_up`` bias) gives 768 fewer."""
-    from replibench.models.dimenet_pp import DimeNetPP, DimeNetPPConfig
+    from replibench.families.oc20.models.dimenet_pp import DimeNetPP, DimeNetPPConfig
 
     model = DimeNetPP(DimeNetPPConfig())
     assert sum(p.numel() for p in model.parameters()) == 6 + 130_368 + 4 * 149_568 + 3 * 360_512 == 1_810_182
@@ -74,7 +74,7 @@ def test_parameter_count_of_fairchems_oc20_config():
 
 def test_output_block_adds_the_up_projection_bias():
     """One atom with one incoming edge: out = lin(act(lins(lin_up(rbf-gated message)))), by hand."""
-    from replibench.models.dimenet_pp import OutputBlock
+    from replibench.families.oc20.models.dimenet_pp import OutputBlock
 
     torch.manual_seed(0)
     block = OutputBlock(num_radial=2, hidden_channels=3, out_emb_channels=4, out_channels=1, num_layers=1,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from replibench.models.gaunt import (
+from replibench.families.oc20.models.gaunt import (
     GauntTensorProduct,
     cg_tensor_product,
     gaunt_coefficients,
@@ -164,8 +164,8 @@ def test_invalid_degrees_are_rejected():
 
 def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
     """The model's grid-summed Gaunt messages are sum over edges of Gaunt(h_source, weighted SH)."""
-    from replibench.models.equivariant import EdgeTensorProduct, EquivariantConfig, degree_of_coefficient
-    from replibench.tasks.atoms_graph import AtomsGraph
+    from replibench.families.oc20.models.equivariant import EdgeTensorProduct, EquivariantConfig, degree_of_coefficient
+    from replibench.families.oc20.types import AtomsGraph
 
     config = EquivariantConfig(tp="gaunt", lmax=3, channels=4)
     edge_tp = EdgeTensorProduct(config)

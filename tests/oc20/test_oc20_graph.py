@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from replibench.tasks.oc20_graph import build_radius_graph, edge_vectors, image_ranges
+from replibench.families.oc20.tasks.graph import build_radius_graph, edge_vectors, image_ranges
 
 
 def brute_force(pos, cell, pbc, cutoff, max_neighbors, reach=4):

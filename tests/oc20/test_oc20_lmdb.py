@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from replibench.datasets.oc20_lmdb import convert_lmdb_in_subprocess, is2re_schema
-from replibench.datasets.oc20_unpickle import (
+from replibench.families.oc20.datasets.lmdb import convert_lmdb_in_subprocess, is2re_schema
+from replibench.families.oc20.datasets.unpickle import (
     ALLOWED_GLOBALS, PygDataRecord, UnsafePickleError, restricted_loads,
 )
 
@@ -198,7 +198,7 @@ def test_pyg_record_stand_in(tmp_path):
 
     payload = tmp_path / "record.pkl"
     payload.write_bytes(pyg1_record(system_fields(1)))
-    code = ("import sys; from replibench.datasets.oc20_unpickle import restricted_loads; "
+    code = ("import sys; from replibench.families.oc20.datasets.unpickle import restricted_loads; "
             "record = restricted_loads(open(sys.argv[1], 'rb').read()); "
             "print(record.fields()['sid'], 'torch_geometric' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(payload)], capture_output=True, text=True, check=True)
@@ -225,7 +225,7 @@ def test_is2re_dataset_preprocess(tmp_path):
     import tarfile
 
     from replibench.data.tables import read_data_card
-    from replibench.datasets.oc20_is2re import IS2RE_10K
+    from replibench.families.oc20.datasets.is2re import IS2RE_10K
 
     members = {}
     for index, (subset, split) in enumerate([("10k", "train"), ("100k", "train"), ("all", "val_id"),

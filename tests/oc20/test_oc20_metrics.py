@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from replibench.metrics import oc20 as m
+from replibench.families.oc20.metrics import energy_forces as m
 
 
 def test_protocol_constants():

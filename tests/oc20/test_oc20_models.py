@@ -17,9 +17,9 @@ from e3nn import o3
 from oc20_model_graphs import make_batch, random_slab, rotated
 
 from replibench.errors import ConfigError
-from replibench.families.oc20 import SMOKE_MODEL
-from replibench.models import dimenet_pp, equivariant, schnet
-from replibench.tasks.base import build_registered_model
+from replibench.families.oc20.family import SMOKE_MODEL
+from replibench.families.oc20.models import dimenet_pp, equivariant, schnet
+from replibench.families.task import build_registered_model
 
 torch.set_num_threads(1)
 

@@ -13,8 +13,8 @@ import pytest
 
 from replibench.data.checksum import sha256_file
 from replibench.data.tables import read_data_card
-from replibench.datasets.oc20_frames import parse_txt_line, read_ase_frames, s2ef_schema
-from replibench.datasets.oc20_s2ef import convert_s2ef_archive
+from replibench.families.oc20.datasets.frames import parse_txt_line, read_ase_frames, s2ef_schema
+from replibench.families.oc20.datasets.s2ef import convert_s2ef_archive
 from replibench.errors import DataError
 
 
@@ -104,7 +104,7 @@ def test_energies_and_forces_round_trip_to_emt(tiny_synthetic, tiny_parquet):
 
 
 def test_build_is_deterministic(tmp_path, tiny_options):
-    from replibench.datasets.oc20_synthetic import build_split_archive, synthetic_splits
+    from replibench.families.oc20.datasets.synthetic import build_split_archive, synthetic_splits
 
     spec = synthetic_splits(tiny_options)[2]
     build_split_archive(spec, 2, 7, tmp_path / "a.tar")
@@ -192,7 +192,7 @@ TINY_CONTENT_SHA256 = {
 
 
 def test_tiny_build_content_is_pinned(tiny_synthetic):
-    from replibench.datasets.oc20_synthetic import archive_content_sha256
+    from replibench.families.oc20.datasets.synthetic import archive_content_sha256
 
     folder, remotes = tiny_synthetic
     assert {r.name: archive_content_sha256(folder / r.name) for r in remotes} == TINY_CONTENT_SHA256
@@ -203,8 +203,8 @@ def test_synthetic_tars_through_the_http_mirror(tiny_synthetic, file_server, tmp
     import shutil
 
     from replibench.data.download import fetch
-    from replibench.datasets.oc20_s2ef import preprocess_s2ef_archives
-    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
+    from replibench.families.oc20.datasets.s2ef import preprocess_s2ef_archives
+    from replibench.families.oc20.datasets.synthetic import S2EF_SYNTHETIC_EMT
     from replibench.errors import ChecksumError
 
     folder, remotes = tiny_synthetic
@@ -223,7 +223,7 @@ def test_synthetic_tars_through_the_http_mirror(tiny_synthetic, file_server, tmp
 
 
 def test_generated_dataset_builds_then_reads_its_archives(tmp_path, tiny_synthetic, tiny_options):
-    from replibench.datasets.oc20_synthetic import S2EF_SYNTHETIC_EMT
+    from replibench.families.oc20.datasets.synthetic import S2EF_SYNTHETIC_EMT
 
     assert S2EF_SYNTHETIC_EMT.remote_files == () and S2EF_SYNTHETIC_EMT.name == "s2ef-synthetic-emt"
     card = S2EF_SYNTHETIC_EMT.preprocess([], tmp_path / "out", options=tiny_options)

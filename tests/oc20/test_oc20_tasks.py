@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from replibench.errors import DataError
-from replibench.metrics.oc20 import S2EF_METRICS
-from replibench.metrics.oc20_files import score_is2re_files, score_s2ef_files
+from replibench.families.oc20.metrics.energy_forces import S2EF_METRICS
+from replibench.families.oc20.metrics.files import score_is2re_files, score_s2ef_files
 from replibench.runs import RunSpec
 from replibench.registry import MODELS
-from replibench.tasks.oc20 import IS2RETask, S2EFTask
-from replibench.tasks.oc20_settings import (
+from replibench.families.oc20.tasks.s2ef_is2re import IS2RETask, S2EFTask
+from replibench.families.oc20.tasks.settings import (
     IS2RE_LOSS_COEFFICIENTS, IS2RE_NORMALIZER, S2EF_BASE_LOSS_COEFFICIENTS, S2EF_NORMALIZER,
 )
-from replibench.tasks.oc20_graph import build_radius_graph
+from replibench.families.oc20.tasks.graph import build_radius_graph
 
 RUN = RunSpec("oc20", "s2ef-synthetic-emt", "s2ef", "tiny-oc20", "default", 0)
 
@@ -223,7 +223,7 @@ def test_byo_errors(tiny_parquet, tmp_path):
 @pytest.fixture(scope="module")
 def is2re_dir(tiny_parquet, tmp_path_factory):
     """IS2RE-schema splits made from the synthetic S2EF splits (initial = frame, target = energy_ref)."""
-    from replibench.datasets.oc20_lmdb import is2re_schema
+    from replibench.families.oc20.datasets.lmdb import is2re_schema
 
     out = tmp_path_factory.mktemp("is2re")
     for split in ("train", "val_id", "val_ood_ads", "val_ood_cat", "val_ood_both"):

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from replibench.metrics.oc20 import S2EF_METRICS  # noqa: E402
+from replibench.families.oc20.metrics.energy_forces import S2EF_METRICS  # noqa: E402
 from spine.test_workflow import make_workdir, planned_jobs, snakemake  # noqa: E402  (the spine's helpers)
 
 MODELS = ["schnet", "equivariant-cg", "equivariant-gaunt"]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from replibench.cli import main
-from replibench.compare import (BECAME_MISSING, BECAME_PRESENT, MOVED, NEW, OK, VANISHED, WALL_CLOCK,
+from replibench.report.compare import (BECAME_MISSING, BECAME_PRESENT, MOVED, NEW, OK, VANISHED, WALL_CLOCK,
                                 comparison_markdown, compare_results, family_tolerance, parse_tolerances)
 from replibench.errors import ConfigError
 from replibench.results import RESULT_COLUMNS

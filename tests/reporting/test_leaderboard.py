@@ -14,7 +14,7 @@ import yaml
 from replibench.errors import DataError
 from replibench.report import (KEY, NO_PAPER, NO_VALUE, NOT_REPRODUCED, REPRODUCED, SMOKE, build_leaderboard,
                                describe_tolerance, load_references, natural_key, references_without_rows)
-from replibench.report_markdown import leaderboard_markdown
+from replibench.report.markdown import leaderboard_markdown
 from replibench.results import (RESULT_COLUMNS, gather_results, gpu_hours, read_results_table, results_schema,
                                 write_results_table)
 

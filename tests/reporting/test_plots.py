@@ -12,7 +12,7 @@ import pytest
 
 from replibench.errors import DataError
 from replibench.families.base import Family
-from replibench.plots import PlotRef, save_figure
+from replibench.report.plots import PlotRef, save_figure
 from replibench.registry import FAMILIES
 
 from .records import build_report, make_record, write_records

@@ -148,8 +148,8 @@ def test_record_refuses_smoke_runs_invalid_files_and_silent_replacement(tmp_path
 
 def test_a_replaced_recording_is_kept_under_superseded_and_listed_not_counted(tmp_path):
     from replibench.report import superseded_rows
-    from replibench.report_html import superseded_html
-    from replibench.report_markdown import superseded_markdown
+    from replibench.report.html import superseded_html
+    from replibench.report.markdown import superseded_markdown
     from replibench.results import read_superseded
 
     cpu = make_record(preset="paper", metrics={"mse": 0.4322, "mae": 0.4416}, wall_s=3600.0, evaluate_wall_s=0.0)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from replibench.datasets.ett import preprocess
+from replibench.families.ett.datasets.ett import preprocess
 
 
 @pytest.fixture(scope="session")

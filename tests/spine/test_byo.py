@@ -12,10 +12,10 @@ import pytest
 
 from replibench.byo import score_forecast_file
 from replibench.errors import DataError
-from replibench.models.naive import NaiveConfig, NaiveLast
+from replibench.families.ett.models.naive import NaiveConfig, NaiveLast
 from replibench.runs import RunSpec
-from replibench.tasks.forecast import FORECAST
-from replibench.tasks.timeseries import load_series
+from replibench.families.ett.tasks.forecast import FORECAST
+from replibench.families.ett.tasks.timeseries import load_series
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def test_registered_names_are_declared_once_by_the_families():
             for b in branches} == {task: list(models) for task, models in families["ett"].models.items()}
     lra = families["lra"]
     assert set(lra.datasets) == set().union(*map(set, lra.task_datasets.values()))
-    from replibench.families.lra import EIGENVALUE_VARIANTS
+    from replibench.families.lra.family import EIGENVALUE_VARIANTS
 
     ranges = schema["$defs"]["lra"]["properties"]["runs"]["items"]["allOf"][1]["then"]["properties"][
         "eigenvalue_ranges"]["items"]["enum"]
@@ -191,8 +191,8 @@ def test_a_model_a_family_declares_is_allowed_by_the_schema(monkeypatch):
 
 
 def _crystals_schema_agrees(schema, family):
-    from replibench.families.crystals import PAPER_CONVENTION, STEP_FIELD
-    from replibench.metrics.crystals.conventions import CONVENTIONS
+    from replibench.families.crystals.family import PAPER_CONVENTION, STEP_FIELD
+    from replibench.families.crystals.metrics.conventions import CONVENTIONS
 
     crystals = schema["$defs"]["crystals"]
     assert schema["$defs"]["crystals_datasets"]["items"]["enum"] == list(family.datasets)
@@ -206,7 +206,7 @@ def _crystals_schema_agrees(schema, family):
 
 
 def test_oc20_synthetic_options_schema_matches_the_generator(config):
-    from replibench.datasets.oc20_synthetic import DEFAULT_OPTIONS, synthetic_splits
+    from replibench.families.oc20.datasets.synthetic import DEFAULT_OPTIONS, synthetic_splits
 
     options = config_schema()["$defs"]["oc20"]["properties"]["synthetic_data"]["properties"]
     assert set(options) == set(DEFAULT_OPTIONS)

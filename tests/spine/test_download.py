@@ -8,7 +8,7 @@ import pytest
 
 from replibench.data.checksum import file_digest, verify_checksum
 from replibench.data.download import RemoteFile, fetch
-from replibench.datasets.ett import REMOTE_FILES
+from replibench.families.ett.datasets.ett import REMOTE_FILES
 from replibench.errors import ChecksumError, DataError
 
 UNREACHABLE = "http://127.0.0.1:9/never"  # port 9 (discard) is closed: upstream is "offline"

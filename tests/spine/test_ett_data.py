@@ -8,7 +8,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from replibench.datasets.ett import CHANNELS, parquet_schema, preprocess
+from replibench.families.ett.datasets.ett import CHANNELS, parquet_schema, preprocess
 from replibench.errors import DataError
 
 HEADER = "date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT\n"
@@ -81,7 +81,7 @@ def test_wrong_file_for_dataset_is_noticed_by_row_count(tmp_path, shared_data):
     out = tmp_path / "out"
     shutil.copy(shared_data / "ett" / "ETTh1.csv", tmp_path / "x.csv")
     preprocess(tmp_path / "x.csv", out, dataset="etth1")
-    from replibench.tasks.timeseries import load_series
+    from replibench.families.ett.tasks.timeseries import load_series
 
     with pytest.raises(DataError, match="the protocol needs at least 57600"):
         load_series(out, dataset="ettm1", seq_len=96, pred_len=96)

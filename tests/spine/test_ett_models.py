@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from replibench.models.dlinear import DLinear, DLinearConfig, moving_average_trend
-from replibench.models.naive import NaiveConfig, NaiveLast, NaiveMean, NaiveMeanConfig, last_observed_fill, observed_mean_fill
-from replibench.models.timesnet import TimesNet, TimesNetConfig, fft_periods
+from replibench.families.ett.models.dlinear import DLinear, DLinearConfig, moving_average_trend
+from replibench.families.ett.models.naive import NaiveConfig, NaiveLast, NaiveMean, NaiveMeanConfig, last_observed_fill, observed_mean_fill
+from replibench.families.ett.models.timesnet import TimesNet, TimesNetConfig, fft_periods
 
 
 def test_naive_forecasts_repeat_last_value_or_mean():

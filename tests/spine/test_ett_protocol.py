@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from replibench.datasets.ett import num_windows, split_borders_ett
-from replibench.families.ett import paper_settings, smoke_settings, timesnet_paper_hparams
-from replibench.metrics.forecast import horizon_average, mae, mse
+from replibench.families.ett.datasets.ett import num_windows, split_borders_ett
+from replibench.families.ett.family import paper_settings, smoke_settings, timesnet_paper_hparams
+from replibench.families.ett.metrics.forecast import horizon_average, mae, mse
 from replibench.runs import RunSpec
-from replibench.tasks.forecast import FORECAST, predictions_to_table, table_to_predictions
-from replibench.tasks.leakage import future_leakage_probe
-from replibench.tasks.timeseries import fit_standard_scaler, load_series, time_features_timef
+from replibench.families.ett.tasks.forecast import FORECAST, predictions_to_table, table_to_predictions
+from replibench.families.ett.tasks.leakage import future_leakage_probe
+from replibench.families.ett.tasks.timeseries import fit_standard_scaler, load_series, time_features_timef
 from replibench.train import TrainConfig, lr_factor
 from replibench.errors import DataError
 
@@ -67,7 +67,7 @@ def test_windows_gather_the_right_rows(etth1_dir):
 
 @pytest.mark.parametrize("batch_size", [1, 7, 32, 5000])
 def test_every_test_window_is_scored_whatever_the_batch_size(etth1_dir, batch_size):
-    from replibench.models.dlinear import DLinear, DLinearConfig
+    from replibench.families.ett.models.dlinear import DLinear, DLinearConfig
 
     torch.manual_seed(0)
     data = load_series(etth1_dir, dataset="etth1", seq_len=96, pred_len=336)
@@ -76,7 +76,7 @@ def test_every_test_window_is_scored_whatever_the_batch_size(etth1_dir, batch_si
 
 
 def test_batch_independent_model_gives_identical_forecasts_for_any_batch_size(etth1_dir):
-    from replibench.models.dlinear import DLinear, DLinearConfig
+    from replibench.families.ett.models.dlinear import DLinear, DLinearConfig
 
     torch.manual_seed(0)
     model = DLinear(DLinearConfig())
@@ -167,7 +167,7 @@ def test_leakage_probe_catches_a_model_that_reads_the_future(etth1_dir):
 
 @pytest.mark.parametrize("model_name", ["naive", "naive-mean", "dlinear"])
 def test_batch_independent_models_do_not_leak(etth1_dir, model_name):
-    from replibench.tasks.base import build_registered_model
+    from replibench.families.task import build_registered_model
 
     torch.manual_seed(0)
     data = load_series(etth1_dir, dataset="etth1", seq_len=96, pred_len=96)
@@ -178,7 +178,7 @@ def test_batch_independent_models_do_not_leak(etth1_dir, model_name):
 def test_timesnet_leaks_through_batch_averaged_periods_unless_batch_size_is_one(etth1_dir):
     """The reason the paper-era test loader used batch size 1: with a larger batch, the FFT periods
     of a window are chosen together with later windows whose inputs lie in its future."""
-    from replibench.models.timesnet import TimesNet, TimesNetConfig
+    from replibench.families.ett.models.timesnet import TimesNet, TimesNetConfig
 
     torch.manual_seed(0)
     data = load_series(etth1_dir, dataset="etth1", seq_len=96, pred_len=96)
@@ -194,8 +194,8 @@ def test_repeat_baseline_reproduces_the_dlinear_paper_only_under_its_drop_last(e
     """The DLinear paper's "Repeat" rows (Table 2) were scored by a loader that dropped the last
     partial test batch of 32. Our stored forecasts give its numbers under that rule, and differ
     from them when every window counts (visible at horizons 336 and 720)."""
-    from replibench.models.naive import NaiveConfig, NaiveLast
-    from replibench.tasks.forecast import forecast_metrics
+    from replibench.families.ett.models.naive import NaiveConfig, NaiveLast
+    from replibench.families.ett.tasks.forecast import forecast_metrics
 
     data = load_series(etth1_dir, dataset="etth1", seq_len=96, pred_len=horizon)
     forecasts = FORECAST.forecast(NaiveLast(NaiveConfig(pred_len=horizon)), data, "test", 512)
@@ -208,8 +208,8 @@ def test_repeat_baseline_reproduces_the_dlinear_paper_only_under_its_drop_last(e
 
 def test_batch_independent_forecasts_do_not_depend_on_the_test_batch_size(tmp_path, shared_data):
     """Why the paper preset tests DLinear at batch 256 (TimesNet stays at 1): same forecasts."""
-    from replibench.datasets.ett import preprocess
-    from replibench.families.ett import BATCH_INDEPENDENT_FORECASTERS
+    from replibench.families.ett.datasets.ett import preprocess
+    from replibench.families.ett.family import BATCH_INDEPENDENT_FORECASTERS
 
     out = tmp_path / "etth1"
     preprocess(shared_data / "ett" / "ETTh1.csv", out, dataset="etth1")

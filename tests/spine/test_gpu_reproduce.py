@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from replibench.datasets.ett import preprocess
+from replibench.families.ett.datasets.ett import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_reproduce.py"
@@ -81,7 +81,7 @@ def test_bare_host_imports_and_plan(ett_root: Path, tmp_path: Path) -> None:
     probe = (
         "import importlib.util as u, sys\n"
         "assert all(u.find_spec(m) is None for m in ('yaml', 'jsonschema', 'tqdm', 'snakemake', 'pymatgen'))\n"
-        "import torch, replibench.stages, replibench.train, replibench.results, replibench.tasks.forecast\n"
+        "import torch, replibench.stages, replibench.train, replibench.results, replibench.families.ett.tasks.forecast\n"
         f"import runpy; sys.argv = [{str(SCRIPT)!r}, *sys.argv[1:]]\n"
         f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n")
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO / 'src'}", "OMP_NUM_THREADS": "1"}
@@ -139,9 +139,9 @@ def test_parse_runs() -> None:
 
 
 def test_one_run_writes_a_valid_paper_record(ett_root: Path, tmp_path: Path, monkeypatch) -> None:
-    import replibench.tasks.timeseries as timeseries
+    import replibench.families.ett.tasks.timeseries as timeseries
     from replibench.config import PlannedRun
-    from replibench.families.ett import FAMILY
+    from replibench.families.ett.family import FAMILY
     from replibench.results import read_metrics
     from replibench.runs import RunSpec
 

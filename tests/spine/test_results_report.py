@@ -9,7 +9,7 @@ import pytest
 
 from replibench.errors import DataError
 from replibench.report import build_leaderboard, load_references, status_of
-from replibench.report_markdown import leaderboard_markdown
+from replibench.report.markdown import leaderboard_markdown
 from replibench.results import RESULT_COLUMNS, gather_results, read_metrics, write_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from replibench.runs import RunSpec
-from replibench.tasks.base import Task
+from replibench.families.task import Task
 from replibench.train import PREEMPTED_EXIT_CODE, Preempted, epoch_order, train
 
 
@@ -145,7 +145,7 @@ def test_max_steps_and_patience(tmp_path):
 
 
 def test_parameter_free_model_is_not_trained(tmp_path):
-    from replibench.models.naive import NaiveLast, NaiveConfig
+    from replibench.families.ett.models.naive import NaiveLast, NaiveConfig
 
     class _NaiveTask(_RegressionTask):
         def build_model(self, data, run, settings):

@@ -1,5 +1,5 @@
 """Convert CrysBFN's released accuracy schedules (``cache_files/linear_entropy_alphas_s{N}_{beta1}.pt``)
-into the pickle-free JSON file the package ships (``replibench/models/crysbfn_schedules.json``).
+into the pickle-free JSON file the package ships (``replibench/families/crystals/models/crysbfn_schedules.json``).
 
 Run once, with the project's venv, on a checkout of the authors' repository:
 
@@ -9,7 +9,7 @@ Each ``.pt`` file holds one float32 tensor (N,) of sender accuracies alpha_1..al
 with ``torch.load(weights_only=True)`` (no arbitrary unpickling) and written as the shortest decimal
 strings that round-trip to the same float32 values, with the repository, commit and the sha256 of
 every source file. The script then prints the sha256 of the JSON file: paste it into
-``replibench.models.bayesian_flow.RELEASED_SCHEDULES_SHA256`` (the loader refuses other bytes).
+``replibench.families.crystals.models.bayesian_flow.RELEASED_SCHEDULES_SHA256`` (the loader refuses other bytes).
 Only numbers are kept; no upstream code is copied.
 """
 
@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 REPO = "wu-han-lin/CrysBFN"
-OUT = Path(__file__).resolve().parents[2] / "src" / "replibench" / "models" / "crysbfn_schedules.json"
+OUT = (Path(__file__).resolve().parents[2] / "src" / "replibench" / "families" / "crystals" / "models"
+       / "crysbfn_schedules.json")
 _NAME = re.compile(r"^linear_entropy_alphas_s(?P<steps>\d+)_(?P<beta1>[0-9.]+)\.pt$")
 
 

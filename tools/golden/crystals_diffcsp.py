@@ -49,7 +49,7 @@ SCHEDULE_INDEX = np.unique(np.concatenate([np.arange(0, T + 1, 20), [1, 2, T - 1
 
 
 def cspnet_weight_map(upstream_names: list[str]) -> dict[str, str]:
-    """Upstream CSPNet parameter name -> ours (replibench.models.cspnet.CSPNet)."""
+    """Upstream CSPNet parameter name -> ours (replibench.families.crystals.models.cspnet.CSPNet)."""
     out = {}
     for name in upstream_names:
         ours = name

@@ -88,7 +88,7 @@ def _import_upstream(checkout: Path):
 
 def _ours_ptd_weights(sub: dict) -> dict[str, torch.Tensor]:
     """Our S4-PTD layer's weights (upstream has no PTD init): copied into upstream's diag kernel."""
-    from replibench.models.s4d import S4DConfig, S4DLayer
+    from replibench.families.lra.models.s4d import S4DConfig, S4DLayer
 
     layer = S4DLayer(S4DConfig(d_model=H, d_state=N, n_ssm=N_SSM, bidirectional=True, **sub),
                      generator=torch.Generator().manual_seed(7)).double()

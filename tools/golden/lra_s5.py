@@ -104,7 +104,7 @@ def _c_power(init_S5SSM, make_DPLR_HiPPO, C_init: str) -> float:
 def _ours_ptd_weights() -> dict[str, np.ndarray]:
     import torch
 
-    from replibench.models.s5 import S5Config, S5SSM
+    from replibench.families.lra.models.s5 import S5Config, S5SSM
 
     ssm = S5SSM(S5Config(d_model=H, ssm_size=P, blocks=J, init="ptd"), generator=torch.Generator().manual_seed(7))
     return {k: v.detach().double().numpy() for k, v in ssm.state_dict().items()}

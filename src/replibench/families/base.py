@@ -196,10 +196,10 @@ class Family(ABC):
     def report_plots(self, runs: list, board, out_dir) -> list:
         """The family's own figures for the leaderboard (e.g. distributions of generated crystals).
 
-        ``runs`` are :class:`replibench.plots.ReportRun` (the metrics.json record, its path and the
+        ``runs`` are :class:`replibench.report.plots.ReportRun` (the metrics.json record, its path and the
         :attr:`report_files` beside it), ``board`` the family's leaderboard rows, ``out_dir`` the
-        family's plot folder. Write figures there (``replibench.plots.save_figure``) and return a
-        :class:`replibench.plots.PlotRef` for each; the leaderboards link them. None by default.
+        family's plot folder. Write figures there (``replibench.report.plots.save_figure``) and return a
+        :class:`replibench.report.plots.PlotRef` for each; the leaderboards link them. None by default.
         """
         return []
 

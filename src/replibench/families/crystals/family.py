@@ -1,0 +1,222 @@
+"""Crystal family (CDVAE benchmarks MP-20, Perov-5, Carbon-24 × DiffCSP, CrysBFN × csp, gen).
+
+Runs and their variants:
+
+- ``csp`` — variant ``k<K>``: ``K`` samples per test structure, ``K`` the largest of the entry's
+  ``samples`` (DiffCSP Table 1 reports 1 and 20). One run draws ``K`` samples with one generator
+  stream per sample index, so its first ``k`` samples *are* a ``k``-sample run; the run's
+  ``metrics.json`` holds ``match_rate_k1`` … for the smaller counts and :meth:`derived_results` turns
+  them into ``k1`` rows (one trained model, not one per row) — unless the preset samples one sample
+  with other settings (DiffCSP on Carbon-24: Langevin step 5e-6 for 1 sample, 5e-7 for 20), in which
+  case the ``k1`` row gets a run of its own (``crystals_presets.DIFFCSP_PAPER_SINGLE_SAMPLE``).
+- ``gen`` — variant ``default``: the papers' 10,000 crystals (smoke: 100).
+- ``steps`` (optional) sets the model's step count (CrysBFN ``num_steps``, DiffCSP ``timesteps``,
+  both fixed at training) and adds ``-steps<N>`` to the variant (``k1-steps10``: CrysBFN's 10-step
+  row; gen: ``steps10``).
+
+Every run is scored under its model's paper's convention (DiffCSP → ``diffcsp``, CrysBFN →
+``crysbfn``), so each number sits beside that paper's number; ``conventions`` in the config adds
+others, whose metrics carry ``@<convention>`` (``match_rate@crysbfn``).
+
+Settings = :mod:`.crystals_presets` (the papers' per dataset and task; smoke sizes) + the variant
++ the user's ``overrides``. The smoke preset trains on val.csv and tests on test.csv (both in the
+offline mirror, byte-identical to upstream); paper reads all three CSVs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from replibench.errors import ConfigError
+from replibench.families.base import Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
+from replibench.families.crystals.presets import (
+    CRYSBFN_PAPER,
+    CRYSBFN_SMOKE,
+    DIFFCSP_PAPER,
+    DIFFCSP_PAPER_SINGLE_SAMPLE,
+    DIFFCSP_SMOKE,
+)
+from replibench.runs import RunSpec
+
+#: each model's own paper's evaluation convention (replibench.families.crystals.metrics.conventions)
+PAPER_CONVENTION = {"diffcsp": "diffcsp", "crysbfn": "crysbfn"}
+#: the model config field that holds the sampling step count
+STEP_FIELD = {"diffcsp": "timesteps", "crysbfn": "num_steps"}
+_PRESETS = {("diffcsp", "paper"): DIFFCSP_PAPER, ("diffcsp", "smoke"): DIFFCSP_SMOKE,
+            ("crysbfn", "paper"): CRYSBFN_PAPER, ("crysbfn", "smoke"): CRYSBFN_SMOKE}
+#: (model, preset) -> dataset -> model settings of 1-sample CSP runs that differ from multi-sample ones
+_SINGLE_SAMPLE = {("diffcsp", "paper"): DIFFCSP_PAPER_SINGLE_SAMPLE}
+
+
+def single_sample_model(model: str, dataset: str, preset: str) -> dict[str, Any]:
+    """Model settings a 1-sample CSP run uses instead of the preset's (empty: the same sampler)."""
+    return dict(_SINGLE_SAMPLE.get((model, preset), {}).get(dataset, {}))
+
+
+_VARIANT = re.compile(r"^(?:k(?P<k>\d+)|default)(?:-?steps(?P<steps>\d+))?$")
+
+
+def variant_name(task: str, *, samples: int = 1, steps: int | None = None) -> str:
+    """``k20`` / ``k1-steps10`` for CSP, ``default`` / ``steps10`` for generation."""
+    if task == "csp":
+        return f"k{samples}" + (f"-steps{steps}" if steps else "")
+    return f"steps{steps}" if steps else "default"
+
+
+def parse_variant(task: str, variant: str) -> tuple[int, int | None]:
+    """(samples per test structure, step count or ``None``) of a variant name."""
+    match = _VARIANT.match(variant if task == "csp" or variant == "default" else f"default-{variant}")
+    if match is None or (task == "csp") != (match.group("k") is not None):
+        raise ValueError(f"crystals {task} variant {variant!r} is not "
+                         + ("'k<samples>[-steps<N>]'" if task == "csp" else "'default' or 'steps<N>'"))
+    steps = match.group("steps")
+    return int(match.group("k") or 1), (int(steps) if steps else None)
+
+
+CRYSTAL_LABELS = {"mp-20": "MP-20", "perov-5": "Perov-5", "cdvae": "CDVAE", "diffcsp": "DiffCSP", "crysbfn": "CrysBFN",
+                  "k1": "k = 1", "k20": "k = 20", "match_rate": "match rate (%)", "rmse": "RMSE",
+                  "k1-steps10": "k = 1, 10 steps", "default": "", "steps10": "(10 steps)",
+                  "struct_validity": "validity: struct. (%)", "comp_validity": "validity: comp. (%)",
+                  "cov_recall": "COV-R (%)", "cov_precision": "COV-P (%)", "wdist_density": "wdist ρ",
+                  "wdist_prop": "wdist E", "wdist_num_elems": "wdist # elem.", "nfe_per_crystal": "NFE per crystal"}
+
+
+class CrystalsFamily(Family):
+    name = "crystals"
+    paper_tables = (
+        PaperTable("DiffCSP Table 1: crystal structure prediction (one sample, k = 1; best of 20, k = 20)",
+                   rows=("dataset", "model"), columns=("variant", "metric"), select={"task": ("csp",)},
+                   paper="DiffCSP", table="Table 1",
+                   order={"model": ("cdvae", "diffcsp"), "variant": ("k1", "k20"), "metric": ("match_rate", "rmse")},
+                   labels=CRYSTAL_LABELS),
+        PaperTable("Ab initio generation (CDVAE, DiffCSP and CrysBFN tables)",
+                   rows=("dataset", "model", "variant"), columns=("metric",), select={"task": ("gen",)},
+                   order={"model": ("cdvae", "diffcsp", "crysbfn"),
+                          "metric": ("struct_validity", "comp_validity", "cov_recall", "cov_precision",
+                                     "wdist_density", "wdist_prop", "wdist_num_elems", "nfe_per_crystal")},
+                   labels=CRYSTAL_LABELS),
+    )
+    datasets = ("mp-20", "perov-5", "carbon-24")
+    tasks = ("csp", "gen")
+    models = {"csp": ("diffcsp", "crysbfn"), "gen": ("diffcsp", "crysbfn")}
+
+    def paper_resources(self, run: RunSpec, stage: str) -> Resources:
+        """DiffCSP and CrysBFN train for 1,000–5,000 epochs on one GPU; evaluation samples on the GPU
+        and matches structures on the CPU (pymatgen's StructureMatcher, CrystalNN)."""
+        if stage == "train":
+            return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=240,
+                             reason="1,000 (DiffCSP) to 5,000 (CrysBFN) epochs: a day or more on MP-20, so "
+                                    "4 h attempts that resume from last.pt")
+        return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=480,
+                         reason="CSP k = 20: 20 samples × 1,000 (DiffCSP) or 2,000 (CrysBFN) network calls "
+                                "per test crystal on the GPU, then StructureMatcher/CrystalNN on 8 CPUs")
+
+    def preprocess_resources(self, dataset: str, preset: str) -> Resources:
+        return Resources(gpus=0, cpus=4, mem_mb=8000, runtime_min=60,
+                         reason="CIF parsing and canonical cells with pymatgen: MP-20's 45,231 crystals")
+
+    def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
+        runs, seen = [], set()
+        for entry in family_config.get("runs", []):
+            run_preset = entry_preset(entry, preset)
+            if run_preset is None:
+                continue
+            samples = max(entry.get("samples", [1])) if entry["task"] == "csp" else 1
+            for dataset in entry["datasets"]:
+                for model in entry["models"]:
+                    counts = [samples]
+                    if (samples > 1 and 1 in entry.get("samples", [])
+                            and single_sample_model(model, dataset, run_preset)):
+                        counts.append(1)  # the 1-sample row needs its own sampler settings: its own run
+                    for count in counts:
+                        variant = variant_name(entry["task"], samples=count, steps=entry.get("steps"))
+                        for seed in entry_seeds(entry, family_config):
+                            run = RunSpec(self.name, dataset, entry["task"], model, variant, seed, run_preset)
+                            if run.run_id not in seen:
+                                seen.add(run.run_id)
+                                runs.append(run)
+        return runs
+
+    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
+        """``k20`` fixes ``task.num_samples``; ``steps10`` fixes the model's step count."""
+        _, steps = parse_variant(run.task, run.variant)
+        return (("task.num_samples",) if run.task == "csp" else ()) + ((f"model.{STEP_FIELD[run.model]}",)
+                                                                      if steps else ())
+
+    def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
+        presets = _PRESETS[run.model, run.preset]
+        if run.dataset not in presets:
+            raise ConfigError(f"crystals: the {run.preset} preset has no {run.model} settings for {run.dataset!r}; "
+                              f"it covers {', '.join(presets)}")
+        settings = copy.deepcopy(presets[run.dataset][run.task])
+        samples, steps = parse_variant(run.task, run.variant)
+        task = settings["task"]
+        task["convention"] = PAPER_CONVENTION[run.model]
+        extra = [c for c in family_config.get("conventions", {}).get(run.model, []) if c != task["convention"]]
+        if extra:
+            task["extra_conventions"] = extra
+        if run.task == "csp":
+            task["num_samples"] = samples
+            task["report_samples"] = self._report_samples(family_config, run, samples)
+        if run.task == "csp" and samples == 1:
+            settings["model"].update(single_sample_model(run.model, run.dataset, run.preset))
+        if steps:
+            settings["model"][STEP_FIELD[run.model]] = steps
+        override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
+        return deep_merge(settings, override)
+
+    @staticmethod
+    def _report_samples(family_config: dict[str, Any], run: RunSpec, samples: int) -> list[int]:
+        """The smaller sample counts the entries producing ``run`` ask for (reported from its first samples)."""
+        wanted: set[int] = set()
+        for entry in family_config.get("runs", []):
+            if entry["task"] == "csp" and max(entry.get("samples", [1])) == samples \
+                    and run.model in entry["models"] and run.dataset in entry["datasets"]:
+                wanted.update(k for k in entry.get("samples", [1]) if k < samples)
+        if single_sample_model(run.model, run.dataset, run.preset):
+            wanted.discard(1)  # sampled by its own k1 run (expand_runs)
+        return sorted(wanted)
+
+    def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
+        """Which raw files the preset reads: smoke val.csv + test.csv, paper all three splits."""
+        from replibench.families.crystals.datasets import SPLITS, raw_file_name, smoke_split_files
+
+        if preset == "smoke":
+            return {"files": sorted({remote.name for remote in smoke_split_files(dataset).values()})}
+        return {"files": [raw_file_name(dataset, split) for split in SPLITS]}
+
+    def derived_results(self, results):  # (pd.DataFrame) -> pd.DataFrame
+        """CSP rows for smaller sample counts (``k1``) from the ``match_rate_k1``-style metrics of a
+        run that drew more samples, unless a run of that variant exists itself."""
+        import pandas as pd
+
+        from replibench.families.crystals.metrics.samples import metric_info_for, metric_name, split_metric_name
+
+        csp = results[results["task"] == "csp"]
+        own = set(zip(csp["dataset"], csp["model"], csp["variant"], csp["seed"], csp["preset"]))
+        rows = []
+        for row in csp.to_dict("records"):
+            base, k, convention = split_metric_name(row["metric"])
+            if k is None:
+                continue
+            _, steps = parse_variant("csp", row["variant"])
+            variant = variant_name("csp", samples=k, steps=steps)
+            if (row["dataset"], row["model"], variant, row["seed"], row["preset"]) in own:
+                continue
+            name = metric_name(base, convention=convention)
+            info = metric_info_for(name)
+            rows.append({**row, "variant": variant, "metric": name, "direction": info.direction, "unit": info.unit})
+        return pd.DataFrame(rows, columns=results.columns)
+
+    def report_plots(self, runs: list, board, out_dir) -> list:
+        """Density and number-of-elements distributions, generated vs test, per dataset (one row of
+        panels per generation run), from the histograms the runs' metrics.json hold."""
+        from replibench.families.crystals.plots import plot_property_distributions
+
+        return plot_property_distributions([run.record for run in runs], Path(out_dir))
+
+
+FAMILY = CrystalsFamily()

@@ -1,0 +1,1 @@
+"""Crystals family: tasks."""

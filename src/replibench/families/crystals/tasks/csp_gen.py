@@ -1,0 +1,265 @@
+"""Crystal tasks: structure prediction (``csp``) and ab initio generation (``gen``).
+
+- ``csp`` (DiffCSP Sec. 5.1, CrysBFN Sec. 5.1): for every test structure its composition (atom count
+  and types) is given and ``num_samples`` structures are sampled (1, or 20 in the multi-sample rows).
+- ``gen`` (CDVAE protocol as used by DiffCSP/CrysBFN): ``num_generated`` crystals (10,000 in the
+  papers) are sampled with atom counts drawn from the training split's histogram of atom counts.
+
+Settings: ``settings["model"]`` holds the model config fields (``DiffCSPConfig`` / ``CrysBFNConfig``),
+``settings["task"]`` the protocol: ``num_samples`` (csp), ``num_generated`` (gen),
+``sample_batch_size``, ``eval_batch_size``, ``convention`` (cdvae | diffcsp | crysbfn: the model's
+paper's evaluation rules), ``extra_conventions`` (the same samples scored under other papers' rules
+too), ``report_samples`` (csp: smaller sample counts reported from the first samples, e.g. [1] of a
+20-sample run), ``allow_fewer_valid`` (gen: EMDs on all valid crystals when fewer than the papers'
+1,000; smoke only), ``splits`` (role -> file stem; the smoke preset trains on ``val``), ``limit_test``
+(first n test structures; smoke only), ``num_workers`` (metric evaluation processes; default: the
+job's threads). Predictions are a pyarrow table,
+one row per generated structure: material_id (the test structure answered in csp, ``gen-000000``…
+in gen), sample_index, num_atoms, atomic_numbers, frac_coords, lattice, and cif (null when the sampled
+lattice cannot make a structure, which the metrics count as invalid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from replibench.runs import RunSpec
+from replibench.families.task import Task
+from replibench.families.crystals.tasks.data import CrystalData, gather_batch, load_crystal_data
+from replibench.families.crystals.tasks.samples import concat_crystals, measure_sampling, predictions_table, select_crystals
+
+DEFAULT_SPLITS = {"train": "train", "val": "val", "test": "test"}
+CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")
+_SEED_TAGS = {"validation": 0, "csp": 1, "gen-counts": 2, "gen": 3, "efficiency": 4}
+
+
+def evaluation_seed(run_seed: int, purpose: str, index: int = 0) -> int:
+    """Seed of an evaluation generator, derived from the run seed so that test numbers do not depend
+    on training; sample k of CSP has its own stream, so k=1 results are a prefix of k=20 results."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([run_seed, _SEED_TAGS[purpose], index]).generate_state(1)[0])
+
+
+class _CrystalTask(Task):
+    """Shared loading, batching, training and validation for the two crystal tasks."""
+
+    def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> CrystalData:
+        task = settings.get("task", {})
+        for convention in (task.get("convention", "diffcsp"), *task.get("extra_conventions", ())):
+            if convention not in CONVENTIONS:
+                from replibench.errors import ConfigError
+
+                raise ConfigError(f"settings['task'] conventions must be among {CONVENTIONS}, found {convention!r}")
+        return load_crystal_data(
+            Path(data_dir), dataset=run.dataset, seed=run.seed, split_files=task.get("splits", DEFAULT_SPLITS)
+        )
+
+    def build_model(self, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        from replibench.registry import resolve
+
+        model_cls = resolve("model", run.model)
+        facts = {"type_vocab": data.type_vocab, "lattice_std": data.lattice_std}
+        return model_cls.from_settings(dict(settings.get("model", {})), task=self.name, facts=facts)
+
+    def num_train_examples(self, data: CrystalData) -> int:
+        return len(data.splits["train"])
+
+    def make_batch(self, data: CrystalData, split: str, indices):
+        return gather_batch(data.splits[split], indices)
+
+    def training_loss(self, model, batch):
+        return model.loss(batch)
+
+    def validation_loss(self, model, data: CrystalData, settings: dict[str, Any]) -> float:
+        """The training objective on the validation split with a fixed generator (same draws every
+        epoch), averaged over structures."""
+        import torch
+
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(evaluation_seed(data.seed, "validation"))
+        split = data.splits["val"]
+        size = int(settings.get("task", {}).get("eval_batch_size", 256))
+        was_training, total = model.training, 0.0
+        model.eval()
+        with torch.no_grad():
+            for lo in range(0, len(split), size):
+                idx = torch.arange(lo, min(lo + size, len(split)))
+                total += float(model.loss(gather_batch(split, idx).to(device), generator)) * idx.shape[0]
+        model.train(was_training)
+        return total / len(split)
+
+    def _test_count(self, data: CrystalData, settings: dict[str, Any]) -> int:
+        limit = settings.get("task", {}).get("limit_test")
+        return len(data.splits["test"]) if limit is None else min(int(limit), len(data.splits["test"]))
+
+    def score(self, predictions, data: CrystalData, settings: dict[str, Any]) -> dict[str, float | None]:
+        """The full metric suite of the papers on the stored samples (their CIFs), under the run's
+        ``convention`` and every one of ``extra_conventions``, plus the sampling cost recorded in
+        the prediction file. Names: :mod:`replibench.families.crystals.metrics.samples`. The reasons for
+        unavailable metrics, counts and property histograms go to :meth:`protocol` (the evaluate
+        stage asks for it after scoring)."""
+        import pyarrow as pa
+
+        from replibench.families.crystals.metrics import evaluate_samples
+
+        test, n = data.splits["test"], self._test_count(data, settings)
+        task = settings.get("task", {})
+        truth = pa.table({"material_id": test.material_ids[:n], "cif": test.cifs[:n]})
+        evaluation = evaluate_samples(
+            task=self.name,
+            predictions=predictions.select(["material_id", "sample_index", "cif"]),
+            truth=truth,
+            convention=task.get("convention", "diffcsp"),
+            dataset=data.dataset,
+            seed=data.seed,
+            num_workers=metric_workers(task),
+            primary_samples=int(task.get("num_samples", 1)) if self.name == "csp" else None,
+            ks=task.get("report_samples"),
+            extra_conventions=task.get("extra_conventions", ()),
+            allow_fewer_valid=bool(task.get("allow_fewer_valid", False)),
+        )
+        metrics = {**evaluation["metrics"], **sampling_cost(predictions)}
+        data.evaluation = {"unavailable": evaluation["unavailable"], "by_convention": evaluation["details"]}
+        return metrics
+
+    def metric_info(self) -> dict[str, Any]:
+        """Direction and unit of every metric this task can write (suffixed names included)."""
+        from replibench.families.crystals.metrics import METRICS, metric_info_for
+
+        return _MetricInfoTable(METRICS, metric_info_for)
+
+    def protocol(self, data: CrystalData, settings: dict[str, Any]) -> dict[str, Any]:
+        task = settings.get("task", {})
+        full = task.get("limit_test") is None and data.split_files == DEFAULT_SPLITS
+        protocol = {
+            "convention": task.get("convention", "diffcsp"),
+            "extra_conventions": list(task.get("extra_conventions", ())),
+            "splits": data.split_files,
+            "test_structures": self._test_count(data, settings),
+            "limit_test": task.get("limit_test"),
+            "data_origin": "official" if full else "official-subset",
+            "sample_batch_size": int(task.get("sample_batch_size", 500)),
+            "type_vocab_size": len(data.type_vocab),
+            "train_lattice_std": data.lattice_std,
+        }
+        if self.name == "csp":
+            protocol.update(num_samples=int(task.get("num_samples", 1)),
+                            report_samples=sorted(task.get("report_samples") or []))
+        else:
+            protocol.update(num_generated=int(task.get("num_generated", 10000)),
+                            allow_fewer_valid=bool(task.get("allow_fewer_valid", False)))
+        if data.evaluation is not None:
+            protocol.update(data.evaluation)
+        return protocol
+
+
+class _MetricInfoTable(dict):
+    """``METRICS`` that also answers for suffixed names (``match_rate_k1@crysbfn``)."""
+
+    def __init__(self, base: dict[str, Any], lookup) -> None:
+        super().__init__(base)
+        self._lookup = lookup
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        try:
+            self._lookup(name)
+        except (KeyError, ValueError):
+            return False
+        return True
+
+    def __missing__(self, name: str):
+        return self._lookup(name)
+
+
+def metric_workers(task_settings: dict[str, Any]) -> int:
+    """Processes for metric evaluation: ``num_workers`` if set, else the job's threads (the evaluate
+    stage sets torch's thread count from Snakemake's ``threads``). Results do not depend on it."""
+    import torch
+
+    return int(task_settings.get("num_workers") or torch.get_num_threads())
+
+
+def sampling_cost(predictions) -> dict[str, float]:
+    """``sampling_s_per_1000`` and ``nfe_per_crystal`` from the prediction file's metadata."""
+    metadata = predictions.schema.metadata or {}
+    wall, nfe = metadata.get(b"sampling_wall_s"), metadata.get(b"network_evaluations_per_crystal")
+    if wall is None or nfe is None or predictions.num_rows == 0:
+        return {}
+    return {"sampling_s_per_1000": float(wall) * 1000.0 / predictions.num_rows, "nfe_per_crystal": float(nfe)}
+
+
+class CrystalStructurePrediction(_CrystalTask):
+    name = "csp"
+
+    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        import torch
+
+        task = settings.get("task", {})
+        test, n = data.splits["test"], self._test_count(data, settings)
+        k, size = int(task.get("num_samples", 1)), int(task.get("sample_batch_size", 500))
+        batch = gather_batch(test, torch.arange(n))
+        parts, calls, wall = [], 0, 0.0
+        for sample in range(k):  # one generator per sample index: sample 0 is the same for k=1 and k=20
+            seed = evaluation_seed(run.seed, "csp", sample)
+            stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
+            parts.append(stats["samples"])
+            calls, wall = calls + stats["batched_forward_calls"], wall + stats["wall_s"]
+        rank = [sample * n + i for i in range(n) for sample in range(k)]  # test order, then sample index
+        meta = {
+            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
+            "batched_forward_calls": str(calls),
+            "sampling_wall_s": f"{wall:.3f}",
+            "num_samples": str(k),
+        }
+        ids = [test.material_ids[i] for i in range(n) for _ in range(k)]
+        return predictions_table(ids, list(range(k)) * n, select_crystals(concat_crystals(parts), rank), meta)
+
+
+class AbInitioGeneration(_CrystalTask):
+    name = "gen"
+
+    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        import torch
+
+        task = settings.get("task", {})
+        count, size = int(task.get("num_generated", 10000)), int(task.get("sample_batch_size", 500))
+        counts_gen = torch.Generator().manual_seed(evaluation_seed(run.seed, "gen-counts"))
+        num_atoms = torch.multinomial(data.num_atoms_probs.float(), count, replacement=True, generator=counts_gen)
+        stats = measure_sampling(model, num_atoms, None, batch_size=size, seed=evaluation_seed(run.seed, "gen"))
+        meta = {
+            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
+            "batched_forward_calls": str(stats["batched_forward_calls"]),
+            "sampling_wall_s": f"{stats['wall_s']:.3f}",
+        }
+        ids = [f"gen-{i:06d}" for i in range(count)]
+        return predictions_table(ids, [0] * count, stats["samples"], meta)
+
+
+def sampling_efficiency(
+    model, data: CrystalData, run: RunSpec, settings: dict[str, Any], num_crystals: int = 1000
+) -> dict[str, Any]:
+    """Wall time and network evaluations per 1,000 crystals for this run's model and task: CSP uses the
+    first test compositions (cycled), generation draws atom counts from the training histogram."""
+    import torch
+
+    size = int(settings.get("task", {}).get("sample_batch_size", 500))
+    seed = evaluation_seed(run.seed, "efficiency")
+    if model.config.task == "csp":
+        test = data.splits["test"]
+        batch = gather_batch(test, torch.arange(num_crystals) % len(test))
+        stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
+    else:
+        counts = torch.multinomial(
+            data.num_atoms_probs.float(), num_crystals, replacement=True, generator=torch.Generator().manual_seed(seed)
+        )
+        stats = measure_sampling(model, counts, None, batch_size=size, seed=seed)
+    stats.pop("samples")
+    return stats
+
+
+CSP = CrystalStructurePrediction()
+GEN = AbInitioGeneration()

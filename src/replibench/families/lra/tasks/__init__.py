@@ -1,0 +1,1 @@
+"""LRA family: tasks."""

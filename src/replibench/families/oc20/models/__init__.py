@@ -1,0 +1,1 @@
+"""OC20 family: models."""

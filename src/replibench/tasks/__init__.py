@@ -1,1 +1,0 @@
-"""Tasks: how batches are built from Parquet, the loss, how predictions are made and scored."""
