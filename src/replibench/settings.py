@@ -354,6 +354,41 @@ def _model_config_fields(name: str) -> tuple[tuple[str, Any], ...]:
     return tuple(_fields_of(*config).items())
 
 
+def _class_tasks(module: _Module, node: ast.ClassDef) -> tuple[str, ...] | None:
+    """A class's ``TASKS = (...)`` literal, or its first base class's that has one."""
+    for statement in node.body:
+        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == "TASKS"):
+            return tuple(ast.literal_eval(statement.value))
+    for base in node.bases:
+        if isinstance(base, ast.Name) and (found := _find_class(module, base.id)):
+            tasks = _class_tasks(*found)
+            if tasks is not None:
+                return tasks
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _model_tasks(target: str) -> tuple[str, ...]:
+    module_name, _, class_name = target.partition(":")
+    module = _parse_module(module_name)
+    found = _find_class(module, class_name)
+    tasks = _class_tasks(*found) if found else None
+    if tasks is None:
+        raise ConfigError(f"model {target} declares no TASKS (a tuple of the task names it implements)")
+    return tasks
+
+
+def model_tasks(name: str) -> tuple[str, ...]:
+    """The tasks registry model ``name`` implements: its class's ``TASKS`` literal, read from the
+    module source without importing it (the class itself is where a model says what it does)."""
+    from replibench.registry import MODELS
+
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(sorted(MODELS))}")
+    return _model_tasks(MODELS[name])
+
+
 def model_config_fields(name: str) -> dict[str, Any]:
     """``{field: annotation}`` of registry model ``name``'s ``Config`` dataclass (a field typed as
     another dataclass maps to that one's fields), read from the module source without importing it."""

@@ -33,6 +33,8 @@ class TinyConfig:
 class TinyModel(torch.nn.Module):
     """Per-element energies + a pair term exp(-b d); forces = -dE/dpos (a registry-style model)."""
 
+    TASKS = ("s2ef", "is2re")
+
     Config = TinyConfig
 
     def __init__(self, config: TinyConfig | None = None) -> None:

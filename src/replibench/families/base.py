@@ -152,7 +152,6 @@ class Family(ABC):
     name: str = ""
     datasets: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
-    models: dict[str, tuple[str, ...]] = {}  # task → models that implement it
     #: files beside each run's metrics.json that :meth:`report_plots` reads (e.g.
     #: ``("predictions.parquet",)``); the report rule declares them as its inputs
     report_files: tuple[str, ...] = ()
@@ -162,6 +161,15 @@ class Family(ABC):
     regression_tolerance: dict[str, float] = {"relative": 0.01, "absolute": 1e-6}
     #: the papers' tables this family reproduces, each shown as its own view in the leaderboard
     paper_tables: tuple[PaperTable, ...] = ()
+
+    @property
+    def models(self) -> dict[str, tuple[str, ...]]:
+        """Task → the registered models that implement it, in registry order. Declared once: each
+        model class's ``TASKS`` (read from its source, torch-free) and its registry line."""
+        from replibench.registry import MODELS
+        from replibench.settings import model_tasks
+
+        return {task: tuple(name for name in MODELS if task in model_tasks(name)) for task in self.tasks}
 
     @abstractmethod
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:

@@ -101,7 +101,6 @@ class CrystalsFamily(Family):
     )
     datasets = ("mp-20", "perov-5", "carbon-24")
     tasks = ("csp", "gen")
-    models = {"csp": ("diffcsp", "crysbfn"), "gen": ("diffcsp", "crysbfn")}
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
         """DiffCSP and CrysBFN train for 1,000–5,000 epochs on one GPU; evaluation samples on the GPU

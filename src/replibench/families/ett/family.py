@@ -126,8 +126,6 @@ class EttFamily(Family):
     name = "ett"
     datasets = ("etth1", "etth2", "ettm1", "ettm2")
     tasks = ("forecast", "impute")
-    models = {"forecast": ("naive", "naive-mean", "dlinear", "timesnet"),
-              "impute": ("naive", "naive-mean", "timesnet")}
     paper_tables = (
         PaperTable("TimesNet Table 13 (ETT part): long-term forecasting, input length 96 (Avg rows: Table 2)",
                    rows=("dataset", "variant"), columns=("model", "metric"),

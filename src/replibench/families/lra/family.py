@@ -146,7 +146,6 @@ class LraFamily(Family):
     )
     datasets = LRA_DATASETS + tuple(GENERATED_STAND_INS) + STATE_TRACKING_DATASETS
     tasks = ("lra-classify", "state-tracking")
-    models = {"lra-classify": LRA_MODELS, "state-tracking": STATE_TRACKING_MODELS}
     task_datasets = {"lra-classify": LRA_DATASETS + tuple(GENERATED_STAND_INS),
                      "state-tracking": STATE_TRACKING_DATASETS}
 

@@ -173,7 +173,6 @@ class OC20Family(Family):
     )
     datasets = S2EF_DATASETS + IS2RE_DATASETS
     tasks = ("s2ef", "is2re")
-    models = {"s2ef": S2EF_MODELS, "is2re": IS2RE_MODELS}
     task_datasets = {"s2ef": S2EF_DATASETS, "is2re": IS2RE_DATASETS}
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:

@@ -92,6 +92,9 @@ def angle_to_frac(angle: torch.Tensor) -> torch.Tensor:
 
 
 class CrysBFN(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("csp", "gen")
+
     Config = CrysBFNConfig
 
     def __init__(self, config: CrysBFNConfig) -> None:

@@ -95,6 +95,9 @@ def wrapped_normal_score_norm(sigmas: torch.Tensor, images: int = 10, points: in
 
 
 class DiffCSP(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("csp", "gen")
+
     Config = DiffCSPConfig
 
     def __init__(self, config: DiffCSPConfig) -> None:

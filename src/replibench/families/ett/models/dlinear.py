@@ -39,6 +39,9 @@ def moving_average_trend(x: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class DLinear(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("forecast",)
+
     Config = DLinearConfig
     batch_dependent = False
 

@@ -49,6 +49,9 @@ def observed_mean_fill(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Naive(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("forecast", "impute")
+
     Config = NaiveConfig
     batch_dependent = False
 

@@ -125,6 +125,9 @@ class DataEmbedding(nn.Module):
 
 
 class TimesNet(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("forecast", "impute")
+
     Config = TimesNetConfig
     batch_dependent = True  # periods are chosen per batch, see the module docstring
 

@@ -140,6 +140,9 @@ class SwiGLU(nn.Module):
 class DeltaNet(nn.Module):
     """Language model; returns logits (B, L, vocab_size)."""
 
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("state-tracking",)
+
     Config = DeltaNetConfig  # the registry contract: ``cls(cls.Config(...))``
 
     def __init__(self, config: DeltaNetConfig):

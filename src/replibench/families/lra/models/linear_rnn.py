@@ -115,6 +115,9 @@ class MambaMixer(nn.Module):
 class LinearRNN(nn.Module):
     """Language model over a small vocabulary; returns logits (B, L, vocab_size)."""
 
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("state-tracking",)
+
     Config = LinearRNNConfig  # the registry contract: ``cls(cls.Config(...))``
 
     def __init__(self, config: LinearRNNConfig):

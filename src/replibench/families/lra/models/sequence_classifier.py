@@ -108,6 +108,9 @@ class ResidualBlock(nn.Module):
 class SequenceClassifier(nn.Module):
     """LRA classifier for every layer type; logits (B, n_classes)."""
 
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("lra-classify",)
+
     Config = Config  # the registry contract: ``cls(cls.Config(...))``
 
     def __init__(self, cfg: Config, generator: torch.Generator | None = None) -> None:

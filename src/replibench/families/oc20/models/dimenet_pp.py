@@ -189,6 +189,9 @@ def periodic_triplets(edge_index: torch.Tensor, edge_shift: torch.Tensor, num_no
 
 
 class DimeNetPP(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("s2ef", "is2re")
+
     Config = DimeNetPPConfig
 
     def __init__(self, config: DimeNetPPConfig) -> None:

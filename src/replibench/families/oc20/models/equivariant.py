@@ -179,6 +179,9 @@ class InteractionLayer(nn.Module):
 
 
 class EquivariantModel(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("s2ef",)
+
     Config = EquivariantConfig
     #: the tensor product a registered subclass stands for (None: either)
     tensor_product: str | None = None

@@ -52,6 +52,9 @@ class SchNetConfig:
 
 
 class SchNet(nn.Module):
+    #: the tasks this model implements: its family and the sweeps that may name it come from here
+    TASKS = ("s2ef", "is2re")
+
     Config = SchNetConfig
 
     def __init__(self, config: SchNetConfig) -> None:
