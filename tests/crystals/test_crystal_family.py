@@ -53,9 +53,9 @@ def test_smoke_plan_is_perov_and_carbon_both_models_both_tasks_on_val_and_test()
 
 
 def test_paper_plan_has_the_papers_settings_for_all_three_datasets():
-    from replibench.families.crystals.models.cspnet import config_from_settings
     from replibench.families.crystals.models.crysbfn import CrysBFNConfig
     from replibench.families.crystals.models.diffcsp import DiffCSPConfig
+    from replibench.families.task import model_config
 
     plan = _plan("paper")
     for dataset in ("mp-20", "perov-5", "carbon-24"):
@@ -78,7 +78,8 @@ def test_paper_plan_has_the_papers_settings_for_all_three_datasets():
     for planned in plan.values():
         TrainConfig.from_settings(planned.settings["train"])
         config_class = {"diffcsp": DiffCSPConfig, "crysbfn": CrysBFNConfig}[planned.run.model]
-        config = config_from_settings(config_class, {**planned.settings["model"], "task": planned.run.task}, {})
+        config = model_config(config_class, planned.settings["model"], {"task": planned.run.task},
+                              name=planned.run.model)
         assert dataclasses.is_dataclass(config)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+
+from replibench.errors import ConfigError
 import torch
 
 from replibench.families.crystals.models.bayesian_flow import (
@@ -181,9 +183,12 @@ def test_presets(tiny):
     assert CrysBFNConfig().num_steps == 10
     for dataset in SMOKE_HPARAMS:
         for task, preset in SMOKE_HPARAMS[dataset].items():
-            model = CrysBFN.from_settings(preset["model"], task=task, facts={"type_vocab": VOCAB, "lattice_std": 1.0})
+            model = CrysBFN.from_settings(preset["model"], task=task, facts={"type_vocab": VOCAB})
             assert model.expected_network_evaluations() == 10
-            assert model.config.lattice_std == preset["model"]["lattice_std"]  # settings win over data facts
+            assert model.config.lattice_std == preset["model"]["lattice_std"]  # a setting (released configs), not a fact
+            assert model.config.type_vocab == VOCAB  # the data's elements: a fact
+    with pytest.raises(ConfigError, match="contradicts the data"):  # one rule: a setting never overrides a fact
+        CrysBFN.from_settings({"type_vocab": [8]}, task="csp", facts={"type_vocab": VOCAB})
 
 
 def test_paper_size_model_has_the_reported_parameter_count():

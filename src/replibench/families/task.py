@@ -72,21 +72,41 @@ class Task(ABC):
         return {}
 
 
-def build_registered_model(name: str, hyperparameters: dict[str, Any], **shape: Any):
-    """Instantiate registry model ``name``: ``cls(cls.Config(**hyperparameters, **shape))``.
+def model_config(config_class: type, hyperparameters: dict[str, Any], facts: dict[str, Any], *, name: str):
+    """The one rule by which every model's config is built from a run.
 
-    ``shape`` holds what the task knows from the data (sequence lengths, channels, vocabulary);
-    ``hyperparameters`` come from the preset and the user's overrides. An unknown key is a
-    :class:`ConfigError` naming the model and its allowed fields.
+    ``facts`` are what the data fixes and a model cannot choose (channels, classes, vocabulary,
+    sequence lengths, the radius graph's cutoff); ``hyperparameters`` are everything else, from the
+    preset and the user's overrides. Facts come from the data; a setting that names a fact with
+    another value is a :class:`ConfigError` (never silently overridden either way); a fact the
+    model's config has no field for is not passed. An unknown setting is an error naming the
+    allowed fields. Configs with nested sections build through their ``from_dict``.
     """
     import dataclasses
 
     from replibench.errors import ConfigError
-    from replibench.registry import resolve
 
-    model_class = resolve("model", name)
-    allowed = {f.name for f in dataclasses.fields(model_class.Config)}
+    allowed = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(hyperparameters) - allowed)
     if unknown:
         raise ConfigError(f"model {name!r}: unknown hyper-parameter(s) {unknown}; allowed: {sorted(allowed)}")
-    return model_class(model_class.Config(**{**hyperparameters, **shape}))
+
+    def same(a: Any, b: Any) -> bool:
+        return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+    for key, value in facts.items():
+        if key in hyperparameters and not same(hyperparameters[key], value):
+            raise ConfigError(f"model {name!r}: model.{key} = {hyperparameters[key]!r} contradicts the data, "
+                              f"which fixes it to {value!r}; remove it from the settings")
+    values = {**hyperparameters, **{key: value for key, value in facts.items() if key in allowed}}
+    from_dict = getattr(config_class, "from_dict", None)
+    return from_dict(values) if from_dict is not None else config_class(**values)
+
+
+def build_registered_model(name: str, hyperparameters: dict[str, Any], **facts: Any):
+    """Instantiate registry model ``name`` from the run's settings and the data's facts
+    (:func:`model_config`: the one precedence rule every task uses)."""
+    from replibench.registry import resolve
+
+    model_class = resolve("model", name)
+    return model_class(model_config(model_class.Config, hyperparameters, facts, name=name))

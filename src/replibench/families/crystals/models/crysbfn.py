@@ -44,7 +44,6 @@ from replibench.families.crystals.models.cspnet import (
     CSPNet,
     CSPNetConfig,
     SampleResult,
-    config_from_settings,
     sinusoidal_time_embedding,
     wrap_fractional,
 )
@@ -121,10 +120,12 @@ class CrysBFN(nn.Module):
 
     @classmethod
     def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> CrysBFN:
-        settings = {**model_settings, "task": task}
+        from replibench.families.task import model_config
+
+        settings = dict(model_settings)
         if "type_vocab" in settings:
             settings["type_vocab"] = tuple(int(z) for z in settings["type_vocab"])
-        return cls(config_from_settings(CrysBFNConfig, settings, facts))
+        return cls(model_config(CrysBFNConfig, settings, {**facts, "task": task}, name="crysbfn"))
 
     def expected_network_evaluations(self) -> int:
         return self.config.num_steps

@@ -23,13 +23,12 @@ for CrysBFN); ``frac_coords`` (N, 3) are fractional; ``batch`` (N,) maps atoms t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from replibench.errors import ConfigError
 from replibench.families.crystals.types import CrystalBatch, structure_index
 
 
@@ -59,20 +58,6 @@ class SampleResult:
 
     crystals: CrystalBatch
     network_evaluations: int  # forward calls of the backbone (each call covers the whole batch)
-
-
-def config_from_settings(config_cls: type, settings: dict[str, Any], facts: dict[str, Any]) -> Any:
-    """Build a model config from ``settings["model"]``; ``facts`` (taken from the data) fill fields
-    the settings leave unset. An unknown key is a ConfigError naming it and the allowed keys."""
-    allowed = {f.name for f in fields(config_cls)}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"settings['model'] for {config_cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(allowed)}"
-        )
-    values = {k: v for k, v in facts.items() if k in allowed and k not in settings}
-    values.update(settings)
-    return config_cls(**values)
 
 
 def wrap_fractional(x: torch.Tensor) -> torch.Tensor:

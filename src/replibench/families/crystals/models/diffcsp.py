@@ -27,7 +27,6 @@ from replibench.families.crystals.models.cspnet import (
     CSPNet,
     CSPNetConfig,
     SampleResult,
-    config_from_settings,
     sinusoidal_time_embedding,
     wrap_fractional,
 )
@@ -128,7 +127,9 @@ class DiffCSP(nn.Module):
 
     @classmethod
     def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> DiffCSP:
-        return cls(config_from_settings(DiffCSPConfig, {**model_settings, "task": task}, facts))
+        from replibench.families.task import model_config
+
+        return cls(model_config(DiffCSPConfig, dict(model_settings), {**facts, "task": task}, name="diffcsp"))
 
     def expected_network_evaluations(self) -> int:
         """Forward calls per sampled batch: predictor + corrector at each of T steps."""

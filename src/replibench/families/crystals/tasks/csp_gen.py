@@ -57,11 +57,12 @@ class _CrystalTask(Task):
         )
 
     def build_model(self, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
-        from replibench.registry import resolve
+        from replibench.families.task import build_registered_model
 
-        model_cls = resolve("model", run.model)
-        facts = {"type_vocab": data.type_vocab, "lattice_std": data.lattice_std}
-        return model_cls.from_settings(dict(settings.get("model", {})), task=self.name, facts=facts)
+        # the elements the data holds are a fact; lattice_std is a setting (CrysBFN's released
+        # configs fix it per dataset: the presets carry their values)
+        return build_registered_model(run.model, dict(settings.get("model", {})), task=self.name,
+                                      type_vocab=tuple(int(z) for z in data.type_vocab))
 
     def num_train_examples(self, data: CrystalData) -> int:
         return len(data.splits["train"])

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from replibench.errors import ConfigError, DataError
+from replibench.errors import DataError
 from replibench.runs import RunSpec
 from replibench.families.task import Task
 
@@ -149,21 +149,18 @@ class LraClassifyTask(Task):
         return data
 
     def build_model(self, data: LraData, run: RunSpec, settings: dict[str, Any]):
-        from replibench.registry import resolve
+        from replibench.families.task import build_registered_model
 
-        model_class = resolve("model", run.model)
-        model_settings = copy.deepcopy(settings.get("model", {}))
-        model_settings["n_classes"] = data.num_classes
-        model_settings["dual"] = data.input_kind == "token-pairs"
+        # facts of the data: classes, whether examples are pairs, the vocabulary (or one input
+        # channel of raw pixels); the presets may state them too, but only with the same values
+        facts: dict[str, Any] = {"n_classes": data.num_classes, "dual": data.input_kind == "token-pairs"}
         if data.input_kind != "pixels":
-            model_settings["vocab_size"] = data.vocab_size
+            facts["vocab_size"] = data.vocab_size
         elif data.pixel_tokens:
-            if model_settings["vocab_size"] != PIXEL_LEVELS:
-                raise ConfigError(f"{run.run_id}: pixel tokens need vocab_size {PIXEL_LEVELS}, "
-                                  f"found {model_settings['vocab_size']}")
+            facts["vocab_size"] = PIXEL_LEVELS  # LRA's 8-bit intensities as tokens
         else:
-            model_settings["d_input"] = 1
-        return model_class(model_class.Config.from_dict(model_settings))
+            facts["d_input"] = 1
+        return build_registered_model(run.model, copy.deepcopy(settings.get("model", {})), **facts)
 
     def num_train_examples(self, data: LraData) -> int:
         return len(data.splits["train"])
