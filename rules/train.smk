@@ -28,4 +28,4 @@ rule train:
     # `--processes`: one data-parallel process per GPU the run asks for (> 1 → torchrun).
     shell:
         "exec replibench train --settings {params.settings:q} --data {input.data:q} --model-out {output.model:q} "
-        "--summary-out {output.summary:q} --checkpoint {params.checkpoint:q} --threads {threads} --processes {params.processes} --no-progress > {log:q} 2>&1"
+        "--summary-out {output.summary:q} --checkpoint {params.checkpoint:q} --threads {threads} --processes {params.processes:q} --no-progress > {log:q} 2>&1"
