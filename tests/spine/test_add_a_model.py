@@ -60,3 +60,25 @@ def test_it_trains_and_is_scored_through_the_pipeline(toy_registered, shared_dat
                    out_predictions=run / "predictions.parquet", lock_file=ROOT / "requirements.lock")
     record = read_metrics(run / "metrics.json")  # schema-valid, like every model's
     assert record["model"] == "toy-linear" and 0 < record["metrics"]["mse"] < 5
+
+
+def test_one_precedence_rule_for_data_facts_and_settings():
+    """families/task.py model_config: facts from the data, the rest from settings; a setting that
+    contradicts a fact is an error; None in the settings stands for the data's value."""
+    from dataclasses import dataclass
+
+    from replibench.families.task import model_config
+
+    @dataclass
+    class Config:
+        enc_in: int = 7
+        vocab_size: int | None = None
+        width: int = 4
+
+    assert model_config(Config, {"width": 8}, {"enc_in": 3, "missing_field": 1}, name="m") == Config(3, None, 8)
+    assert model_config(Config, {"vocab_size": None}, {"vocab_size": 18}, name="m").vocab_size == 18
+    assert model_config(Config, {"enc_in": 3}, {"enc_in": 3}, name="m").enc_in == 3  # the same value is fine
+    with pytest.raises(ConfigError, match=r"model.enc_in = 5 contradicts the data, which fixes it to 3"):
+        model_config(Config, {"enc_in": 5}, {"enc_in": 3}, name="m")
+    with pytest.raises(ConfigError, match="unknown hyper-parameter"):
+        model_config(Config, {"depth": 2}, {}, name="m")

@@ -78,7 +78,8 @@ def model_config(config_class: type, hyperparameters: dict[str, Any], facts: dic
     ``facts`` are what the data fixes and a model cannot choose (channels, classes, vocabulary,
     sequence lengths, the radius graph's cutoff); ``hyperparameters`` are everything else, from the
     preset and the user's overrides. Facts come from the data; a setting that names a fact with
-    another value is a :class:`ConfigError` (never silently overridden either way); a fact the
+    another value is a :class:`ConfigError` (never silently overridden either way; ``None`` is a
+    placeholder for the data's value, as the LRA presets write ``vocab_size``); a fact the
     model's config has no field for is not passed. An unknown setting is an error naming the
     allowed fields. Configs with nested sections build through their ``from_dict``.
     """
@@ -94,8 +95,8 @@ def model_config(config_class: type, hyperparameters: dict[str, Any], facts: dic
     def same(a: Any, b: Any) -> bool:
         return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
 
-    for key, value in facts.items():
-        if key in hyperparameters and not same(hyperparameters[key], value):
+    for key, value in facts.items():  # None in the settings = "the data's value" (a preset's placeholder)
+        if hyperparameters.get(key) is not None and not same(hyperparameters[key], value):
             raise ConfigError(f"model {name!r}: model.{key} = {hyperparameters[key]!r} contradicts the data, "
                               f"which fixes it to {value!r}; remove it from the settings")
     values = {**hyperparameters, **{key: value for key, value in facts.items() if key in allowed}}
