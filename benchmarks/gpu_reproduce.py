@@ -66,7 +66,7 @@ import json
 import math
 import multiprocessing
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -273,14 +273,11 @@ def main(argv: list[str] | None = None) -> int:
              "threads_per_worker": args.threads}
     started_all = time.perf_counter()
     pending = list(zip(plans, jobs))
-    if args.workers == 1:  # in this process: nothing to spawn, and a test's monkeypatches hold
-        for plan, text in pending:
-            plan.measured_s = run_one(plan.run_id, plan.dataset, text, str(args.data), str(args.out),
-                                      args.threads, validate)
-            print(f"{plan.run_id}: {plan.measured_s:.0f} s (estimated {plan.estimate_s:.0f} s)", flush=True)
-            write_report(report, plans, {**extra, "elapsed_s": time.perf_counter() - started_all})
-        return 0
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # one scheduling loop (deadline, failures, report) for both: one worker runs in this process
+    # (nothing to spawn, and a test's monkeypatches hold), several in spawned processes
+    executor = (_InProcessExecutor() if args.workers == 1
+                else ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")))
+    with executor as pool:
         running = {}
         while pending or running:
             while pending and len(running) < args.workers:
@@ -300,13 +297,31 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     plan.measured_s = future.result()
                     print(f"{plan.run_id}: {plan.measured_s:.0f} s (estimated {plan.estimate_s:.0f} s, "
-                          f"{args.workers} concurrent)", flush=True)
+                          f"{args.workers} at once)", flush=True)
                 except Exception as error:  # one failed run must not lose the others' records
                     plan.error = f"{type(error).__name__}: {error}"
                     print(f"{plan.run_id}: FAILED {plan.error}", flush=True)
                 write_report(report, plans, {**extra, "elapsed_s": time.perf_counter() - started_all})
     write_report(report, plans, {**extra, "elapsed_s": time.perf_counter() - started_all})
     return 0 if all(p.error is None for p in plans) else 1
+
+
+class _InProcessExecutor:
+    """``submit`` runs the call at once in this process and returns its finished Future."""
+
+    def __enter__(self) -> _InProcessExecutor:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        pass
+
+    def submit(self, function, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as error:  # reported by the scheduling loop, like a worker's failure
+            future.set_exception(error)
+        return future
 
 
 def run_one(run_path: str, dataset: str, settings_text: str, data: str, out: str, threads: int,

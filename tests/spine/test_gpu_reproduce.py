@@ -107,14 +107,15 @@ def test_default_run_list_fits_the_budget(ett_root: Path, tmp_path: Path, capsys
     assert "0 runs" in capsys.readouterr().out
 
 
-def test_deadline_starts_no_run_and_says_so(ett_root: Path, tmp_path: Path) -> None:
-    """Past ``--deadline-s`` no run starts: each planned run is reported with the reason, the exit
-    status says not every run has a record, and no worker process trained anything."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_deadline_starts_no_run_and_says_so(ett_root: Path, tmp_path: Path, workers: int) -> None:
+    """Past ``--deadline-s`` no run starts, in this process or in workers: each planned run is
+    reported with the reason, the exit status says not every run has a record, nothing trained."""
     script = _script()
     assert script.main(["--data", str(ett_root), "--out", str(tmp_path), "--runs", "etth1:96,etth1:192",
-                        "--workers", "2", "--deadline-s", "0", "--threads", "1"]) == 1
+                        "--workers", str(workers), "--deadline-s", "0", "--threads", "1"]) == 1
     report = json.loads((tmp_path / "gpu_reproduce.json").read_text())
-    assert report["workers"] == 2 and [r["measured_s"] for r in report["runs"]] == [None, None]
+    assert report["workers"] == workers and [r["measured_s"] for r in report["runs"]] == [None, None]
     assert all(r["error"] == "not started: past --deadline-s 0" for r in report["runs"])
     assert not (tmp_path / "results").exists()
 
