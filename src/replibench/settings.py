@@ -323,20 +323,41 @@ def _fields_of(module: _Module, node: ast.ClassDef) -> dict[str, Any]:
     return result
 
 
-def _config_class(module: _Module, node: ast.ClassDef) -> tuple[_Module, ast.ClassDef] | None:
+def _in_class_or_bases(module: _Module, node: ast.ClassDef, pick: Callable[[_Module, ast.stmt], Any]) -> Any:
+    """The first non-None ``pick(module, statement)`` over the class body, else over its base
+    classes' (found in the module or a ``replibench`` module it imports), depth first."""
     for statement in node.body:
-        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == "Config"
-                and isinstance(statement.value, ast.Name)):
-            return _find_class(module, statement.value.id)
+        found = pick(module, statement)
+        if found is not None:
+            return found
+    for base in node.bases:
+        if isinstance(base, ast.Name) and (found_class := _find_class(module, base.id)):
+            found = _in_class_or_bases(*found_class, pick)
+            if found is not None:
+                return found
+    return None
+
+
+def _assigned_name(statement: ast.stmt, name: str) -> ast.expr | None:
+    """The value of ``name = <value>`` when ``statement`` is that assignment."""
+    if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == name):
+        return statement.value
+    return None
+
+
+def _config_class(module: _Module, node: ast.ClassDef) -> tuple[_Module, ast.ClassDef] | None:
+    """A model class's ``Config`` (``Config = SomeDataclass`` or a nested ``class Config``)."""
+
+    def pick(module: _Module, statement: ast.stmt):
+        value = _assigned_name(statement, "Config")
+        if isinstance(value, ast.Name):
+            return _find_class(module, value.id)
         if isinstance(statement, ast.ClassDef) and statement.name == "Config":
             return module, statement
-    for base in node.bases:
-        if isinstance(base, ast.Name) and (found := _find_class(module, base.id)):
-            config = _config_class(*found)
-            if config is not None:
-                return config
-    return None
+        return None
+
+    return _in_class_or_bases(module, node, pick)
 
 
 @functools.lru_cache(maxsize=None)
@@ -356,16 +377,12 @@ def _model_config_fields(name: str) -> tuple[tuple[str, Any], ...]:
 
 def _class_tasks(module: _Module, node: ast.ClassDef) -> tuple[str, ...] | None:
     """A class's ``TASKS = (...)`` literal, or its first base class's that has one."""
-    for statement in node.body:
-        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == "TASKS"):
-            return tuple(ast.literal_eval(statement.value))
-    for base in node.bases:
-        if isinstance(base, ast.Name) and (found := _find_class(module, base.id)):
-            tasks = _class_tasks(*found)
-            if tasks is not None:
-                return tasks
-    return None
+
+    def pick(_module: _Module, statement: ast.stmt):
+        value = _assigned_name(statement, "TASKS")
+        return tuple(ast.literal_eval(value)) if value is not None else None
+
+    return _in_class_or_bases(module, node, pick)
 
 
 @functools.lru_cache(maxsize=None)

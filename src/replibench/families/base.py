@@ -83,8 +83,6 @@ def expand_sweep(
 
 #: the stages whose jobs belong to one run (preprocessing belongs to a dataset)
 RUN_STAGES = ("train", "evaluate")
-#: the keys of a job's resources, as ``config.yaml``'s ``resources`` overrides name them
-RESOURCE_KEYS = ("gpus", "cpus", "mem_mb", "runtime_min")
 
 
 @dataclass(frozen=True)
@@ -105,18 +103,16 @@ class Resources:
             raise ValueError(f"resources out of range: {self}")
 
     def overridden(self, overrides: Mapping[str, int], source: str) -> Resources:
-        """These resources with ``overrides`` (a subset of :data:`RESOURCE_KEYS`) laid over them."""
+        """These resources with ``overrides`` (some of gpus, cpus, mem_mb, runtime_min: the keys
+        the config schema allows under ``resources``) laid over them."""
         if not overrides:
             return self
         changed = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items()))
         return dataclasses.replace(self, **{key: int(value) for key, value in overrides.items()},
                                    reason=f"{self.reason} [{source}: {changed}]")
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-
-#: every smoke job: minutes on one CPU core (the whole default run takes ~70 CPU-minutes, README);
+#: every smoke job: minutes on one CPU core (the whole default run takes ~57 CPU-minutes, README);
 #: a smoke run on a cluster checks the pipeline and needs no GPU
 SMOKE_RESOURCES = Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
                             reason="smoke preset: minutes on one CPU core, no GPU needed")
