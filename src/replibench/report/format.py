@@ -83,6 +83,21 @@ def format_hours(hours: float) -> str:
     return "0" if not hours else f"{hours:.2g}"
 
 
+#: the "earlier recordings" list of both leaderboards: its title, what it is, and its columns
+SUPERSEDED_TITLE = "Earlier recordings (replaced, not counted)"
+SUPERSEDED_INTRO = "Runs recorded again (`replibench record --replace`); the rows above use the newer recording."
+SUPERSEDED_COLUMNS = ("run", "preset", "device", "created", "commit", "steps", "metrics", "compute", "file")
+
+
+def superseded_cells(row: dict[str, Any]) -> list[str]:
+    """The text of a replaced recording's row (``report.superseded_rows``), one per column of
+    :data:`SUPERSEDED_COLUMNS` but the last (the file, which each format links its own way)."""
+    metrics = ", ".join(f"{name} {format_number(value)}" for name, value in row["metrics"].items())
+    compute = f"{format_hours(row['gpu_hours'])} GPU-h, {format_hours(row['cpu_hours'])} CPU-h"
+    return [row["run_id"], row["preset"], row["device"], row["created"], row["commit"], str(row["steps"]),
+            metrics, compute]
+
+
 def format_printed(value: Any, precision: float | None) -> str:
     """The paper's number with the digits the paper printed (precision = half a unit in the last
     one: 0.0005 → ``0.500``); :func:`format_number` when the precision is unknown."""

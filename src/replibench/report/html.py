@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replibench.report.format import (RULE, SUMMARY_CLASSES, family_summary, format_hours, format_number, format_ours,
-                                      format_steps, format_view_cell, is_missing, status_kind)
+from replibench.report.format import (RULE, SUMMARY_CLASSES, SUPERSEDED_COLUMNS, SUPERSEDED_INTRO, SUPERSEDED_TITLE,
+                                      family_summary, format_hours, format_number, format_ours, format_steps,
+                                      format_view_cell, is_missing, status_kind, superseded_cells)
 
 CSP = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
@@ -196,18 +197,13 @@ def superseded_html(rows: list[dict[str, Any]]) -> str:
     """Earlier recordings of runs recorded again (``report.superseded_rows``): listed, not counted."""
     if not rows:
         return ""
-    body = []
-    for row in rows:
-        metrics = ", ".join(f"{name} {format_number(value)}" for name, value in row["metrics"].items())
-        body.append("<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in (
-            row["run_id"], row["preset"], row["device"], row["created"], row["commit"], row["steps"], metrics,
-            f"{format_hours(row['gpu_hours'])} GPU-h, {format_hours(row['cpu_hours'])} CPU-h"))
-            + f'<td><a href="{escape(row["path"], quote=True)}">json</a></td></tr>')
-    return ('<h2 id="superseded">Earlier recordings (replaced, not counted)</h2>'
-            "<p>Runs recorded again (<code>replibench record --replace</code>); the rows above use the newer "
-            'recording.</p><table class="summary"><thead><tr><th>run</th><th>preset</th><th>device</th>'
-            "<th>created</th><th>commit</th><th>steps</th><th>metrics</th><th>compute</th><th>file</th></tr>"
-            "</thead><tbody>" + "".join(body) + "</tbody></table>")
+    head = "".join(f"<th>{escape(name)}</th>" for name in SUPERSEDED_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{escape(text)}</td>" for text in superseded_cells(row))
+                   + f'<td><a href="{escape(row["path"], quote=True)}">json</a></td></tr>' for row in rows)
+    intro = escape(SUPERSEDED_INTRO).replace("`replibench record --replace`",
+                                             "<code>replibench record --replace</code>")
+    return (f'<h2 id="superseded">{escape(SUPERSEDED_TITLE)}</h2><p>{intro}</p>'
+            f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]],

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from replibench.report.format import (REPRODUCED, RULE, SMOKE, SUMMARY_CLASSES, family_summary, format_hours, format_number,
-                                      format_ours, format_steps, format_view_cell)
+from replibench.report.format import (REPRODUCED, RULE, SMOKE, SUMMARY_CLASSES, SUPERSEDED_COLUMNS, SUPERSEDED_INTRO,
+                                      SUPERSEDED_TITLE, family_summary, format_hours, format_number, format_ours,
+                                      format_steps, format_view_cell, superseded_cells)
 
 #: the mark of each status class in the Markdown paper tables (GitHub shows no colours)
 MARKS = {"reproduced": "✅", "not-reproduced": "❌", "not-a-reproduction": "🟡", "not-run": "⬜",
@@ -141,14 +142,9 @@ def superseded_markdown(rows: list[dict[str, Any]]) -> list[str]:
     """Earlier recordings of runs recorded again (``report.superseded_rows``): listed, not counted."""
     if not rows:
         return []
-    lines = ["## Earlier recordings (replaced, not counted)", "",
-             "Runs recorded again (`replibench record --replace`); the rows above use the newer recording.", "",
-             "| run | preset | device | created | commit | steps | metrics | compute | file |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"## {SUPERSEDED_TITLE}", "", SUPERSEDED_INTRO, "",
+             "| " + " | ".join(SUPERSEDED_COLUMNS) + " |", "|---" * len(SUPERSEDED_COLUMNS) + "|"]
     for row in rows:
-        metrics = ", ".join(f"{name} {format_number(value)}" for name, value in row["metrics"].items())
-        compute = f"{format_hours(row['gpu_hours'])} GPU-h, {format_hours(row['cpu_hours'])} CPU-h"
-        lines.append(" | ".join(["", _cell(row["run_id"]), row["preset"], _cell(row["device"]), row["created"],
-                                 row["commit"], str(row["steps"]), _cell(metrics), compute,
-                                 f"[json]({row['path']})", ""]).strip())
+        cells = [_cell(text) for text in superseded_cells(row)] + [f"[json]({row['path']})"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
