@@ -7,6 +7,7 @@ import math
 import pytest
 
 from replibench.errors import ConfigError
+from replibench.families.task import build_registered_model
 import torch
 
 from replibench.families.crystals.models.bayesian_flow import (
@@ -183,12 +184,12 @@ def test_presets(tiny):
     assert CrysBFNConfig().num_steps == 10
     for dataset in SMOKE_HPARAMS:
         for task, preset in SMOKE_HPARAMS[dataset].items():
-            model = CrysBFN.from_settings(preset["model"], task=task, facts={"type_vocab": VOCAB})
+            model = build_registered_model("crysbfn", preset["model"], task=task, type_vocab=VOCAB)
             assert model.expected_network_evaluations() == 10
             assert model.config.lattice_std == preset["model"]["lattice_std"]  # a setting (released configs), not a fact
             assert model.config.type_vocab == VOCAB  # the data's elements: a fact
     with pytest.raises(ConfigError, match="contradicts the data"):  # one rule: a setting never overrides a fact
-        CrysBFN.from_settings({"type_vocab": [8]}, task="csp", facts={"type_vocab": VOCAB})
+        build_registered_model("crysbfn", {"type_vocab": [8]}, task="csp", type_vocab=VOCAB)
 
 
 def test_paper_size_model_has_the_reported_parameter_count():

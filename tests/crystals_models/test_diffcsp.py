@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from replibench.families.task import build_registered_model
 from replibench.families.crystals.presets import DIFFCSP_PAPER as PAPER_HPARAMS
 from replibench.families.crystals.presets import DIFFCSP_SMOKE as SMOKE_HPARAMS
 from replibench.families.crystals.models.diffcsp import (
@@ -122,6 +123,6 @@ def test_presets_name_the_papers_settings_and_build(tiny):
     assert (config.timesteps, config.hidden_dim, config.num_layers, config.num_freqs) == (1000, 512, 6, 128)
     for dataset in SMOKE_HPARAMS:
         for task, preset in SMOKE_HPARAMS[dataset].items():
-            model = DiffCSP.from_settings(preset["model"], task=task, facts={})
+            model = build_registered_model("diffcsp", preset["model"], task=task)  # as the CSP/gen task builds it
             assert model.expected_network_evaluations() == 100
     assert math.isclose(DiffCSP(DiffCSPConfig(**tiny)).sigmas[-1].item(), 0.5, rel_tol=1e-6)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -117,15 +116,6 @@ class CrysBFN(nn.Module):
         self.register_buffer("class_to_z", torch.tensor(c.type_vocab, dtype=torch.long))  # (K,)
         alphas = coord_accuracy_schedule(c.num_steps, float(c.beta1_coord), c.coord_schedule)  # (N,) float64
         self.register_buffer("coord_alphas", alphas.float())
-
-    @classmethod
-    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> CrysBFN:
-        from replibench.families.task import model_config
-
-        settings = dict(model_settings)
-        if "type_vocab" in settings:
-            settings["type_vocab"] = tuple(int(z) for z in settings["type_vocab"])
-        return cls(model_config(CrysBFNConfig, settings, {**facts, "task": task}, name="crysbfn"))
 
     def expected_network_evaluations(self) -> int:
         return self.config.num_steps

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -124,12 +123,6 @@ class DiffCSP(nn.Module):
             "score_norms": torch.cat([torch.ones(1, dtype=torch.float64), norms]),
         }.items():
             self.register_buffer(name, value.float())  # (T+1,) indexed by t = 0..T
-
-    @classmethod
-    def from_settings(cls, model_settings: dict[str, Any], *, task: str, facts: dict[str, Any]) -> DiffCSP:
-        from replibench.families.task import model_config
-
-        return cls(model_config(DiffCSPConfig, dict(model_settings), {**facts, "task": task}, name="diffcsp"))
 
     def expected_network_evaluations(self) -> int:
         """Forward calls per sampled batch: predictor + corrector at each of T steps."""
