@@ -17,7 +17,7 @@ import torch
 
 from replibench.families.ett.datasets.ett import preprocess
 from replibench.families.ett.family import paper_settings
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.families.ett.tasks.forecast import FORECAST
 from replibench.train import epoch_order
 
@@ -31,7 +31,7 @@ def data_dir(path: Path | None) -> Path:
 
 
 def time_steps(model_name: str, folder: Path, steps: int | None) -> tuple[int, float]:
-    run = RunSpec("ett", "etth1", "forecast", model_name, "h96", 2021, "paper")
+    run = ETT_FAMILY.make_run("etth1", "forecast", model_name, {"horizon": 96}, 2021, "paper")
     settings = paper_settings(run)
     data = FORECAST.load(folder, run, settings)
     torch.manual_seed(0)

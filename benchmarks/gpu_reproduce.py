@@ -121,9 +121,9 @@ def planned_settings(dataset: str, horizon: int, seed: int, max_steps: int | Non
     """The run and the exact settings the workflow gives it at the paper preset (no overrides),
     with ``train.max_steps`` set when a step budget is asked for."""
     from replibench.families.ett.family import FAMILY
-    from replibench.runs import RunSpec
+    from replibench.families.ett.family import FAMILY as ETT_FAMILY
 
-    run = RunSpec("ett", dataset, "forecast", "timesnet", f"h{horizon}", seed, "paper")
+    run = ETT_FAMILY.make_run(dataset, "forecast", "timesnet", {"horizon": horizon}, seed, "paper")
     settings = FAMILY.run_settings({"overrides": {}}, run)
     if max_steps is not None:
         settings["train"]["max_steps"] = max_steps

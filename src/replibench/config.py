@@ -258,7 +258,7 @@ def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
         for run in family.expand_runs(family_config, config["preset"]):
             family.check_run(run)
             settings = family.run_settings(family_config, run)
-            validate_run_settings(run, settings, family=family, family_config=family_config)
+            validate_run_settings(run, settings, family=family)
             planned.append(PlannedRun(run, settings, run_resources(family, run, config)))
     return planned
 

@@ -23,10 +23,12 @@ from replibench.atomic import write_json_atomic
 from replibench.errors import DataError
 
 #: columns of results.parquet, in order (one row per run × metric): the run's coordinates, the
-#: metric, then provenance (what was run, on what data, where, for how long).
+#: metric, then provenance (what was run, on what data, where, for how long). ``variant_values`` is
+#: the JSON text of the run's typed variant values (sorted keys); a derived row holds the values its
+#: rows share, null where they differ (ETT's Avg over horizons).
 RESULT_COLUMNS = (
-    "family", "dataset", "task", "model", "variant", "preset", "seed", "split", "metric", "value",
-    "direction", "unit", "comparison_only", "data_origin", "steps", "epochs", "max_steps", "train_wall_s",
+    "family", "dataset", "task", "model", "variant", "variant_values", "preset", "seed", "split", "metric",
+    "value", "direction", "unit", "comparison_only", "data_origin", "steps", "epochs", "max_steps", "train_wall_s",
     "evaluate_wall_s",
     "gpu_hours", "cpu_hours", "device", "slurm_job_id", "commit", "commit_dirty", "config_sha256", "data_sha256",
     "lock_sha256", "created", "run_id", "metrics_path", "origin",
@@ -125,7 +127,8 @@ def record_rows(record: dict[str, Any], metrics_path: str, origin: str = LOCAL) 
     provenance, training = record["provenance"], record["training"]
     common = {
         "family": record["family"], "dataset": record["dataset"], "task": record["task"],
-        "model": record["model"], "variant": record["variant"], "preset": record["preset"],
+        "model": record["model"], "variant": record["variant"],
+        "variant_values": json.dumps(record["variant_values"], sort_keys=True), "preset": record["preset"],
         "seed": record["seed"], "split": record["split"],
         "data_origin": record["protocol"].get("data_origin", "official"),
         "steps": training["steps"], "epochs": training["epochs"], "max_steps": training.get("max_steps"),

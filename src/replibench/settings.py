@@ -422,24 +422,22 @@ def _get(settings: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def check_variant(run: RunSpec, settings: dict[str, Any], preset_settings: dict[str, Any],
-                  keys: tuple[str, ...]) -> None:
-    """Refuse settings that change a key the run's variant stands for (``keys``, dotted), i.e.
-    that differ from the settings the family gives the run without overrides."""
-    for key in keys:
-        wanted, found = _get(preset_settings, key), _get(settings, key)
+def check_variant(run: RunSpec, settings: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Refuse settings that change a key the run's variant stands for (``fixed``: dotted key → the
+    value the variant fixes it to, :meth:`~replibench.families.base.Family.variant_settings`)."""
+    for key, wanted in fixed.items():
+        found = _get(settings, key)
         if found != wanted:
             raise ConfigError(f"{run.run_id}: {key} = {found!r} contradicts the run's variant {run.variant!r}, "
                               f"which fixes it to {wanted!r}; choose the variant in the sweep "
                               f"(runs: …) instead of overriding {key}")
 
 
-def validate_run_settings(run: RunSpec, settings: dict[str, Any], *, family: Any = None,
-                          family_config: dict[str, Any] | None = None) -> None:
+def validate_run_settings(run: RunSpec, settings: dict[str, Any], *, family: Any = None) -> None:
     """Check one run's settings (see the module docstring); raise :class:`ConfigError` naming
     ``run.run_id``, the dotted key, the value and what is allowed.
 
-    With ``family`` and ``family_config`` the variant-defining keys are checked too.
+    With ``family`` the keys the run's variant fixes are checked too.
     """
     from replibench.train import TrainConfig
 
@@ -459,8 +457,5 @@ def validate_run_settings(run: RunSpec, settings: dict[str, Any], *, family: Any
         except ConfigError as error:
             raise ConfigError(f"{where}{error}") from error
     check_section(where + "model", settings.get("model", {}), model_config_fields(run.model))
-    if family is not None and family_config is not None:
-        keys = family.variant_keys(run)
-        if keys:
-            preset = family.run_settings({**family_config, "overrides": {}}, run)
-            check_variant(run, settings, preset, keys)
+    if family is not None:
+        check_variant(run, settings, family.variant_settings(run))

@@ -176,6 +176,7 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
                 "world_size": summary.get("world_size", 1)}
     record = {
         **{key: getattr(run, key) for key in ("family", "dataset", "task", "model", "variant", "seed", "preset")},
+        "variant_values": run.values,
         "split": "test",
         "metrics": metrics,
         "metric_info": {name: {"direction": info[name].direction, "unit": info[name].unit,

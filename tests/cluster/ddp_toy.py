@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.families.task import Task
 
-RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 11, "smoke")
+RUN = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 11, "smoke")
 #: 193 = 12 × 16 + 1 examples: with drop_last off the last global batch holds one example, so one
 #: of two ranks gets an empty shard; grad_clip checks that clipping sees the summed gradient
 SETTINGS = {"model": {"width": 16},

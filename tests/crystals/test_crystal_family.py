@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 
 from replibench.config import load_config, plan_runs, validate_config
 from replibench.errors import ConfigError, DataError
-from replibench.families.crystals.family import FAMILY, parse_variant, variant_name
+from replibench.families.crystals.family import FAMILY, variant_name, variant_values
 from replibench.runs import RunSpec
 from replibench.train import TrainConfig
 
@@ -26,14 +27,17 @@ def _plan(preset: str, **changes) -> dict:
     return {p.run.run_id: p for p in plan_runs(validate_config(config)) if p.run.family == "crystals"}
 
 
-def test_variant_names_round_trip():
-    for task, samples, steps, name in (("csp", 20, None, "k20"), ("csp", 1, 10, "k1-steps10"),
-                                       ("gen", 1, None, "default"), ("gen", 1, 10, "steps10")):
-        assert variant_name(task, samples=samples, steps=steps) == name
-        assert parse_variant(task, name) == (samples, steps)
-    for task, bad in (("csp", "default"), ("gen", "k1"), ("csp", "k")):
+def test_variants_are_typed_values_with_names_spelled_once():
+    for task, samples, steps, values, name in (("csp", 20, None, {"samples": 20}, "k20"),
+                                               ("csp", 1, 10, {"samples": 1, "steps": 10}, "k1-steps10"),
+                                               ("gen", 1, None, {}, "default"), ("gen", 1, 10, {"steps": 10}, "steps10")):
+        assert variant_values(task, samples=samples, steps=steps) == values
+        assert variant_name(task, values) == name
+        run = FAMILY.make_run("mp-20", task, "crysbfn", values, 0, "paper")
+        assert (run.variant, run.values) == (name, values)
+    for task, bad in (("csp", {}), ("gen", {"samples": 1}), ("csp", {"samples": 1, "k": 2})):
         with pytest.raises(ValueError, match="variant"):
-            parse_variant(task, bad)
+            variant_name(task, bad)
 
 
 def test_smoke_plan_is_perov_and_carbon_both_models_both_tasks_on_val_and_test():
@@ -128,8 +132,9 @@ def test_config_errors_name_the_key():
 def _result_rows(variant: str, metrics: dict[str, float], preset: str = "paper") -> list[dict]:
     from replibench.families.crystals.metrics import metric_info_for
 
+    samples = int(variant.removeprefix("k"))
     return [{"family": "crystals", "dataset": "mp-20", "task": "csp", "model": "diffcsp", "variant": variant,
-             "preset": preset, "seed": 0, "split": "test", "metric": name, "value": value,
+             "variant_values": json.dumps({"samples": samples}), "preset": preset, "seed": 0, "split": "test", "metric": name, "value": value,
              "direction": metric_info_for(name).direction, "unit": metric_info_for(name).unit,
              "data_origin": "official", "steps": 10, "epochs": 1, "max_steps": None, "train_wall_s": 1.0,
              "gpu_hours": 0.0, "run_id": f"crystals/mp-20/csp/diffcsp/{variant}/seed0"} for name, value in metrics.items()]
@@ -143,6 +148,7 @@ def test_k1_rows_are_derived_from_the_20_sample_run_and_join_the_papers_numbers(
     derived = FAMILY.derived_results(results)
     assert sorted(zip(derived["variant"], derived["metric"], derived["value"])) == [
         ("k1", "match_rate", 51.0), ("k1", "match_rate@crysbfn", 60.0), ("k1", "rmse", 0.06)]
+    assert set(derived["variant_values"]) == {'{"samples": 1}'}
     board = build_leaderboard(results, load_references([ROOT / "references" / "crystals.yaml"]))
     row = board[(board["variant"] == "k1") & (board["metric"] == "match_rate")].iloc[0]
     assert row["paper_value"] == 51.49 and row["status"] == "reproduced"  # within 2 points

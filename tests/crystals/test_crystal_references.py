@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from replibench.families.crystals.datasets import DATASETS
-from replibench.families.crystals.family import FAMILY, PAPER_CONVENTION, parse_variant
+from replibench.families.crystals.family import FAMILY, PAPER_CONVENTION, variant_name, variant_values
 from replibench.families.crystals.metrics import CONVENTIONS, METRICS
 from replibench.families.crystals.metrics.samples import split_metric_name
 from replibench.report import load_references
@@ -23,7 +23,8 @@ def test_every_row_is_valid_and_uses_known_names():
         assert row["dataset"] in DATASETS and row["task"] in FAMILY.tasks
         base, k, convention = split_metric_name(row["metric"])
         assert base in METRICS and k is None
-        parse_variant(row["task"], row["variant"])
+        assert row["variant"] in {variant_name(row["task"], variant_values(row["task"], samples=k, steps=steps))
+                                  for k in (1, 20) for steps in (None, 10)}
         assert isinstance(row["value"], float) and row["note"] and "tolerance" in row
         if base in SAMPLING_COST:  # a property of the sampler, not of an evaluation convention
             assert "convention" not in row and convention is None

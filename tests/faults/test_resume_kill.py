@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent('''
     import sys, time
     from pathlib import Path
     import torch
-    from replibench.runs import RunSpec
+    from replibench.families.ett.family import FAMILY as ETT_FAMILY
     from replibench.families.task import Task
     from replibench.train import train
 
@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent('''
         def score(self, *args):
             raise NotImplementedError
 
-    run = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 3)
+    run = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 3)
     settings = {"train": {"epochs": 4, "batch_size": 10, "lr": 1e-2, "patience": None, "lr_schedule": "constant",
                           "checkpoint_every": 3, "device": "cpu"}, "model": {}, "task": {}}
     out = Path(sys.argv[1])

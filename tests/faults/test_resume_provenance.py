@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from replibench import provenance
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.stages import weights_code
 from replibench.families.task import Task
 from replibench.train import Preempted, resume_mismatch, train
 
-RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 7)
+RUN = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 7)
 SETTINGS = {"train": {"epochs": 3, "batch_size": 20, "lr": 1e-2, "patience": None, "lr_schedule": "constant",
                       "checkpoint_every": 0, "device": "cpu"}, "model": {}, "task": {}}
 DATA_A = {"train.csv": "a" * 64}

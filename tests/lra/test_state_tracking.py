@@ -90,12 +90,12 @@ def test_deltanet_reflection_tracks_parity_and_beta_one_cannot():
 
 
 def test_models_run_and_task_scores(tmp_path):
-    from replibench.runs import RunSpec
+    from replibench.families.lra.family import FAMILY as LRA_FAMILY
 
     preprocess_state_tracking(tmp_path, config=StateTrackingConfig(num_train=32, num_val=8, num_test=16), seed=0)
     task = StateTrackingTask()
     for name, extra in (("mamba", {}), ("deltanet", {"n_heads": 2})):
-        run = RunSpec("lra", "parity", "state-tracking", name, "range-neg1-1", 0)
+        run = LRA_FAMILY.make_run("parity", "state-tracking", name, {"eigenvalue_low": -1, "eigenvalue_high": 1}, 0)
         settings = {"model": {"d_model": 8, "n_layers": 1, "negative_eigenvalues": True, **extra}}
         data = task.load(tmp_path, run, settings)
         model = task.build_model(data, run, settings)

@@ -33,7 +33,8 @@ def make_record(*, family="ett", dataset="etth1", task="forecast", model="dlinea
               for e in (1, 2, 3)] if curve else []
     return {
         "family": family, "dataset": dataset, "task": task, "model": model, "variant": variant,
-        "seed": seed, "preset": preset, "split": "test", "metrics": metrics,
+        "variant_values": fixture_variant_values(task, variant), "seed": seed, "preset": preset, "split": "test",
+        "metrics": metrics,
         "metric_info": {name: METRIC_INFO[name] for name in metrics},
         "protocol": protocol,
         "training": {"steps": steps, "epochs": 3, "wall_s": wall_s, "max_steps": None, "curve": points,
@@ -106,3 +107,12 @@ def build_report(root: Path) -> dict[str, Path]:
                  results_out=paths["results"], leaderboard_out=paths["markdown"], html_out=paths["html"],
                  plots_dir=paths["plots"])
     return paths
+
+
+def fixture_variant_values(task: str, variant: str) -> dict:
+    """The typed values behind the fixtures' variant names (``h96`` → ``{"horizon": 96}``)."""
+    if task == "forecast":
+        return {"horizon": int(variant.removeprefix("h"))}
+    if variant == "default":
+        return {}
+    raise ValueError(f"no fixture values for variant {variant!r}")

@@ -13,7 +13,7 @@ import pytest
 from replibench.byo import score_forecast_file
 from replibench.errors import DataError
 from replibench.families.ett.models.naive import NaiveConfig, NaiveLast
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.families.ett.tasks.forecast import FORECAST
 from replibench.families.ett.tasks.timeseries import load_series
 
@@ -28,7 +28,8 @@ def data_root(etth1_dir, tmp_path):
 def test_external_forecasts_score_like_our_evaluation(data_root, tmp_path):
     settings = {"task": {"seq_len": 96, "pred_len": 192, "eval_batch_size": 64}}
     data = load_series(data_root / "ett" / "etth1", dataset="etth1", seq_len=96, pred_len=192)
-    table = FORECAST.predict(NaiveLast(NaiveConfig(pred_len=192)), data, RunSpec("ett", "etth1", "forecast", "naive", "h192", 0), settings)
+    run = ETT_FAMILY.make_run("etth1", "forecast", "naive", {"horizon": 192}, 0)
+    table = FORECAST.predict(NaiveLast(NaiveConfig(pred_len=192)), data, run, settings)
     pq.write_table(table, tmp_path / "pred.parquet")
     ours = FORECAST.score(pq.read_table(tmp_path / "pred.parquet"), data, settings)
     record = score_forecast_file(dataset="ETTh1", horizon=192, pred=tmp_path / "pred.parquet",
@@ -39,7 +40,7 @@ def test_external_forecasts_score_like_our_evaluation(data_root, tmp_path):
 
 def test_cli_reports_bad_files_without_a_traceback(data_root, tmp_path):
     data = load_series(data_root / "ett" / "etth1", dataset="etth1", seq_len=96, pred_len=96)
-    table = FORECAST.predict(NaiveLast(NaiveConfig()), data, RunSpec("ett", "etth1", "forecast", "naive", "h96", 0),
+    table = FORECAST.predict(NaiveLast(NaiveConfig()), data, ETT_FAMILY.make_run("etth1", "forecast", "naive", {"horizon": 96}, 0),
                              {"task": {"eval_batch_size": 512, "val_batch_size": 512}})
     pq.write_table(table.slice(0, 100), tmp_path / "short.parquet")
     result = subprocess.run([sys.executable, "-m", "replibench.cli", "metrics", "forecast", "--dataset", "ETTh1",

@@ -128,6 +128,32 @@ def test_settings_json_round_trip(config):
         parse_settings_json("{not json")
 
 
+def test_variants_are_typed_values_and_their_names_are_spelled_from_them(config):
+    """Every planned run (both presets) carries its variant as typed values; the name in its path
+    is the family's spelling of exactly those values, and both survive the job's JSON."""
+    expected = {("ett", "forecast"): {"horizon": int}, ("ett", "impute"): {"mask_ratio": float},
+                ("crystals", "csp"): {"samples": int}, ("crystals", "gen"): {},
+                ("lra", "state-tracking"): {"eigenvalue_low": int, "eigenvalue_high": int},
+                ("lra", "lra-classify"): {}, ("oc20", "s2ef"): {}, ("oc20", "is2re"): {}}
+    seen = set()
+    for preset in ("smoke", "paper"):
+        for planned in plan_runs(validate_config({**config, "preset": preset})):
+            run = planned.run
+            family = resolve("family", run.family)
+            assert family.variant_name(run.task, run.values) == run.variant
+            types = {name: type(value) for name, value in run.values.items() if name != "steps"}
+            assert types == expected[run.family, run.task], run.run_id
+            assert parse_settings_json(planned.settings_json)[0].values == run.values
+            seen.add((run.family, run.task))
+    assert seen == set(expected)
+    ett = resolve("family", "ett").make_run("etth1", "forecast", "dlinear", {"horizon": 336}, 1, "paper")
+    assert (ett.variant, ett.as_dict()["variant_values"]) == ("h336", {"horizon": 336})
+    with pytest.raises(ValueError, match="horizon"):
+        resolve("family", "ett").make_run("etth1", "forecast", "dlinear", {"steps": 3}, 1)
+    with pytest.raises(ValueError, match="names none"):
+        resolve("family", "oc20").make_run("s2ef-2m", "s2ef", "schnet", {"horizon": 96}, 1)
+
+
 def _schema_enum(*path):
     node = config_schema()
     for key in path:
@@ -169,11 +195,11 @@ def test_registered_names_are_declared_once_by_the_families():
             for b in branches} == {task: list(models) for task, models in families["ett"].models.items()}
     lra = families["lra"]
     assert set(lra.datasets) == set().union(*map(set, lra.task_datasets.values()))
-    from replibench.families.lra.family import EIGENVALUE_VARIANTS
+    from replibench.families.lra.family import EIGENVALUE_RANGES
 
     ranges = schema["$defs"]["lra"]["properties"]["runs"]["items"]["allOf"][1]["then"]["properties"][
         "eigenvalue_ranges"]["items"]["enum"]
-    assert set(ranges) == set(EIGENVALUE_VARIANTS)
+    assert set(ranges) == set(EIGENVALUE_RANGES)
     generated = set(schema["$defs"]["lra"]["properties"]["generated_data"]["properties"])
     assert generated == {name for name in lra.datasets if resolve("dataset", name).generated}
     _crystals_schema_agrees(schema, families["crystals"])

@@ -9,7 +9,7 @@ import torch
 from replibench.families.ett.datasets.ett import num_windows, split_borders_ett
 from replibench.families.ett.family import paper_settings, smoke_settings, timesnet_paper_hparams
 from replibench.families.ett.metrics.forecast import horizon_average, mae, mse
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.families.ett.tasks.forecast import FORECAST, predictions_to_table, table_to_predictions
 from replibench.families.ett.tasks.leakage import future_leakage_probe
 from replibench.families.ett.tasks.timeseries import fit_standard_scaler, load_series, time_features_timef
@@ -119,11 +119,11 @@ def test_timesnet_script_hyperparameters_and_presets():
     assert timesnet_paper_hparams("ettm1", "forecast", 336) == ({"d_model": 16, "d_ff": 32}, {"epochs": 3})
     assert timesnet_paper_hparams("ettm2", "forecast", 192) == ({"d_model": 32, "d_ff": 32}, {"epochs": 1})
     assert timesnet_paper_hparams("etth2", "impute", 0.25)[0] == {"d_model": 32, "d_ff": 32, "top_k": 3}
-    run = RunSpec("ett", "etth1", "forecast", "timesnet", "h96", 2021, "paper")
+    run = ETT_FAMILY.make_run("etth1", "forecast", "timesnet", {"horizon": 96}, 2021, "paper")
     paper = paper_settings(run)
     assert paper["task"] == {"seq_len": 96, "pred_len": 96, "eval_batch_size": 1, "val_batch_size": 32}
     assert paper["train"]["lr"] == 1e-4 and paper["train"]["batch_size"] == 32 and paper["train"]["patience"] == 3
-    smoke = smoke_settings(RunSpec("ett", "etth1", "forecast", "timesnet", "h96", 2021, "smoke"))
+    smoke = smoke_settings(ETT_FAMILY.make_run("etth1", "forecast", "timesnet", {"horizon": 96}, 2021, "smoke"))
     # presets change sizes and steps, never the model or its code path
     assert smoke["model"] == paper["model"] and smoke["train"]["max_steps"] == 4
     assert smoke["task"]["eval_batch_size"] == 32  # smoke checks the pipeline: no batch-1 test
@@ -214,7 +214,7 @@ def test_batch_independent_forecasts_do_not_depend_on_the_test_batch_size(tmp_pa
     out = tmp_path / "etth1"
     preprocess(shared_data / "ett" / "ETTh1.csv", out, dataset="etth1")
     assert "timesnet" not in BATCH_INDEPENDENT_FORECASTERS
-    run = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 2021, "paper")
+    run = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 2021, "paper")
     settings = paper_settings(run)
     assert settings["task"]["eval_batch_size"] == 256 and settings["task"]["val_batch_size"] == 32
     data = FORECAST.load(out, run, settings)

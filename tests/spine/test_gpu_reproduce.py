@@ -144,7 +144,7 @@ def test_one_run_writes_a_valid_paper_record(ett_root: Path, tmp_path: Path, mon
     from replibench.config import PlannedRun
     from replibench.families.ett.family import FAMILY
     from replibench.results import read_metrics
-    from replibench.runs import RunSpec
+    from replibench.families.ett.family import FAMILY as ETT_FAMILY
 
     real_borders = timeseries.split_borders_ett
 
@@ -161,7 +161,7 @@ def test_one_run_writes_a_valid_paper_record(ett_root: Path, tmp_path: Path, mon
                         "--threads", "1"]) == 0
     record = read_metrics(tmp_path / "results" / RUN / "metrics.json")  # validates against the schema
     assert (tmp_path / "results" / RUN / "predictions.parquet").is_file()
-    run = RunSpec("ett", "etth1", "forecast", "timesnet", "h96", 2021, "paper")
+    run = ETT_FAMILY.make_run("etth1", "forecast", "timesnet", {"horizon": 96}, 2021, "paper")
     expected = FAMILY.run_settings({"overrides": {}}, run)
     expected["train"]["max_steps"] = 2
     assert record["settings"] == expected

@@ -19,7 +19,7 @@ def make_record(*, dataset="etth1", model="dlinear", variant="h96", seed=2021, p
                 mse=0.4, mae=0.41, task="forecast", steps=100):
     return {
         "family": "ett", "dataset": dataset, "task": task, "model": model, "variant": variant,
-        "seed": seed, "preset": preset, "split": "test",
+        "variant_values": {"horizon": int(variant.removeprefix("h"))}, "seed": seed, "preset": preset, "split": "test",
         "metrics": {"mse": mse, "mae": mae},
         "metric_info": {"mse": {"direction": "min", "unit": "scaled units²"},
                         "mae": {"direction": "min", "unit": "scaled units"}},

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from replibench.runs import RunSpec
+from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.families.task import Task
 from replibench.train import PREEMPTED_EXIT_CODE, Preempted, epoch_order, train
 
@@ -80,7 +80,7 @@ class _RegressionTask(Task):
         raise NotImplementedError
 
 
-RUN = RunSpec("ett", "etth1", "forecast", "dlinear", "h96", 7, "smoke")
+RUN = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 7, "smoke")
 SETTINGS = {"model": {"width": 8, "dropout": 0.2},
             "train": {"epochs": 4, "batch_size": 16, "lr": 0.01, "lr_schedule": "type1", "patience": None,
                       "checkpoint_every": 5}}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from replibench.runs import RunSpec
+from replibench.runs import RunSpec, VariantValue
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -44,20 +44,22 @@ def entry_seeds(entry: dict[str, Any], family_config: dict[str, Any]) -> list[in
 
 
 def expand_sweep(
-    family: str,
+    family: Family,
     family_config: dict[str, Any],
     preset: str,
-    variant_keys: dict[str, tuple[str, Callable[[Any], str]]] | None = None,
+    variant_axes: dict[str, tuple[str, Callable[[Any], dict[str, VariantValue]]]] | None = None,
 ) -> list[RunSpec]:
     """Expand ``family_config["runs"]`` (a list of sweep entries) into run specs, in order.
 
-    Each entry names a ``task``, ``datasets``, ``models`` and the task's variant values (its key and
-    spelling given by ``variant_keys[task]``, else ``variants`` strings, else ``["default"]``); an
-    optional ``presets`` list limits the entry to those presets and an optional ``preset`` pins
-    its runs to one (:func:`entry_preset`). Seeds come from the entry's ``seeds``, else
-    ``family_config["seeds"]``. Duplicates (same run id) are dropped, keeping the first.
+    Each entry names a ``task``, ``datasets``, ``models`` and, for a task with variants, the list
+    its variants come from: ``variant_axes[task] = (entry key, value → variant values)``, e.g.
+    ``("horizons", lambda h: {"horizon": int(h)})``; a task without an axis has one variant with no
+    values (``default``). Names are spelled by ``family.make_run``. An optional ``presets`` list
+    limits the entry to those presets and an optional ``preset`` pins its runs to one
+    (:func:`entry_preset`). Seeds come from the entry's ``seeds``, else ``family_config["seeds"]``.
+    Duplicates (same run id) are dropped, keeping the first.
     """
-    variant_keys = variant_keys or {}
+    variant_axes = variant_axes or {}
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for entry in family_config.get("runs", []):
@@ -65,16 +67,16 @@ def expand_sweep(
         if run_preset is None:
             continue
         task = entry["task"]
-        if task in variant_keys:
-            key, spell = variant_keys[task]
-            variants = [spell(value) for value in entry[key]]
+        if task in variant_axes:
+            key, to_values = variant_axes[task]
+            variants = [to_values(value) for value in entry[key]]
         else:
-            variants = list(entry.get("variants", ["default"]))
+            variants = [{}]
         for dataset in entry["datasets"]:
             for model in entry["models"]:
-                for variant in variants:
+                for values in variants:
                     for seed in entry_seeds(entry, family_config):
-                        run = RunSpec(family, dataset, task, model, variant, seed, run_preset)
+                        run = family.make_run(dataset, task, model, values, seed, run_preset)
                         if run.run_id not in seen:
                             seen.add(run.run_id)
                             runs.append(run)
@@ -207,10 +209,24 @@ class Family(ABC):
         """
         return []
 
-    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
-        """Dotted settings keys the run's variant stands for (``("task.pred_len",)`` for ``h96``):
-        an override may not change them, or the result would be labelled with the wrong variant."""
-        return ()
+    def variant_name(self, task: str, values: Mapping[str, VariantValue]) -> str:
+        """The name of the variant with typed ``values`` in paths and table rows: spelled here,
+        once, never parsed back. A task without variants has no values and the name ``default``."""
+        if values:
+            raise ValueError(f"{self.name}/{task}: variant values {dict(values)} but the family names none")
+        return "default"
+
+    def make_run(self, dataset: str, task: str, model: str, values: Mapping[str, VariantValue], seed: int,
+                 preset: str = "smoke") -> RunSpec:
+        """The run of ``values``, named by :meth:`variant_name` (the one way a family builds runs)."""
+        return RunSpec(self.name, dataset, task, model, self.variant_name(task, values), int(seed), preset,
+                       dict(values))
+
+    def variant_settings(self, run: RunSpec) -> dict[str, Any]:
+        """Dotted settings key → the value the run's variant fixes it to (``{"task.pred_len": 96}``
+        for ``{"horizon": 96}``): an override may not change them, or the result would be labelled
+        with the wrong variant."""
+        return {}
 
     def check_run(self, run: RunSpec) -> None:
         """Refuse a run whose dataset/task/model combination the family does not implement."""

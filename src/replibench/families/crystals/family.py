@@ -2,7 +2,7 @@
 
 Runs and their variants:
 
-- ``csp`` — variant ``k<K>``: ``K`` samples per test structure, ``K`` the largest of the entry's
+- ``csp`` — variant ``{"samples": K}``, named ``k<K>``: ``K`` samples per test structure, ``K`` the largest of the entry's
   ``samples`` (DiffCSP Table 1 reports 1 and 20). One run draws ``K`` samples with one generator
   stream per sample index, so its first ``k`` samples *are* a ``k``-sample run; the run's
   ``metrics.json`` holds ``match_rate_k1`` … for the smaller counts and :meth:`derived_results` turns
@@ -11,8 +11,8 @@ Runs and their variants:
   case the ``k1`` row gets a run of its own (``crystals_presets.DIFFCSP_PAPER_SINGLE_SAMPLE``).
 - ``gen`` — variant ``default``: the papers' 10,000 crystals (smoke: 100).
 - ``steps`` (optional) sets the model's step count (CrysBFN ``num_steps``, DiffCSP ``timesteps``,
-  both fixed at training) and adds ``-steps<N>`` to the variant (``k1-steps10``: CrysBFN's 10-step
-  row; gen: ``steps10``).
+  both fixed at training): variant value ``"steps": N``, which adds ``-steps<N>`` to the name
+  (``{"samples": 1, "steps": 10}`` is ``k1-steps10``: CrysBFN's 10-step row; gen: ``steps10``).
 
 Every run is scored under its model's paper's convention (DiffCSP → ``diffcsp``, CrysBFN →
 ``crysbfn``), so each number sits beside that paper's number; ``conventions`` in the config adds
@@ -26,7 +26,7 @@ offline mirror, byte-identical to upstream); paper reads all three CSVs.
 from __future__ import annotations
 
 import copy
-import re
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,24 +56,24 @@ def single_sample_model(model: str, dataset: str, preset: str) -> dict[str, Any]
     return dict(_SINGLE_SAMPLE.get((model, preset), {}).get(dataset, {}))
 
 
-_VARIANT = re.compile(r"^(?:k(?P<k>\d+)|default)(?:-?steps(?P<steps>\d+))?$")
+def variant_values(task: str, *, samples: int = 1, steps: int | None = None) -> dict[str, int]:
+    """CSP: ``{"samples": K}``; generation: ``{}``; either with ``"steps": N`` when the entry sets it."""
+    values = {"samples": int(samples)} if task == "csp" else {}
+    if steps:
+        values["steps"] = int(steps)
+    return values
 
 
-def variant_name(task: str, *, samples: int = 1, steps: int | None = None) -> str:
+def variant_name(task: str, values: dict[str, Any]) -> str:
     """``k20`` / ``k1-steps10`` for CSP, ``default`` / ``steps10`` for generation."""
+    allowed = {"samples", "steps"} if task == "csp" else {"steps"}
+    if not set(values) <= allowed or (task == "csp") != ("samples" in values):
+        raise ValueError(f"crystals {task} variant values {values} must be "
+                         + ("{'samples': K[, 'steps': N]}" if task == "csp" else "{} or {'steps': N}"))
+    steps = f"steps{values['steps']}" if values.get("steps") else ""
     if task == "csp":
-        return f"k{samples}" + (f"-steps{steps}" if steps else "")
-    return f"steps{steps}" if steps else "default"
-
-
-def parse_variant(task: str, variant: str) -> tuple[int, int | None]:
-    """(samples per test structure, step count or ``None``) of a variant name."""
-    match = _VARIANT.match(variant if task == "csp" or variant == "default" else f"default-{variant}")
-    if match is None or (task == "csp") != (match.group("k") is not None):
-        raise ValueError(f"crystals {task} variant {variant!r} is not "
-                         + ("'k<samples>[-steps<N>]'" if task == "csp" else "'default' or 'steps<N>'"))
-    steps = match.group("steps")
-    return int(match.group("k") or 1), (int(steps) if steps else None)
+        return f"k{values['samples']}" + (f"-{steps}" if steps else "")
+    return steps or "default"
 
 
 CRYSTAL_LABELS = {"mp-20": "MP-20", "perov-5": "Perov-5", "cdvae": "CDVAE", "diffcsp": "DiffCSP", "crysbfn": "CrysBFN",
@@ -131,19 +131,24 @@ class CrystalsFamily(Family):
                             and single_sample_model(model, dataset, run_preset)):
                         counts.append(1)  # the 1-sample row needs its own sampler settings: its own run
                     for count in counts:
-                        variant = variant_name(entry["task"], samples=count, steps=entry.get("steps"))
+                        values = variant_values(entry["task"], samples=count, steps=entry.get("steps"))
                         for seed in entry_seeds(entry, family_config):
-                            run = RunSpec(self.name, dataset, entry["task"], model, variant, seed, run_preset)
+                            run = self.make_run(dataset, entry["task"], model, values, seed, run_preset)
                             if run.run_id not in seen:
                                 seen.add(run.run_id)
                                 runs.append(run)
         return runs
 
-    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
-        """``k20`` fixes ``task.num_samples``; ``steps10`` fixes the model's step count."""
-        _, steps = parse_variant(run.task, run.variant)
-        return (("task.num_samples",) if run.task == "csp" else ()) + ((f"model.{STEP_FIELD[run.model]}",)
-                                                                      if steps else ())
+    def variant_name(self, task: str, values: dict[str, Any]) -> str:
+        return variant_name(task, values)
+
+    def variant_settings(self, run: RunSpec) -> dict[str, Any]:
+        """``{"samples": 20}`` fixes ``task.num_samples``; ``"steps": 10`` the model's step count."""
+        values = run.values
+        fixed: dict[str, Any] = {"task.num_samples": values["samples"]} if run.task == "csp" else {}
+        if values.get("steps"):
+            fixed[f"model.{STEP_FIELD[run.model]}"] = values["steps"]
+        return fixed
 
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         presets = _PRESETS[run.model, run.preset]
@@ -151,7 +156,7 @@ class CrystalsFamily(Family):
             raise ConfigError(f"crystals: the {run.preset} preset has no {run.model} settings for {run.dataset!r}; "
                               f"it covers {', '.join(presets)}")
         settings = copy.deepcopy(presets[run.dataset][run.task])
-        samples, steps = parse_variant(run.task, run.variant)
+        samples, steps = run.values.get("samples", 1), run.values.get("steps")
         task = settings["task"]
         task["convention"] = PAPER_CONVENTION[run.model]
         extra = [c for c in family_config.get("conventions", {}).get(run.model, []) if c != task["convention"]]
@@ -201,13 +206,14 @@ class CrystalsFamily(Family):
             base, k, convention = split_metric_name(row["metric"])
             if k is None:
                 continue
-            _, steps = parse_variant("csp", row["variant"])
-            variant = variant_name("csp", samples=k, steps=steps)
+            values = {**json.loads(row["variant_values"]), "samples": k}
+            variant = variant_name("csp", values)
             if (row["dataset"], row["model"], variant, row["seed"], row["preset"]) in own:
                 continue
             name = metric_name(base, convention=convention)
             info = metric_info_for(name)
-            rows.append({**row, "variant": variant, "metric": name, "direction": info.direction, "unit": info.unit})
+            rows.append({**row, "variant": variant, "variant_values": json.dumps(values, sort_keys=True),
+                         "metric": name, "direction": info.direction, "unit": info.unit})
         return pd.DataFrame(rows, columns=results.columns)
 
     def report_plots(self, runs: list, board, out_dir) -> list:

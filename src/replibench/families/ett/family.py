@@ -53,17 +53,20 @@ BATCH_INDEPENDENT_FORECASTERS = ("naive", "naive-mean", "dlinear")
 BATCH_INDEPENDENT_TEST_BATCH = 256
 
 
-def variant_name(task: str, value: float) -> str:
-    """``h96`` for a forecast horizon, ``mask0.125`` for an imputation mask ratio."""
-    return f"h{int(value)}" if task == "forecast" else f"mask{value:g}"
+#: task → the one variant value its runs carry: forecast horizon (time steps), test mask ratio
+VARIANT_VALUE = {"forecast": "horizon", "impute": "mask_ratio"}
 
 
-def parse_variant(task: str, variant: str) -> float:
-    if task == "forecast" and variant.startswith("h"):
-        return int(variant[1:])
-    if task == "impute" and variant.startswith("mask"):
-        return float(variant[4:])
-    raise ValueError(f"ETT {task} variant {variant!r} is not 'h<horizon>' or 'mask<ratio>'")
+def variant_values(task: str, value: float) -> dict[str, int | float]:
+    """``{"horizon": 96}`` for a forecast horizon, ``{"mask_ratio": 0.125}`` for a mask ratio."""
+    return {"horizon": int(value)} if task == "forecast" else {"mask_ratio": float(value)}
+
+
+def variant_name(task: str, values: dict[str, Any]) -> str:
+    """``h96`` for ``{"horizon": 96}``, ``mask0.125`` for ``{"mask_ratio": 0.125}``."""
+    if set(values) != {VARIANT_VALUE[task]}:
+        raise ValueError(f"ETT {task} variant values {values} must be exactly {{{VARIANT_VALUE[task]!r}: …}}")
+    return f"h{values['horizon']}" if task == "forecast" else f"mask{values['mask_ratio']:g}"
 
 
 def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,7 +79,7 @@ def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[
 
 def paper_settings(run: RunSpec) -> dict[str, Any]:
     """The papers' settings for ``run`` (the ``paper`` preset)."""
-    value = parse_variant(run.task, run.variant)
+    value = run.values[VARIANT_VALUE[run.task]]
     # The paper-era TSLib loaders (Feb 2023) validated with the training batch size and tested
     # with batch size 1 (timeseries.md §2, drop_last history); TimesNet's batch-averaged periods
     # make the test batch size part of the protocol.
@@ -160,18 +163,21 @@ class EttFamily(Family):
                                 "forwards (ETTh1: 26 s on an H200, measured)")
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
-        return expand_sweep(self.name, family_config, preset, variant_keys={
-            "forecast": ("horizons", lambda h: variant_name("forecast", h)),
-            "impute": ("mask_ratios", lambda r: variant_name("impute", r)),
+        return expand_sweep(self, family_config, preset, variant_axes={
+            "forecast": ("horizons", lambda h: variant_values("forecast", h)),
+            "impute": ("mask_ratios", lambda r: variant_values("impute", r)),
         })
+
+    def variant_name(self, task: str, values: dict[str, Any]) -> str:
+        return variant_name(task, values)
 
     def derived_results(self, results):  # (pd.DataFrame) -> pd.DataFrame
         """The papers' "Avg" rows: per seed, the plain mean over all four horizons (forecast) or
         all four mask ratios (imputation); only where every one of them was run."""
         import pandas as pd
 
-        required = {"forecast": {variant_name("forecast", h) for h in HORIZONS},
-                    "impute": {variant_name("impute", r) for r in MASK_RATIOS}}
+        required = {"forecast": {variant_name("forecast", variant_values("forecast", h)) for h in HORIZONS},
+                    "impute": {variant_name("impute", variant_values("impute", r)) for r in MASK_RATIOS}}
         group = ["family", "dataset", "task", "model", "preset", "seed", "metric", "data_origin"]
         rows = []
         for _, part in results.groupby(group, dropna=False, sort=True):
@@ -180,14 +186,16 @@ class EttFamily(Family):
             if set(chosen["variant"]) != required.get(task, {None}):
                 continue
             row = chosen.iloc[0].to_dict()
-            row.update(variant="avg", value=float(chosen["value"].mean()), steps=int(chosen["steps"].max()),
+            row.update(variant="avg", variant_values=None, value=float(chosen["value"].mean()), steps=int(chosen["steps"].max()),
                        train_wall_s=float(chosen["train_wall_s"].sum()), gpu_hours=float(chosen["gpu_hours"].sum()),
                        run_id=";".join(sorted(chosen["run_id"])))
             rows.append(row)
         return pd.DataFrame(rows, columns=results.columns)
 
-    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
-        return ("task.pred_len",) if run.task == "forecast" else ("task.mask_ratio",)
+    def variant_settings(self, run: RunSpec) -> dict[str, Any]:
+        if run.task == "forecast":
+            return {"task.pred_len": run.values["horizon"]}
+        return {"task.mask_ratio": run.values["mask_ratio"]}
 
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         base = smoke_settings(run) if run.preset == "smoke" else paper_settings(run)

@@ -9,9 +9,10 @@ Settings of a run = the preset's (``paper``: the papers' hyper-parameters, from
 tracking; ``smoke``: CPU sizes and step counts, same code paths) overlaid with the user's
 per-model ``overrides``. Sources: research notes ``lra.md`` §3.2–3.4.
 
-Variants: LRA runs are ``default``; state-tracking runs are named by the eigenvalue range of the
-state transition, :data:`EIGENVALUE_VARIANTS` (``[0,1]`` → ``range-0-1``, ``[-1,1]`` →
-``range-neg1-1``), which sets the models' ``negative_eigenvalues``.
+Variants: LRA runs are ``default`` (no values); a state-tracking run's variant is the eigenvalue
+range of the state transition, :data:`EIGENVALUE_RANGES` (``[-1,1]`` in config.yaml →
+``{"eigenvalue_low": -1, "eigenvalue_high": 1}``, named ``range-neg1-1``), which sets the models'
+``negative_eigenvalues``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ PRESET_TASK = {"listops": "listops", "text": "text", "retrieval": "retrieval", "
                "listops-generated": "listops", "pathfinder-generated": "pathfinder"}
 LRA_MODELS = ("s4d-legs", "s4d-inv", "s4d-lin", "s4-legs", "s4-fout", "s4-ptd", "s5", "s5-ptd", "transformer")
 STATE_TRACKING_MODELS = ("mamba", "deltanet")
-EIGENVALUE_VARIANTS = {"[0,1]": "range-0-1", "[-1,1]": "range-neg1-1"}
 
 #: derived rows: the two LRA averages (dataset "average", task lra-classify) and best-of-seeds
 AVERAGE_DATASET = "average"
@@ -86,12 +86,27 @@ STATE_TRACKING_SIZES_SMOKE = {**STATE_TRACKING_SIZES_PAPER,
                               "num_val": 256, "num_test": 1_024, "train_size_power": SMOKE_SIZE_POWER}
 
 
-def eigenvalue_variant(spelling: str) -> str:
-    """``"[-1,1]"`` → ``"range-neg1-1"`` (the run variant)."""
+#: config spelling of an eigenvalue range → the run's variant values (the interval's ends)
+EIGENVALUE_RANGES = {"[0,1]": {"eigenvalue_low": 0, "eigenvalue_high": 1},
+                     "[-1,1]": {"eigenvalue_low": -1, "eigenvalue_high": 1}}
+
+
+def eigenvalue_values(spelling: str) -> dict[str, int]:
+    """``"[-1,1]"`` (config.yaml) → ``{"eigenvalue_low": -1, "eigenvalue_high": 1}``."""
     key = spelling.replace(" ", "")
-    if key not in EIGENVALUE_VARIANTS:
-        raise ValueError(f"eigenvalue range {spelling!r} is not one of {sorted(EIGENVALUE_VARIANTS)}")
-    return EIGENVALUE_VARIANTS[key]
+    if key not in EIGENVALUE_RANGES:
+        raise ValueError(f"eigenvalue range {spelling!r} is not one of {sorted(EIGENVALUE_RANGES)}")
+    return dict(EIGENVALUE_RANGES[key])
+
+
+def eigenvalue_variant_name(values: dict[str, Any]) -> str:
+    """``{"eigenvalue_low": -1, "eigenvalue_high": 1}`` → ``range-neg1-1`` (``-`` separates, so a
+    negative end is spelled ``neg``)."""
+    if set(values) != {"eigenvalue_low", "eigenvalue_high"}:
+        raise ValueError(f"state-tracking variant values {values} must be eigenvalue_low and eigenvalue_high")
+    ends = [f"neg{-values[key]:g}" if values[key] < 0 else f"{values[key]:g}"
+            for key in ("eigenvalue_low", "eigenvalue_high")]
+    return f"range-{ends[0]}-{ends[1]}"
 
 
 def lra_run_settings(run: RunSpec, listops_window: int = LISTOPS_SMOKE["max_length"]) -> dict[str, Any]:
@@ -118,7 +133,7 @@ def lra_run_settings(run: RunSpec, listops_window: int = LISTOPS_SMOKE["max_leng
 def state_tracking_run_settings(run: RunSpec) -> dict[str, Any]:
     models = STATE_TRACKING_MODEL_PAPER if run.preset == "paper" else STATE_TRACKING_MODEL_SMOKE
     train = STATE_TRACKING_TRAIN_PAPER if run.preset == "paper" else STATE_TRACKING_TRAIN_SMOKE
-    negative = run.variant == EIGENVALUE_VARIANTS["[-1,1]"]
+    negative = run.values["eigenvalue_low"] < 0
     return {"model": {**models[run.model], "negative_eigenvalues": negative}, "train": dict(train),
             "task": {"eval_batch_size": 256}}
 
@@ -166,15 +181,20 @@ class LraFamily(Family):
         return Resources(gpus=0, cpus=4, mem_mb=32000, runtime_min=180,
                          reason="LRA release archive (7.7 GB) → Parquet: Path-X images of 128 × 128")
 
-    def variant_keys(self, run: RunSpec) -> tuple[str, ...]:
-        """``range-neg1-1`` / ``range-0-1`` fix whether the state-tracking model has negative eigenvalues."""
-        return ("model.negative_eigenvalues",) if run.task == "state-tracking" else ()
+    def variant_name(self, task: str, values: dict[str, Any]) -> str:
+        return eigenvalue_variant_name(values) if task == "state-tracking" else super().variant_name(task, values)
+
+    def variant_settings(self, run: RunSpec) -> dict[str, Any]:
+        """The eigenvalue range fixes whether the state-tracking model has negative eigenvalues."""
+        if run.task != "state-tracking":
+            return {}
+        return {"model.negative_eigenvalues": run.values["eigenvalue_low"] < 0}
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         """The sweep; an entry's own ``seeds`` replace the family's (the state-tracking paper
         reports the best of 3 seeds, the LRA papers one seed per task)."""
-        return expand_sweep(self.name, family_config, preset, variant_keys={
-            "state-tracking": ("eigenvalue_ranges", eigenvalue_variant)})
+        return expand_sweep(self, family_config, preset, variant_axes={
+            "state-tracking": ("eigenvalue_ranges", eigenvalue_values)})
 
     def check_run(self, run: RunSpec) -> None:
         from replibench.errors import ConfigError

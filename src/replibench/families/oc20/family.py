@@ -194,7 +194,7 @@ class OC20Family(Family):
                          reason="fairchem LMDB/extxyz archives of up to 2 M frames → Parquet")
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
-        return expand_sweep(self.name, family_config, preset)
+        return expand_sweep(self, family_config, preset)
 
     def check_run(self, run: RunSpec) -> None:
         from replibench.errors import ConfigError
