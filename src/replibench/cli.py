@@ -107,44 +107,15 @@ def _add_compare(sub) -> None:
 
 
 def _add_metrics(sub) -> None:
-    p = sub.add_parser("metrics", help="score your own predictions with our protocol")
-    kinds = p.add_subparsers(dest="kind", required=True)
-    f = kinds.add_parser("forecast", help="ETT forecasts: one row per test window, scaled space")
-    f.add_argument("--dataset", required=True, help="ETTh1, ETTh2, ETTm1 or ETTm2")
-    f.add_argument("--horizon", required=True, type=int, choices=(96, 192, 336, 720))
-    f.add_argument("--pred", required=True, type=Path)
-    f.add_argument("--out", required=True, type=Path)
-    f.add_argument("--data-root", type=Path, default=Path("data/parquet"),
-                   help="where the preprocessed datasets are (default: data/parquet)")
-    f.set_defaults(handler=_cmd_metrics_forecast)
-    c = kinds.add_parser("crystals", help="crystal structure prediction or generation: CSVs with material_id, cif")
-    c.add_argument("--task", required=True, choices=("csp", "gen"))
-    c.add_argument("--pred", required=True, type=Path,
-                   help="CSV; csp: several rows per material_id = k samples in file order; gen: one row per crystal")
-    c.add_argument("--truth", required=True, type=Path, help="test CSV (e.g. the dataset's test.csv)")
-    c.add_argument("--convention", required=True, choices=("cdvae", "diffcsp", "crysbfn"),
-                   help="whose evaluation rules: CDVAE, DiffCSP or CrysBFN's metric code")
-    c.add_argument("--out", required=True, type=Path)
-    c.add_argument("--dataset", default=None, choices=("mp-20", "perov-5", "carbon-24"),
-                   help="required for gen (COV cutoffs); recorded for csp")
-    c.add_argument("--workers", type=int, default=1, help="processes (results do not depend on it)")
-    c.add_argument("--samples", type=int, nargs="*", default=[1],
-                   help="csp: also report the first k samples per test crystal (default 1)")
-    c.add_argument("--seed", type=int, default=0, help="gen: seed of the 1,000-valid EMD subsample")
-    c.add_argument("--allow-fewer-valid", action="store_true",
-                   help="gen: EMDs on all valid crystals when fewer than 1,000 (the papers stop)")
-    c.set_defaults(handler=_cmd_metrics_crystals)
-    for task, what in (("s2ef", "OC20 S2EF: per-frame energy + per-atom forces keyed by sid/fid"),
-                       ("is2re", "OC20 IS2RE: relaxed adsorption energy per system keyed by sid")):
-        o = kinds.add_parser(task, help=what)
-        o.add_argument("--pred", required=True, nargs="+", type=Path, help="prediction Parquet file(s)")
-        o.add_argument("--truth", required=True, nargs="+", type=Path,
-                       help="preprocessed split(s): a Parquet file or a folder of part-*.parquet (one per --pred)")
-        o.add_argument("--out", required=True, type=Path)
-        if task == "s2ef":
-            o.add_argument("--energy-column", default="energy_ref", choices=("energy_ref", "energy"),
-                           help="truth energy: adsorption (OC20 models, default) or total DFT energy")
-        o.set_defaults(handler=_cmd_metrics_oc20, task=task)
+    from replibench.registry import FAMILIES
+
+    p = sub.add_parser("metrics", help="score your own predictions with a task's protocol and metric code",
+                       description="replibench metrics <family> <task> [options]; "
+                                   "`replibench metrics <family> <task> --help` lists the task's options")
+    p.add_argument("family", choices=sorted(FAMILIES))
+    p.add_argument("task", help="one of the family's tasks (e.g. ett forecast, crystals csp, oc20 s2ef)")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="the task's options (--pred, --out, …)")
+    p.set_defaults(handler=_cmd_metrics)
 
 
 def _add_record(sub) -> None:
@@ -242,26 +213,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                          markdown_out=args.markdown_out)
 
 
-def _cmd_metrics_forecast(args: argparse.Namespace) -> None:
-    from replibench.byo import score_forecast_file
+def _cmd_metrics(args: argparse.Namespace) -> None:
+    from replibench.byo import score_file
 
-    score_forecast_file(dataset=args.dataset, horizon=args.horizon, pred=args.pred, out=args.out,
-                        data_root=args.data_root)
-
-
-def _cmd_metrics_crystals(args: argparse.Namespace) -> None:
-    from replibench.byo import score_crystal_files
-
-    score_crystal_files(task=args.task, pred=args.pred, truth=args.truth, convention=args.convention, out=args.out,
-                        dataset=args.dataset, workers=args.workers, seed=args.seed, samples=args.samples,
-                        allow_fewer_valid=args.allow_fewer_valid)
-
-
-def _cmd_metrics_oc20(args: argparse.Namespace) -> None:
-    from replibench.byo import score_oc20_files
-
-    score_oc20_files(task=args.task, preds=args.pred, truths=args.truth, out=args.out,
-                     energy_column=getattr(args, "energy_column", "energy_ref"))
+    score_file(args.family, args.task, args.options)
 
 
 def _cmd_config(args: argparse.Namespace) -> None:

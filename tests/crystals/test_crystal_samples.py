@@ -1,5 +1,5 @@
 """Flat metric names for metrics.json (k and convention suffixes), scoring prediction tables, and the
-`replibench metrics crystals` command on hand-built CSVs."""
+`replibench metrics crystals csp|gen` command on hand-built CSVs."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_byo_command_writes_the_pipelines_metric_names(tmp_path, truth, capsys):
     truth.to_csv(tmp_path / "truth.csv", index=False)
     pred = pd.DataFrame({"material_id": [ids[0], ids[0], ids[1], ids[1]], "cif": [cifs[1], cifs[0], "junk", cifs[1]]})
     pred.to_csv(tmp_path / "pred.csv", index=False)
-    code = main(["metrics", "crystals", "--task", "csp", "--pred", str(tmp_path / "pred.csv"), "--truth",
+    code = main(["metrics", "crystals", "csp", "--pred", str(tmp_path / "pred.csv"), "--truth",
                  str(tmp_path / "truth.csv"), "--convention", "cdvae", "--out", str(tmp_path / "m.json")])
     assert code == 0
     record = json.loads((tmp_path / "m.json").read_text())
@@ -96,10 +96,10 @@ def test_byo_command_writes_the_pipelines_metric_names(tmp_path, truth, capsys):
     assert record["metric_info"]["match_rate"]["direction"] == "max" and len(record["predictions"]["sha256"]) == 64
     assert "match_rate 50" in capsys.readouterr().out
     # generation needs the dataset (COV cutoffs); errors are one line, exit status 2
-    code = main(["metrics", "crystals", "--task", "gen", "--pred", str(tmp_path / "pred.csv"), "--truth",
+    code = main(["metrics", "crystals", "gen", "--pred", str(tmp_path / "pred.csv"), "--truth",
                  str(tmp_path / "truth.csv"), "--convention", "cdvae", "--out", str(tmp_path / "g.json")])
     assert code == 2 and "--dataset" in capsys.readouterr().err
-    code = main(["metrics", "crystals", "--task", "csp", "--pred", str(tmp_path / "missing.csv"), "--truth",
+    code = main(["metrics", "crystals", "csp", "--pred", str(tmp_path / "missing.csv"), "--truth",
                  str(tmp_path / "truth.csv"), "--convention", "cdvae", "--out", str(tmp_path / "g.json")])
     assert code == 2 and "missing.csv" in capsys.readouterr().err
 

@@ -205,7 +205,7 @@ def test_metrics_cli_refuses_a_bad_byo_file_and_writes_no_output(tmp_path, is2re
     pred = _write(tmp_path / "pred.parquet", {"sid": pa.array([10, 11, 12], pa.int64()),
                                               "energy": pa.array([-1.0, np.inf, -3.0])})
     out = tmp_path / "scores.json"
-    result = subprocess.run([str(Path(sys.executable).parent / "replibench"), "metrics", "is2re",
+    result = subprocess.run([str(Path(sys.executable).parent / "replibench"), "metrics", "oc20", "is2re",
                              "--pred", str(pred), "--truth", str(is2re_truth), "--out", str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "row 2 (sid=11): energy = inf" in result.stderr

@@ -1,4 +1,4 @@
-"""``replibench metrics s2ef|is2re``: external prediction files scored by our metric code."""
+"""``replibench metrics oc20 s2ef|is2re``: external prediction files scored by our metric code."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def perturbed_predictions(truth_dir, path, error):
 
 def test_one_split(tiny_parquet, tmp_path):
     pred = perturbed_predictions(tiny_parquet / "val_id", tmp_path / "pred.parquet", 0.01)
-    assert main(["metrics", "s2ef", "--pred", str(pred), "--truth", str(tiny_parquet / "val_id"),
+    assert main(["metrics", "oc20", "s2ef", "--pred", str(pred), "--truth", str(tiny_parquet / "val_id"),
                  "--out", str(tmp_path / "m.json")]) == 0
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["metrics"]["energy_mae"] == pytest.approx(0.01)
@@ -45,7 +45,7 @@ def test_one_split(tiny_parquet, tmp_path):
 def test_four_splits_give_the_papers_average(tiny_parquet, tmp_path):
     preds = [perturbed_predictions(tiny_parquet / s, tmp_path / f"{s}.parquet", ERRORS[s]) for s in VAL_SPLITS]
     truths = [tiny_parquet / s for s in VAL_SPLITS]
-    assert main(["metrics", "s2ef", "--pred", *map(str, preds), "--truth", *map(str, truths),
+    assert main(["metrics", "oc20", "s2ef", "--pred", *map(str, preds), "--truth", *map(str, truths),
                  "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
     assert metrics["val_avg_energy_mae"] == pytest.approx(np.mean(list(ERRORS.values())))
@@ -55,12 +55,12 @@ def test_four_splits_give_the_papers_average(tiny_parquet, tmp_path):
 
 def test_errors_name_the_problem(tiny_parquet, tmp_path, capsys):
     pred = perturbed_predictions(tiny_parquet / "val_id", tmp_path / "pred.parquet", 0.01)
-    assert main(["metrics", "s2ef", "--pred", str(pred), "--truth", str(tiny_parquet / "val_ood_ads"),
+    assert main(["metrics", "oc20", "s2ef", "--pred", str(pred), "--truth", str(tiny_parquet / "val_ood_ads"),
                  "--out", str(tmp_path / "m.json")]) == 2
     assert "have no prediction" in capsys.readouterr().err
-    assert main(["metrics", "s2ef", "--pred", str(tmp_path / "nope.parquet"), "--truth", str(tiny_parquet / "val_id"),
+    assert main(["metrics", "oc20", "s2ef", "--pred", str(tmp_path / "nope.parquet"), "--truth", str(tiny_parquet / "val_id"),
                  "--out", str(tmp_path / "m.json")]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["metrics", "s2ef", "--pred", str(pred), str(pred), "--truth", str(tiny_parquet / "val_id"),
+    assert main(["metrics", "oc20", "s2ef", "--pred", str(pred), str(pred), "--truth", str(tiny_parquet / "val_id"),
                  str(tiny_parquet / "train"), "--out", str(tmp_path / "m.json")]) == 2
     assert "distinct validation splits" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`replibench metrics forecast` scores an external file exactly as our own evaluation does."""
+"""`replibench metrics ett forecast` scores an external file exactly as our own evaluation does."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from replibench.byo import score_forecast_file
+from replibench.families.ett.byo import score_forecast_file
 from replibench.errors import DataError
 from replibench.families.ett.models.naive import NaiveConfig, NaiveLast
 from replibench.families.ett.family import FAMILY as ETT_FAMILY
@@ -43,7 +43,7 @@ def test_cli_reports_bad_files_without_a_traceback(data_root, tmp_path):
     table = FORECAST.predict(NaiveLast(NaiveConfig()), data, ETT_FAMILY.make_run("etth1", "forecast", "naive", {"horizon": 96}, 0),
                              {"task": {"eval_batch_size": 512, "val_batch_size": 512}})
     pq.write_table(table.slice(0, 100), tmp_path / "short.parquet")
-    result = subprocess.run([sys.executable, "-m", "replibench.cli", "metrics", "forecast", "--dataset", "ETTh1",
+    result = subprocess.run([sys.executable, "-m", "replibench.cli", "metrics", "ett", "forecast", "--dataset", "ETTh1",
                              "--horizon", "96", "--pred", str(tmp_path / "short.parquet"), "--out",
                              str(tmp_path / "m.json"), "--data-root", str(data_root)],
                             capture_output=True, text=True)

@@ -71,6 +71,22 @@ class Task(ABC):
         """Protocol facts recorded in ``metrics.json`` (window counts, batch sizes, conventions)."""
         return {}
 
+    #: one line for ``replibench metrics <family> <task> --help``: what files the task scores from
+    #: outside the pipeline; None when it scores none (then :meth:`score_file` is not offered)
+    score_file_help: str | None = None
+
+    def add_score_file_arguments(self, parser) -> None:  # (argparse.ArgumentParser) -> None
+        """Declare the options :meth:`score_file` reads (``--pred``, ``--out``, …) on ``parser``."""
+
+    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Score predictions made outside the pipeline with exactly this task's protocol and metric
+        code (``replibench metrics <family> <task>``): ``options`` as declared by
+        :meth:`add_score_file_arguments`; writes the record to ``options["out"]`` atomically and
+        returns it. Formats: README, "Bring your own predictions"."""
+        from replibench.errors import ConfigError
+
+        raise ConfigError(f"task {self.name!r} does not score files from outside the pipeline")
+
 
 def model_config(config_class: type, hyperparameters: dict[str, Any], facts: dict[str, Any], *, name: str):
     """The one rule by which every model's config is built from a run.

@@ -1,4 +1,4 @@
-"""Bring your own predictions, ETT: ``replibench metrics forecast`` (see :mod:`replibench.byo`)."""
+"""Bring your own predictions, ETT: ``replibench metrics ett forecast`` (see :mod:`replibench.byo`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,22 @@ from replibench.data.checksum import sha256_file
 from replibench.errors import DataError
 
 
+def add_forecast_arguments(parser) -> None:  # (argparse.ArgumentParser) -> None
+    from replibench.families.ett.family import HORIZONS
+
+    parser.add_argument("--dataset", required=True, help="ETTh1, ETTh2, ETTm1 or ETTm2")
+    parser.add_argument("--horizon", required=True, type=int, choices=HORIZONS)
+    parser.add_argument("--pred", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--data-root", type=Path, default=Path("data/parquet"),
+                        help="where the preprocessed datasets are (default: data/parquet)")
+
+
 def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
                         data_root: Path = Path("data/parquet"), seq_len: int = 96) -> dict[str, Any]:
     """Score an ETT forecast file (one row per test window, in test order, scaled space)."""
     from replibench.families.ett.datasets.ett import FAMILY, dataset_by_name
+    from replibench.families.ett.family import variant_name, variant_values
     from replibench.families.ett.metrics.forecast import METRICS
     from replibench.families.ett.tasks.forecast import FORECAST, forecast_metrics, table_to_predictions
     from replibench.families.ett.tasks.timeseries import load_series
@@ -28,8 +40,10 @@ def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
     forecasts = table_to_predictions(read_predictions_parquet(pred), channels=data.channels,
                                      windows=data.window_count("test"), horizon=horizon, source=str(pred))
     metrics = forecast_metrics(forecasts, FORECAST.targets(data, "test"))
+    values = variant_values("forecast", horizon)
     record = {
-        "dataset": spec.name, "task": "forecast", "variant": f"h{horizon}", "split": "test",
+        "dataset": spec.name, "task": "forecast", "variant": variant_name("forecast", values),
+        "variant_values": values, "split": "test",
         "metrics": metrics,
         "metric_info": {k: {"direction": v.direction, "unit": v.unit} for k, v in METRICS.items()},
         "protocol": {"seq_len": seq_len, "pred_len": horizon, "test_windows": data.window_count("test"),
@@ -37,6 +51,6 @@ def score_forecast_file(*, dataset: str, horizon: int, pred: Path, out: Path,
         "predictions": {"path": str(pred), "sha256": sha256_file(pred)},
     }
     write_json_atomic(out, record)
-    print(f"{spec.display_name} h{horizon}: MSE {metrics['mse']:.6f} MAE {metrics['mae']:.6f} "
+    print(f"{spec.display_name} {record['variant']}: MSE {metrics['mse']:.6f} MAE {metrics['mae']:.6f} "
           f"over {data.window_count('test')} windows → {out}")
     return record

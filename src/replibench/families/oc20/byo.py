@@ -1,4 +1,4 @@
-"""Bring your own predictions, OC20: ``replibench metrics oc20`` (see :mod:`replibench.byo`)."""
+"""Bring your own predictions, OC20: ``replibench metrics oc20 s2ef|is2re`` (see :mod:`replibench.byo`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ def _oc20_split_name(truth: Path) -> str:
     """``val_id`` for ``…/s2ef-2m/val_id`` (a shard folder) or ``…/val_id.parquet``."""
     truth = Path(truth)
     return truth.name if truth.is_dir() else truth.stem
+
+
+def add_oc20_arguments(parser, task: str) -> None:  # (argparse.ArgumentParser, str) -> None
+    parser.add_argument("--pred", dest="preds", required=True, nargs="+", type=Path,
+                        help="prediction Parquet file(s)")
+    parser.add_argument("--truth", dest="truths", required=True, nargs="+", type=Path,
+                        help="preprocessed split(s): a Parquet file or a folder of part-*.parquet (one per --pred)")
+    parser.add_argument("--out", required=True, type=Path)
+    if task == "s2ef":
+        parser.add_argument("--energy-column", default="energy_ref", choices=("energy_ref", "energy"),
+                            help="truth energy: adsorption (OC20 models, default) or total DFT energy")
 
 
 def score_oc20_files(*, task: str, preds: list[Path], truths: list[Path], out: Path,

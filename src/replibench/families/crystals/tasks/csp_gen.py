@@ -45,6 +45,16 @@ def evaluation_seed(run_seed: int, purpose: str, index: int = 0) -> int:
 class _CrystalTask(Task):
     """Shared loading, batching, training and validation for the two crystal tasks."""
 
+    def add_score_file_arguments(self, parser) -> None:
+        from replibench.families.crystals.byo import add_crystal_arguments
+
+        add_crystal_arguments(parser, self.name)
+
+    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
+        from replibench.families.crystals.byo import score_crystal_files
+
+        return score_crystal_files(task=self.name, **options)
+
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> CrystalData:
         task = settings.get("task", {})
         for convention in (task.get("convention", "diffcsp"), *task.get("extra_conventions", ())):
@@ -195,6 +205,8 @@ def sampling_cost(predictions) -> dict[str, float]:
 
 class CrystalStructurePrediction(_CrystalTask):
     name = "csp"
+    score_file_help = ("crystal structure prediction: CSVs with material_id, cif; several rows per "
+                       "material_id are its samples in file order")
 
     def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
         import torch
@@ -222,6 +234,7 @@ class CrystalStructurePrediction(_CrystalTask):
 
 class AbInitioGeneration(_CrystalTask):
     name = "gen"
+    score_file_help = "ab initio generation: a CSV with material_id, cif, one row per generated crystal"
 
     def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
         import torch

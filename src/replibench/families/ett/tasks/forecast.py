@@ -142,6 +142,18 @@ class ForecastTask(Task):
         forecasts = self.forecast(model, data, "test", settings["task"]["eval_batch_size"])
         return predictions_to_table(forecasts, data.channels)
 
+    score_file_help = "ETT forecasts: one row per test window, in test order, scaled space (Parquet)"
+
+    def add_score_file_arguments(self, parser) -> None:
+        from replibench.families.ett.byo import add_forecast_arguments
+
+        add_forecast_arguments(parser)
+
+    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
+        from replibench.families.ett.byo import score_forecast_file
+
+        return score_forecast_file(**options)
+
     def score(self, predictions, data: SeriesData, settings: dict[str, Any]) -> dict[str, float]:
         forecasts = table_to_predictions(predictions, channels=data.channels, windows=data.window_count("test"),
                                          horizon=data.pred_len)

@@ -140,6 +140,7 @@ def pad_ragged(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray, pad_id
 
 class LraClassifyTask(Task):
     name = "lra-classify"
+    score_file_help = "LRA classification: Parquet with example_id, predicted (class index) per test example"
 
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> LraData:
         data = load_lra_folder(Path(data_dir))
@@ -242,6 +243,16 @@ class LraClassifyTask(Task):
             "predicted": pa.array(logits.argmax(dim=-1).numpy().astype(np.int64), pa.int64()),
             "logits": pa.array(logits.numpy().astype(np.float32).tolist(), pa.list_(pa.float32())),
         })
+
+    def add_score_file_arguments(self, parser) -> None:
+        from replibench.families.lra.byo import add_classify_arguments
+
+        add_classify_arguments(parser)
+
+    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
+        from replibench.families.lra.byo import score_classification_file
+
+        return score_classification_file(**options)
 
     def score(self, predictions, data: LraData, settings: dict[str, Any]) -> dict[str, float]:
         from replibench.families.lra.metrics.accuracy import accuracy

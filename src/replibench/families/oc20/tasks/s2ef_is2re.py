@@ -79,6 +79,16 @@ class _OC20Task(Task):
     def energy_column(self, settings: OC20Settings) -> str:
         raise NotImplementedError
 
+    def add_score_file_arguments(self, parser) -> None:
+        from replibench.families.oc20.byo import add_oc20_arguments
+
+        add_oc20_arguments(parser, self.name)
+
+    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
+        from replibench.families.oc20.byo import score_oc20_files
+
+        return score_oc20_files(task=self.name, **options)
+
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> OC20Data:
         from replibench.data.tables import read_data_card
 
@@ -195,6 +205,7 @@ class S2EFTask(_OC20Task):
     """OC20 S2EF: energy and per-atom forces of one DFT frame."""
 
     name = "s2ef"
+    score_file_help = "OC20 S2EF: per-frame energy + per-atom forces keyed by sid/fid (Parquet)"
     with_forces = True
     default_normalizer = S2EF_NORMALIZER
     metric_names: tuple[str, ...] = S2EF_METRICS
@@ -254,6 +265,7 @@ class IS2RETask(_OC20Task):
     """OC20 IS2RE (direct): relaxed adsorption energy from the initial structure."""
 
     name = "is2re"
+    score_file_help = "OC20 IS2RE: relaxed adsorption energy per system keyed by sid (Parquet)"
     with_forces = False
     default_normalizer = IS2RE_NORMALIZER
     metric_names = IS2RE_METRICS
