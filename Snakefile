@@ -22,6 +22,15 @@ include: "rules/report.smk"
 include: "rules/summary.smk"
 
 
+# The paper preset's cost before anything runs: every job's GPUs, minutes per attempt, attempts,
+# GPU-hours and the source of each figure (`replibench plan` prints the same) → logs/plan.tsv.
+onstart:
+    if any(planned.run.preset == "paper" for planned in PLAN.values()):
+        from replibench.plan import write_plan_log
+
+        write_plan_log(list(PLAN.values()), "logs/plan.tsv")
+
+
 rule all:
     input:
         "results/leaderboard.md",

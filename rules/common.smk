@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from replibench.config import plan_runs, validate_config
+from replibench.plan import train_retries
 from replibench.registry import dataset_spec
 
 # Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run
@@ -15,6 +16,9 @@ config.clear()
 config.update(_validated)
 
 PLAN = {planned.run.run_id: planned for planned in plan_runs(config)}
+# a training chains attempts (SIGTERM before the limit → last.pt → requeue) until it is done: as
+# many as the longest planned training needs by its cost (`replibench plan`), plus two preemptions
+TRAIN_RETRIES = train_retries(list(PLAN.values()))
 MIRROR = config["data"].get("mirror") or ""
 WORKERS = config["data"].get("workers", 1)
 

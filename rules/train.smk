@@ -1,5 +1,6 @@
 # One run: train (resuming from checkpoints/<run>/last.pt when it exists) → best-validation weights.
-# A preempted attempt exits 75 after writing last.pt; `retries` resubmits it and the new attempt resumes.
+# A preempted or timed-out attempt exits 75 after writing last.pt; `retries` resubmits it and the new
+# attempt resumes, as many times as the longest planned training needs (TRAIN_RETRIES, rules/common.smk).
 rule train:
     input:
         data="data/parquet/{family}/{dataset}",
@@ -20,7 +21,7 @@ rule train:
         gpu=run_resource("train", "gpus"),
         mem_mb=run_resource("train", "mem_mb"),
         runtime=run_resource("train", "runtime_min"),
-    retries: 3
+    retries: TRAIN_RETRIES
     conda:
         "../envs/core.yaml"
     # `exec`: the trainer replaces the shell, so a signal SLURM sends to the job step reaches it

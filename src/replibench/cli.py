@@ -126,6 +126,18 @@ def _add_record(sub) -> None:
     p.set_defaults(handler=_cmd_record)
 
 
+def _add_plan(sub) -> None:
+    p = sub.add_parser("plan", help="the paper runs' cost before launch: GPUs, attempts, GPU-hours, sources",
+                       description="Every paper-preset job of the config with its GPUs, CPUs, minutes per attempt, "
+                                   "expected wall hours, attempts, GPU-hours and where each figure comes from "
+                                   "(measured run, paper log, estimate), then the total.")
+    p.add_argument("--configfile", type=Path, default=Path("config.yaml"))
+    p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides as snakemake --config, e.g. preset=paper")
+    p.add_argument("--no-sources", action="store_true", help="leave the source column out")
+    p.set_defaults(handler=_cmd_plan)
+
+
 def _add_config(sub) -> None:
     p = sub.add_parser("config", help="validate a config and list the runs it plans (run id, preset)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"))
@@ -140,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
-                _add_compare, _add_metrics, _add_record, _add_config):
+                _add_compare, _add_metrics, _add_record, _add_config, _add_plan):
         add(sub)
     return parser
 
@@ -236,6 +248,24 @@ def _cmd_config(args: argparse.Namespace) -> None:
         for stage, need in planned.resources.items():
             print(f"{planned.run.run_id}\t{planned.run.preset}\t{stage}\tgpus={need.gpus}\tcpus={need.cpus}\t"
                   f"mem_mb={need.mem_mb}\truntime_min={need.runtime_min}\t{need.reason}")
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    import yaml
+
+    from replibench.config import load_config, validate_config
+    from replibench.plan import plan_for_config, plan_text
+
+    config = load_config(args.configfile)
+    for item in args.config:
+        key, _, value = item.partition("=")
+        config[key] = yaml.safe_load(value)
+    rows = plan_for_config(validate_config(config, str(args.configfile)))
+    if not rows:
+        print(f"no paper-preset runs in {args.configfile} under preset {config.get('preset')!r} "
+              "(try --config preset=paper)")
+        return
+    sys.stdout.write(plan_text(rows, sources=not args.no_sources))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -237,6 +237,9 @@ class PlannedRun:
     #: stage (train, evaluate) → what its job asks the cluster for (family defaults, then
     #: config.yaml's ``resources`` overrides); not part of the settings: it changes no result
     resources: dict[str, Any] = field(default_factory=dict)
+    #: a paper run's expected wall time with its source (:meth:`Family.paper_cost`), None when no
+    #: figure exists or for smoke runs; not part of the settings either
+    cost: Any = None
 
     @property
     def settings_json(self) -> str:
@@ -259,18 +262,29 @@ def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
             family.check_run(run)
             settings = family.run_settings(family_config, run)
             validate_run_settings(run, settings, family=family)
-            planned.append(PlannedRun(run, settings, run_resources(family, run, config)))
+            cost = family.paper_cost(run, settings) if run.preset == "paper" else None
+            planned.append(PlannedRun(run, settings, run_resources(family, run, config, cost), cost))
     return planned
 
 
-def run_resources(family, run: RunSpec, config: dict[str, Any]) -> dict[str, Any]:
+def run_resources(family, run: RunSpec, config: dict[str, Any], cost: Any = None) -> dict[str, Any]:
     """Stage → :class:`~replibench.families.base.Resources` of one run: the family's need for the
-    run (by preset, model, dataset), with ``config["resources"][stage]`` laid over it."""
+    run (by preset, model, dataset); an evaluation, which cannot resume, asks for at least
+    :func:`replibench.plan.evaluation_minutes` of its ``cost``; ``config["resources"][stage]`` is
+    laid over the result."""
     from replibench.families.base import RUN_STAGES
+    from replibench.plan import evaluation_minutes
 
     overrides = config.get("resources", {})
-    return {stage: family.run_resources(run, stage).overridden(overrides.get(stage, {}), "config.yaml resources")
-            for stage in RUN_STAGES}
+    sized = {}
+    for stage in RUN_STAGES:
+        need = family.run_resources(run, stage)
+        if stage == "evaluate" and cost is not None and evaluation_minutes(cost.evaluate_hours) > need.runtime_min:
+            minutes = evaluation_minutes(cost.evaluate_hours)
+            need = need.overridden({"runtime_min": minutes}, f"sized for {cost.evaluate_hours:.3g} h expected "
+                                   f"({cost.device}; {cost.source}) × 1.5: evaluation does not resume")
+        sized[stage] = need.overridden(overrides.get(stage, {}), "config.yaml resources")
+    return sized
 
 
 def preprocess_resources(dataset_family, dataset: str, config: dict[str, Any]):

@@ -19,11 +19,13 @@ process the loop is exactly the single-process loop.
 
 Checkpoints hold only tensors and plain Python values and are read with ``weights_only=True``.
 
-Global batches on one device: ``micro_batches = k`` splits every batch of ``batch_size`` examples
-into k near-equal parts and accumulates the gradients of (loss of a part) / k before one optimiser
-step — the gradient a data-parallel run on k GPUs (each with one part, gradients averaged) takes.
+Global batches on fewer devices than the paper's: ``micro_batches = k`` is the number of parts of
+every global batch of ``batch_size`` examples — the paper's GPU count. Each of the run's ``w``
+data-parallel processes takes its share and splits it into ⌈k / w⌉ near-equal parts, accumulating
+the gradients of (loss of a part) × (its share of the rank's examples) before one optimiser step
+— the gradient a data-parallel run on k GPUs (each with one part, gradients averaged) takes.
 Papers trained on several GPUs state their global batch and step-based schedules for it; this
-keeps both on one device, at the memory cost of one part.
+keeps both on w < k devices (w = 1: all on one), at the memory cost of one part.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32
-    micro_batches: int = 1  # split each batch into this many parts, accumulating gradients (see below)
+    micro_batches: int = 1  # parts of each global batch (the paper's GPU count), over all ranks (see above)
     drop_last: bool = True  # train batches only; evaluation never drops windows
     optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-4
@@ -493,9 +495,11 @@ class _Training:
 
         config, optimizer, world = self.config, self.optimizer, self.world
         local = shard(indices, world) if world.size > 1 else indices
-        # micro_batches > 1 accumulates gradients over parts of the rank's share (a global batch
-        # that does not fit on one device); each part's mean loss is weighted by its share
-        parts = [part for part in local.tensor_split(config.micro_batches) if len(part)]
+        # micro_batches (parts of the global batch, the paper's GPU count) over this run's w ranks:
+        # each rank accumulates gradients over ceil(k / w) parts of its share, each part's mean
+        # loss weighted by its share of the rank's examples
+        parts_per_rank = -(-config.micro_batches // world.size)
+        parts = [part for part in local.tensor_split(parts_per_rank) if len(part)]
         factor = lr_factor(config, epoch=self.state.epoch, step=self.state.global_step, total_steps=self.total_steps)
         _set_learning_rates(optimizer, config, factor, self.plateau.scale)
         optimizer.zero_grad(set_to_none=True)

@@ -2,7 +2,7 @@
 
 ``python ddp_toy.py OUT_DIR [--signal-at-step K --signal-rank R]`` trains the toy task in the
 process group torchrun set up (gloo on CPU) and rank 0 writes ``OUT_DIR/summary.json`` and
-``OUT_DIR/weights.pt``. With ``--signal-at-step`` rank R sends itself SIGTERM at its K-th loss
+``OUT_DIR/weights.pt``; ``--micro-batches K`` splits each global batch into K parts over the ranks. With ``--signal-at-step`` rank R sends itself SIGTERM at its K-th loss
 (a preemption that only one rank sees).
 """
 
@@ -92,18 +92,20 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--signal-at-step", type=int)
     parser.add_argument("--signal-rank", type=int, default=0)
+    parser.add_argument("--micro-batches", type=int, default=1, help="parts of each global batch, over all ranks")
     args = parser.parse_args()
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "micro_batches": args.micro_batches}}
     torch.set_num_threads(1)
     world = init_process_group(int(os.environ["WORLD_SIZE"]))
     task = ToyTask(args.signal_at_step if world.rank == args.signal_rank else None)
     try:
-        model, summary = train(task, task.load(None, RUN, SETTINGS), RUN, SETTINGS, last_checkpoint=args.out / "last.pt",
+        model, summary = train(task, task.load(None, RUN, settings), RUN, settings, last_checkpoint=args.out / "last.pt",
                                progress=False)
     finally:
         dist.destroy_process_group()
     if world.is_main:
         torch.save(model.state_dict(), args.out / "weights.pt")
-        (args.out / "summary.json").write_text(json.dumps(summary))
+        (args.out / "summary.json").write_text(json.dumps({**summary, "loss_calls_rank0": task.calls}))
     return 0
 
 

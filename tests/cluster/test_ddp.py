@@ -59,6 +59,25 @@ def test_two_processes_follow_the_one_process_loss_curve(one_process, two_proces
 
 
 @pytest.mark.workflow  # two more torchrun launches: ~30 s on a loaded 2-core machine
+def test_micro_batches_are_parts_of_the_global_batch_over_all_ranks(one_process, tmp_path):
+    """A paper's global batch over k GPUs, run on w < k: each rank accumulates ceil(k / w) parts and
+    the steps are those of one process holding the whole batch (OC20: 32 GPUs' config on 8)."""
+    weights_1, summary_1 = one_process
+    result = torchrun(tmp_path, "--micro-batches", "4")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary_4 = json.loads((tmp_path / "summary.json").read_text())
+    assert summary_4["world_size"] == 2 and summary_4["steps"] == 39
+    # 12 full global batches of 16 → 8 per rank → 2 parts each; the last batch (1 example) → 1 part
+    # on rank 0 (rank 1's shard of it is empty)
+    assert summary_4["loss_calls_rank0"] == 3 * (12 * 2 + 1)
+    losses_1 = [loss for epoch in summary_1["history"] for loss in epoch["step_losses"]]
+    losses_4 = [loss for epoch in summary_4["history"] for loss in epoch["step_losses"]]
+    assert losses_4 == pytest.approx(losses_1, rel=1e-5, abs=1e-7)
+    weights_4 = torch.load(tmp_path / "weights.pt", weights_only=True)
+    for key, value in weights_1.items():
+        torch.testing.assert_close(weights_4[key], value, rtol=1e-5, atol=1e-6)
+
+
 def test_a_signal_on_one_rank_stops_all_and_the_rerun_resumes_to_the_same_weights(two_processes, tmp_path):
     weights_uninterrupted, summary_uninterrupted, _ = two_processes
     stopped = torchrun(tmp_path, "--signal-at-step", "17", "--signal-rank", "1")

@@ -116,6 +116,19 @@ class Resources:
 
 #: every smoke job: minutes on one CPU core (the whole default run takes ~57 CPU-minutes, README);
 #: a smoke run on a cluster checks the pipeline and needs no GPU
+@dataclass(frozen=True)
+class Cost:
+    """What one paper run is expected to take, before it is launched: wall hours of its training
+    and of its evaluation on ``device`` (the GPU or CPU the figure was measured or reported on),
+    and where the figure comes from (a paper's or repository's log, a measured run, a rehearsal,
+    an estimate and its model). :mod:`replibench.plan` turns it into attempts and GPU-hours."""
+
+    train_hours: float
+    evaluate_hours: float
+    device: str
+    source: str
+
+
 SMOKE_RESOURCES = Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
                             reason="smoke preset: minutes on one CPU core, no GPU needed")
 #: preprocessing a downloaded or generated dataset (CPU only; a family may ask for more)
@@ -189,6 +202,12 @@ class Family(ABC):
         GPU for four hours, an attempt that requeues)."""
         return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=240,
                          reason="default: one GPU, 4 h per attempt (attempts resume from last.pt)")
+
+    def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
+        """The family's best figure for a paper run's wall time (:class:`Cost`, with its source), or
+        None when there is none (the plan then says so: a rehearsal has to measure it). A measured
+        run of the same id (recorded/, the published leaderboard) takes precedence in the plan."""
+        return None
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         """What preprocessing ``dataset`` asks for (a CPU job)."""

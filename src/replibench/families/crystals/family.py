@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import ConfigError
-from replibench.families.base import Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
+from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
 from replibench.families.crystals.presets import (
     CRYSBFN_PAPER,
     CRYSBFN_SMOKE,
@@ -84,6 +84,19 @@ CRYSTAL_LABELS = {"mp-20": "MP-20", "perov-5": "Perov-5", "cdvae": "CDVAE", "dif
                   "wdist_prop": "wdist E", "wdist_num_elems": "wdist # elem.", "nfe_per_crystal": "NFE per crystal"}
 
 
+#: training crystals per dataset (research/materials.md §1: MP-20 27,136; Perov-5 11,356; Carbon-24 6,091)
+TRAIN_CRYSTALS = {"mp-20": 27_136, "perov-5": 11_356, "carbon-24": 6_091}
+#: test crystals per dataset (MP-20 9,046; Perov-5 3,785; Carbon-24 2,030: research/materials.md §1)
+TEST_CRYSTALS = {"mp-20": 9_046, "perov-5": 3_785, "carbon-24": 2_030}
+#: GPU-hours per crystal-epoch of training: PaddleMaterial's DiffCSP on MP-20, ~13.5 h for 1,000
+#: epochs of 27,136 crystals on one GPU (research/materials.md §3; GPU model not stated)
+GPU_HOURS_PER_CRYSTAL_EPOCH = 13.5 / (1_000 * 27_136)
+#: CPU-hours of scoring one CSP sample (fingerprints + StructureMatcher) and of a generation
+#: evaluation, single core: research/materials.md §7.4 (MP-20: 20 samples ≈ 9 h; generation ≈ 1 h)
+CSP_CPU_HOURS_PER_SAMPLE = 9.0 / (20 * 9_046)
+GEN_CPU_HOURS = 1.0
+
+
 class CrystalsFamily(Family):
     name = "crystals"
     paper_tables = (
@@ -112,6 +125,23 @@ class CrystalsFamily(Family):
         return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=480,
                          reason="CSP k = 20: 20 samples × 1,000 (DiffCSP) or 2,000 (CrysBFN) network calls "
                                 "per test crystal on the GPU, then StructureMatcher/CrystalNN on 8 CPUs")
+
+    def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
+        """Training: DiffCSP's logged GPU time per crystal-epoch (PaddleMaterial) × the run's epochs
+        × its training crystals, CrysBFN assumed the same (the same CSPNet backbone); evaluation:
+        the single-core scoring figures of research/materials.md §7.4 spread over the job's CPUs
+        (sampling time on the GPU not included: no published figure)."""
+        epochs = settings["train"]["epochs"]
+        train_hours = GPU_HOURS_PER_CRYSTAL_EPOCH * epochs * TRAIN_CRYSTALS[run.dataset]
+        cpus = self.paper_resources(run, "evaluate").cpus
+        if run.task == "csp":
+            scoring = CSP_CPU_HOURS_PER_SAMPLE * run.values["samples"] * TEST_CRYSTALS[run.dataset]
+        else:
+            scoring = GEN_CPU_HOURS
+        return Cost(train_hours, scoring / cpus, "GPU (model not stated)",
+                    f"PaddleMaterial DiffCSP MP-20: 13.5 GPU-h / 1,000 epochs × 27,136 crystals, scaled to "
+                    f"{epochs:,} epochs × {TRAIN_CRYSTALS[run.dataset]:,} crystals; scoring: materials.md §7.4 "
+                    f"single-core figures / {cpus} CPUs")
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         return Resources(gpus=0, cpus=4, mem_mb=8000, runtime_min=60,

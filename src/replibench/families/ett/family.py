@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, PaperTable, Resources, deep_merge, expand_sweep
+from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 SEQ_LEN = 96  # TimesNet paper, long-term forecasting input length
@@ -125,6 +125,23 @@ ETT_LABELS = {"etth1": "ETTh1", "etth2": "ETTh2", "ettm1": "ETTm1", "ettm2": "ET
               "naive": "Repeat", "mse": "MSE", "mae": "MAE", "mse_droplast32": "MSE", "mae_droplast32": "MAE"}
 
 
+#: TimesNet forecasting on one H200, seconds per run (training to its last epoch + the batch-1 test):
+#: `benchmarks/gpu_reproduce.py --plan-only --runs all`, an ATen-op × FLOP model calibrated on the
+#: measured ETTh1-96 run (150 s estimated, 142 s measured: 116 s train + 26 s test)
+TIMESNET_H200_S = {
+    ("etth1", 96): 150, ("etth1", 192): 164, ("etth1", 336): 183, ("etth1", 720): 230,
+    ("etth2", 96): 184, ("etth2", 192): 219, ("etth2", 336): 259, ("etth2", 720): 355,
+    ("ettm1", 96): 1525, ("ettm1", 192): 2070, ("ettm1", 336): 290, ("ettm1", 720): 1005,
+    ("ettm2", 96): 759, ("ettm2", 192): 165, ("ettm2", 336): 1053, ("ettm2", 720): 178,
+}
+#: share of the measured ETTh1-96 H200 run spent testing (26 s of 142 s)
+TIMESNET_TEST_SHARE = 26.0 / 142.0
+#: the slowest ETTh / ETTm runs of each CPU model in the default run (leaderboard/results.parquet at
+#: 02141cf, one CPU core): (train s, evaluate s)
+CPU_MEASURED_S = {("dlinear", "etth"): (17, 5), ("dlinear", "ettm"): (76, 17),
+                  ("naive", "etth"): (1, 4), ("naive", "ettm"): (8, 16)}
+
+
 class EttFamily(Family):
     name = "ett"
     datasets = ("etth1", "etth2", "ettm1", "ettm2")
@@ -161,6 +178,22 @@ class EttFamily(Family):
         return Resources(gpus=1, cpus=2, mem_mb=8000, runtime_min=60,
                          reason="TimesNet's paper test loader has batch size 1: 2,785–11,425 single-window "
                                 "forwards (ETTh1: 26 s on an H200, measured)")
+
+    def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
+        """Measured CPU figures for the baselines and DLinear; the calibrated H200 estimate for
+        TimesNet forecasting; none yet for TimesNet imputation (to be rehearsed)."""
+        if run.model in ("naive", "naive-mean", "dlinear"):
+            kind = "naive" if run.model.startswith("naive") else "dlinear"
+            train_s, test_s = CPU_MEASURED_S[kind, run.dataset[:4]]
+            return Cost(train_s / 3600, test_s / 3600, "cpu (1 core)",
+                        f"measured: the slowest {run.dataset[:4].upper()} {kind} run of the default run "
+                        "(leaderboard/results.parquet, 02141cf)")
+        if run.task == "forecast":
+            total_s = TIMESNET_H200_S[run.dataset, run.values["horizon"]]
+            return Cost(total_s * (1 - TIMESNET_TEST_SHARE) / 3600, total_s * TIMESNET_TEST_SHARE / 3600, "H200",
+                        "estimate: benchmarks/gpu_reproduce.py op × FLOP model, calibrated on the measured "
+                        "ETTh1-96 H200 run (150 s estimated, 142 s measured)")
+        return None
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         return expand_sweep(self, family_config, preset, variant_axes={

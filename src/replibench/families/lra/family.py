@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, PaperTable, Resources, deep_merge, expand_sweep
+from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 #: the six LRA tasks in the papers' column order (dataset names), and what each generated
@@ -138,6 +138,15 @@ def state_tracking_run_settings(run: RunSpec) -> dict[str, Any]:
             "task": {"eval_batch_size": 256}}
 
 
+#: S4's own per-epoch times (s4 repo models/s4/experiments.md, research/lra.md §3.1): dataset →
+#: (minutes per epoch, GPU, training examples, test examples; split sizes from research/lra.md §1)
+S4_EPOCH_MINUTES = {"listops": (15, "T4", 96_000, 2_000), "text": (17, "T4", 25_000, 25_000),
+                    "retrieval": (23, "A100", 147_086, 17_437), "image": (2, "A100", 45_000, 10_000),
+                    "pathfinder": (7, "A100", 160_000, 20_000), "path-x": (56, "A100", 160_000, 20_000)}
+#: state tracking, measured here on one CPU core (Grazzi et al.'s protocol, per run): no GPU figure yet
+STATE_TRACKING_CPU_HOURS = {"mamba": 24.0, "deltanet": 7.0}
+
+
 class LraFamily(Family):
     name = "lra"
     paper_tables = (
@@ -176,6 +185,27 @@ class LraFamily(Family):
                                     "attempts that resume from last.pt; data loading on 8 CPUs")
         return Resources(gpus=1, cpus=4, mem_mb=32000, runtime_min=60,
                          reason="one pass over the test split (≤ 10,000 sequences)")
+
+    def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
+        """LRA: S4's logged minutes per epoch (per training example) × the examples the run's
+        schedule sees, testing at the same per-example time (an upper bound: no backward pass);
+        state tracking: the CPU hours measured here, an upper bound for a GPU."""
+        if run.task == "state-tracking":
+            hours = STATE_TRACKING_CPU_HOURS[run.model]
+            return Cost(hours, 0.0, "cpu (1 core)", f"measured here: a {run.model} paper-protocol run on one CPU "
+                        "core (no GPU figure yet; an upper bound for one GPU)")
+        if run.dataset not in S4_EPOCH_MINUTES:
+            return None
+        minutes, gpu, train_n, test_n = S4_EPOCH_MINUTES[run.dataset]
+        train = settings["train"]
+        seen = train["epochs"] * train_n
+        if train.get("max_steps"):
+            seen = min(seen, train["max_steps"] * train["batch_size"])
+        per_example_h = minutes / 60.0 / train_n
+        return Cost(seen * per_example_h, test_n * per_example_h, gpu,
+                    f"s4 repo experiments.md: S4 {minutes} min/epoch of {train_n:,} examples on a {gpu}, × "
+                    f"{seen / train_n:.3g} epochs of this run's schedule (same per-example time assumed for "
+                    "every LRA model)")
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         return Resources(gpus=0, cpus=4, mem_mb=32000, runtime_min=180,

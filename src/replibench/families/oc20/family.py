@@ -23,8 +23,9 @@ and step counts, same code paths) overlaid with the user's per-model ``overrides
 
 fairchem's optimiser is ``torch.optim.AdamW`` built without a ``weight_decay`` argument in these
 configs, i.e. torch's default 0.01 (``BaseTrainer.load_optimizer``); we state it explicitly.
-Global batches are kept on one device with ``micro_batches`` = the number of GPUs of the config
-(gradients accumulated, see :mod:`replibench.train`), so the step-based schedules apply unchanged.
+Global batches are kept with ``micro_batches`` = the number of GPUs of the config: a paper run asks
+for that many GPUs up to one node's 8 (:meth:`OC20Family.paper_resources`) and each rank accumulates
+the remaining micro-batches (:mod:`replibench.train`), so the step-based schedules apply unchanged.
 fairchem validates every ``eval_every`` steps (default one epoch; DimeNet++: 10,000 steps) and
 keeps the checkpoint with the lowest val-ID force MAE (energy MAE for IS2RE); we validate once per
 epoch with the same metric.
@@ -40,7 +41,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Family, PaperTable, Resources, deep_merge, expand_sweep
+from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 S2EF_DATASETS = ("s2ef-synthetic-emt", "s2ef-200k", "s2ef-2m")
@@ -145,6 +146,16 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
     return {"model": dict(SMOKE_MODEL[run.model]), "train": train, "task": {**task, **SMOKE_TASK}}
 
 
+#: GPUs one training job may ask for: the trainer's data-parallel processes run on one node
+GPUS_PER_NODE = 8
+#: training samples per GPU-second on a V100 (EquiformerV2 paper, Table 2; research/oc20.md): the
+#: only published throughput among our models
+V100_SAMPLES_PER_S = {"dimenet-pp": 4.6}
+#: frames or systems per split (OC20 README; research/oc20.md §1)
+TRAIN_SIZE = {"s2ef-2m": 2_000_000, "is2re-all": 460_328}
+VAL_SIZE = {"s2ef-2m": 4 * 1_000_000, "is2re-all": 25_000}
+
+
 class OC20Family(Family):
     name = "oc20"
     # columns: whatever metrics the references give (so a renamed metric needs no change here),
@@ -176,15 +187,36 @@ class OC20Family(Family):
     task_datasets = {"s2ef": S2EF_DATASETS, "is2re": IS2RE_DATASETS}
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
-        """One GPU per run (fairchem trained its baselines on 8–32; see README "OC20"); radius graphs
-        are built on the CPU while training, hence the CPUs."""
+        """Training takes the GPUs of fairchem's config, up to one node's :data:`GPUS_PER_NODE`
+        (the trainer's data-parallel processes share a node); with fewer GPUs than the config each
+        rank accumulates micro-batches, so the global batch and the step schedule are the paper's.
+        Radius graphs are built on the CPU while training, hence 4 CPUs per GPU."""
         if stage == "train":
-            return Resources(gpus=1, cpus=8, mem_mb=64000, runtime_min=240,
-                             reason="S2EF-2M: days on one GPU (fairchem: 8–32 GPUs), so 4 h attempts that "
-                                    "resume from last.pt; graphs built on 8 CPUs")
+            paper_gpus = paper_settings(run)["train"]["micro_batches"]
+            gpus = min(paper_gpus, GPUS_PER_NODE)
+            per_rank = -(-paper_gpus // gpus)
+            return Resources(gpus=gpus, cpus=4 * gpus, mem_mb=16000 * gpus, runtime_min=240,
+                             reason=f"fairchem's config ran {paper_gpus} GPUs; {gpus} on one node (DDP), each "
+                                    f"accumulating {per_rank} micro-batch(es): the same global batch and steps; "
+                                    "days of training, so 4 h attempts that resume from last.pt")
         return Resources(gpus=1, cpus=8, mem_mb=64000, runtime_min=240,
                          reason="four S2EF validation splits (~1 M frames each) or the IS2RE split, "
                                 "graphs built on the CPU")
+
+    def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
+        """DimeNet++: the EquiformerV2 paper's V100 training throughput × the run's epochs × its
+        training set, evaluation at the same rate over the validation splits (an upper bound: no
+        backward pass; IS2RE uses the S2EF figure, also an upper bound). SchNet and our equivariant
+        models: no published throughput — rehearse them."""
+        rate = V100_SAMPLES_PER_S.get(run.model)
+        if rate is None:
+            return None
+        epochs = settings["train"]["epochs"]
+        train_gpus, evaluate_gpus = (self.paper_resources(run, stage).gpus for stage in ("train", "evaluate"))
+        return Cost(epochs * TRAIN_SIZE[run.dataset] / rate / 3600 / train_gpus,
+                    VAL_SIZE[run.dataset] / rate / 3600 / evaluate_gpus, "V100",
+                    f"EquiformerV2 paper Table 2: DimeNet++ trains {rate} samples/GPU-s on a V100; × {epochs} "
+                    f"epochs × {TRAIN_SIZE[run.dataset]:,}, evaluated at the same rate")
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         if dataset == "s2ef-synthetic-emt":

@@ -1,0 +1,100 @@
+"""`replibench plan`: the paper preset's cost before launch — every job with its GPUs, attempts and
+GPU-hours and the source of each figure; jobs sized from the same figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from replibench.cli import main
+from replibench.config import load_config, plan_runs, validate_config
+from replibench.plan import (MAX_JOB_HOURS, SIGNAL_MARGIN_MIN, evaluation_minutes, measured_runs, plan_for_config,
+                             plan_totals, train_retries, training_attempts)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def paper_config():
+    config = load_config(ROOT / "config.yaml")
+    config["preset"] = "paper"
+    return validate_config(config)
+
+
+@pytest.fixture(scope="module")
+def rows(paper_config):
+    return {(row.run_id, row.stage): row for row in plan_for_config(paper_config, ROOT)}
+
+
+def test_attempts_and_evaluation_minutes_by_hand():
+    assert training_attempts(1.0, 240) == 1
+    assert training_attempts(4.0, 240) == 2  # 240 min of work, 235 usable per attempt (5 min to checkpoint)
+    assert training_attempts(235 / 60, 240) == 1
+    assert training_attempts(47.0, 240) == math.ceil(47 * 60 / (240 - SIGNAL_MARGIN_MIN)) == 12
+    assert evaluation_minutes(1.0) == 90 and evaluation_minutes(0.01) == 10  # × 1.5, up to 10 min
+
+
+def test_every_paper_job_is_listed_with_a_source_or_says_it_has_none(paper_config, rows):
+    planned = [p for p in plan_runs(paper_config) if p.run.preset == "paper"]
+    assert set(rows) == {(p.run.run_id, stage) for p in planned for stage in ("train", "evaluate")}
+    for row in rows.values():
+        if row.wall_hours is None:
+            assert row.source.startswith("none:") and row.attempts is None
+        else:
+            assert row.source and row.device != "—" and row.attempts >= 1
+            assert row.gpu_hours == pytest.approx(row.wall_hours * row.gpus)
+    # measured runs win: the recorded H200 TimesNet run, the default run's DLinear runs
+    timesnet = rows["ett/etth1/forecast/timesnet/h96/seed2021", "train"]
+    assert timesnet.source.startswith("measured: recorded/") and timesnet.device == "cuda (NVIDIA H200)"
+    assert timesnet.wall_hours == pytest.approx(115.848566534 / 3600)
+    assert rows["ett/ettm1/forecast/dlinear/h720/seed2023", "train"].source.startswith(
+        "measured: leaderboard/results.parquet")
+    # the papers' logs, scaled to the run's schedule
+    assert rows["ett/ettm1/forecast/timesnet/h192/seed2021", "train"].source.startswith("estimate:")
+    path_x = rows["lra/path-x/lra-classify/s4-legs/default/seed0", "train"]
+    assert "56 min/epoch" in path_x.source and path_x.device == "A100" and path_x.attempts > 1
+    assert rows["crystals/mp-20/csp/diffcsp/k20/seed0", "train"].wall_hours == pytest.approx(13.5)
+    # nothing published for SchNet's throughput: said, not guessed
+    assert rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"].wall_hours is None
+
+
+def test_totals_and_the_cli(rows, capsys):
+    totals = plan_totals(list(rows.values()))
+    known = [row for row in rows.values() if row.gpu_hours is not None]
+    assert totals.gpu_hours == pytest.approx(sum(row.gpu_hours for row in known))
+    assert totals.unknown_jobs == len(rows) - len(known) > 0
+    assert main(["plan", "--configfile", str(ROOT / "config.yaml"), "--config", "preset=paper"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split("\t")[:3] == ["run", "stage", "gpus"] and out[0].endswith("source")
+    assert len(out) == len(rows) + 2 and out[-1].startswith(f"total: {totals.runs} runs, {totals.jobs} jobs;")
+    assert main(["plan", "--configfile", str(ROOT / "config.yaml")]) == 0  # the default run: its paper runs
+    assert capsys.readouterr().out.splitlines()[-1].startswith("total: 88 runs")
+
+
+def test_jobs_are_sized_by_the_same_figures(paper_config, rows):
+    planned = {p.run.run_id: p for p in plan_runs(paper_config)}
+    # an evaluation cannot resume: its one attempt is sized to 1.5 × its expected time
+    dimenet = planned["oc20/s2ef-2m/s2ef/dimenet-pp/default/seed0"]
+    assert dimenet.resources["evaluate"].runtime_min == evaluation_minutes(dimenet.cost.evaluate_hours)
+    assert "evaluation does not resume" in dimenet.resources["evaluate"].reason
+    assert rows["oc20/s2ef-2m/s2ef/dimenet-pp/default/seed0", "evaluate"].runtime_min > MAX_JOB_HOURS * 60
+    assert "shard this evaluation" in rows["oc20/s2ef-2m/s2ef/dimenet-pp/default/seed0", "evaluate"].source
+    # a short one keeps the family's limit
+    naive = planned["ett/etth1/forecast/naive/h96/seed2021"]
+    assert naive.resources["evaluate"].runtime_min == 30
+    # the paper's GPUs, up to one node, with the global batch kept by micro-batches per rank
+    train = dimenet.resources["train"]
+    assert (train.gpus, dimenet.settings["train"]["micro_batches"]) == (8, 32) and "32 GPUs" in train.reason
+    assert planned["oc20/is2re-all/is2re/schnet/default/seed0"].resources["train"].gpus == 4
+    # training chains attempts until done: the rule's retries cover the longest planned training
+    longest = max(row.attempts for row in rows.values() if row.stage == "train" and row.attempts)
+    assert train_retries(list(planned.values())) == longest - 1 + 2
+
+
+def test_measured_runs_come_from_recorded_before_the_leaderboard(tmp_path):
+    assert measured_runs(tmp_path) == {}
+    measured = measured_runs(ROOT)
+    assert measured["ett/etth1/forecast/timesnet/h96/seed2021"].source.startswith("measured: recorded/")
+    assert all(not run_id.startswith("crystals") for run_id in measured)  # smoke runs never count
