@@ -20,12 +20,13 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/summary.smk"
+include: "rules/rehearse.smk"
 
 
 # The paper preset's cost before anything runs: every job's GPUs, minutes per attempt, attempts,
 # GPU-hours and the source of each figure (`replibench plan` prints the same) → logs/plan.tsv.
 onstart:
-    if any(planned.run.preset == "paper" for planned in PLAN.values()):
+    if config["preset"] == "paper" and not config.get("rehearsal"):
         from replibench.plan import write_plan_log
 
         write_plan_log(list(PLAN.values()), "logs/plan.tsv")
@@ -33,8 +34,10 @@ onstart:
 
 rule all:
     input:
-        "results/leaderboard.md",
-        "results/leaderboard.html",
-        "results/results.parquet",
-        "summary/metrics.json",
+        ["rehearsal/rehearsal.md"] if config.get("rehearsal") else [
+            "results/leaderboard.md",
+            "results/leaderboard.html",
+            "results/results.parquet",
+            "summary/metrics.json",
+        ],
     default_target: True

@@ -1,10 +1,12 @@
 # Validation and small input helpers only; every decision lives in the replibench package.
+import json
 import os
 import sys
 from pathlib import Path
 
 from replibench.config import plan_runs, validate_config
 from replibench.plan import train_retries
+from replibench.rehearsal import REHEARSAL_STEPS, rehearsal_plan
 from replibench.registry import dataset_spec
 
 # Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run

@@ -53,6 +53,24 @@ def _add_train(sub) -> None:
     p.set_defaults(handler=_cmd_train)
 
 
+def _add_rehearse(sub) -> None:
+    p = sub.add_parser("rehearse", help="a paper run's few steps at its real sizes: s/step, memory, resume")
+    p.add_argument("--settings", required=True, help="the run's settings JSON (from the workflow)")
+    p.add_argument("--data", required=True, type=Path, help="its official data or the stand-in's folder")
+    p.add_argument("--stand-in", default="", help="the stand-in dataset's name ('' = the official data)")
+    p.add_argument("--out", required=True, type=Path, help="rehearsal.json")
+    p.add_argument("--checkpoint", required=True, type=Path, help="where the rehearsal's checkpoint goes")
+    p.add_argument("--steps", type=int, default=3, help="optimiser steps; the first is not timed (default 3)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(handler=_cmd_rehearse)
+    r = sub.add_parser("rehearsal-report", help="the rehearsal's table: every paper run, rehearsed or why not")
+    r.add_argument("records", nargs="*", type=Path, help="rehearsal.json files")
+    r.add_argument("--not-rehearsed", default="{}", help="JSON: run id → why it was not rehearsed")
+    r.add_argument("--out-md", required=True, type=Path)
+    r.add_argument("--out-json", required=True, type=Path)
+    r.set_defaults(handler=_cmd_rehearsal_report)
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="predict the test split, store predictions, score them")
     p.add_argument("--settings", required=True)
@@ -152,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
-                _add_compare, _add_metrics, _add_record, _add_config, _add_plan):
+                _add_compare, _add_metrics, _add_record, _add_config, _add_plan, _add_rehearse):
         add(sub)
     return parser
 
@@ -186,6 +204,21 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 out_summary=args.summary_out, checkpoint=args.checkpoint, threads=args.threads,
                 progress=not args.no_progress,
                 processes=args.processes)
+
+
+def _cmd_rehearse(args: argparse.Namespace) -> None:
+    from replibench.stages import rehearse_stage
+
+    rehearse_stage(settings_json=args.settings, data_dir=args.data, out=args.out, checkpoint=args.checkpoint,
+                   stand_in=args.stand_in, steps=args.steps, threads=args.threads)
+
+
+def _cmd_rehearsal_report(args: argparse.Namespace) -> None:
+    import json
+
+    from replibench.rehearsal import write_rehearsal_report
+
+    write_rehearsal_report(args.records, json.loads(args.not_rehearsed), out_md=args.out_md, out_json=args.out_json)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

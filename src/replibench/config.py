@@ -279,7 +279,8 @@ def run_resources(family, run: RunSpec, config: dict[str, Any], cost: Any = None
     sized = {}
     for stage in RUN_STAGES:
         need = family.run_resources(run, stage)
-        if stage == "evaluate" and cost is not None and evaluation_minutes(cost.evaluate_hours) > need.runtime_min:
+        if (stage == "evaluate" and cost is not None and cost.evaluate_hours is not None
+                and evaluation_minutes(cost.evaluate_hours) > need.runtime_min):
             minutes = evaluation_minutes(cost.evaluate_hours)
             need = need.overridden({"runtime_min": minutes}, f"sized for {cost.evaluate_hours:.3g} h expected "
                                    f"({cost.device}; {cost.source}) × 1.5: evaluation does not resume")

@@ -9,7 +9,9 @@ the source of the figure. Figures come, in this order, from:
    ``leaderboard/results.parquet`` (its train and evaluate wall seconds, on the device it names);
 2. the **family's** :meth:`~replibench.families.base.Family.paper_cost`: a paper's or repository's
    log scaled to the run's steps, or an estimate with its model, each stating its source;
-3. **none**: the row says so and is left out of the total, which then counts those runs.
+3. a **rehearsal** (``rehearsal/rehearsal.json``, :mod:`replibench.rehearsal`): seconds per step
+   measured at the run's real sizes × the steps of its schedule on the official data;
+4. **none**: the row says so and is left out of the total, which then counts those runs.
 
 Training attempts chain through ``--signal`` + ``last.pt`` + requeue, so a long run needs several
 attempts of ``runtime_min`` minutes (less the last :data:`SIGNAL_MARGIN_MIN`, which the trainer
@@ -94,18 +96,23 @@ def measured_runs(root: str | Path = ".") -> dict[str, Measured]:
     return found
 
 
-def _stage_cost(planned: PlannedRun, measured: dict[str, Measured]) -> dict[str, tuple[float, str, str] | None]:
-    """Stage → (expected wall hours, device, source), or None where nothing is known."""
-    run = planned.run
-    if run.run_id in measured:
-        seen = measured[run.run_id]
-        return {"train": (seen.train_hours, seen.device, seen.source),
-                "evaluate": (seen.evaluate_hours, seen.device, seen.source)}
-    cost = planned.cost
-    if cost is None:
-        return {"train": None, "evaluate": None}
-    return {"train": (cost.train_hours, cost.device, cost.source),
-            "evaluate": (cost.evaluate_hours, cost.device, cost.source)}
+def _stage_cost(planned: PlannedRun, measured: dict[str, Measured],
+                rehearsed: dict[str, Any]) -> dict[str, tuple[float, str, str] | None]:
+    """Stage → (expected wall hours, device, source) from the first source that has a figure for
+    it — a measured run, the family's published figure or estimate, a rehearsal — or None."""
+    run_id = planned.run.run_id
+    sources = []
+    if run_id in measured:
+        seen = measured[run_id]
+        sources.append(({"train": seen.train_hours, "evaluate": seen.evaluate_hours}, seen.device, seen.source))
+    for cost in (planned.cost, rehearsed.get(run_id)):
+        if cost is not None:
+            sources.append(({"train": cost.train_hours, "evaluate": cost.evaluate_hours}, cost.device, cost.source))
+    found: dict[str, tuple[float, str, str] | None] = {}
+    for stage in ("train", "evaluate"):
+        found[stage] = next(((hours[stage], device, source) for hours, device, source in sources
+                             if hours[stage] is not None), None)
+    return found
 
 
 def training_attempts(wall_hours: float, runtime_min: int) -> int:
@@ -121,17 +128,19 @@ def evaluation_minutes(wall_hours: float) -> int:
     return int(math.ceil(wall_hours * 60.0 * EVALUATE_SAFETY / 10.0) * 10)
 
 
-def plan_rows(planned_runs: list[PlannedRun], measured: dict[str, Measured]) -> list[PlanRow]:
-    """The plan's jobs, in planning order (train before evaluate of each run)."""
+def plan_rows(planned_runs: list[PlannedRun], measured: dict[str, Measured],
+              rehearsed: dict[str, Any] | None = None) -> list[PlanRow]:
+    """The plan's jobs, in planning order (train before evaluate of each run); ``rehearsed``: run
+    id → Cost from a rehearsal (:func:`replibench.rehearsal.rehearsal_costs`)."""
     rows = []
     for planned in planned_runs:
-        costs = _stage_cost(planned, measured)
+        costs = _stage_cost(planned, measured, rehearsed or {})
         for stage in ("train", "evaluate"):
             need = planned.resources[stage]
             cost = costs[stage]
             if cost is None:
                 rows.append(PlanRow(planned.run.run_id, stage, need.gpus, need.cpus, need.runtime_min, None, None,
-                                    None, None, "—", "none: no measured run, no published figure — rehearse it"))
+                                    None, None, "—", "none: no measured run, no published figure, no rehearsal"))
                 continue
             wall, device, source = cost
             attempts = training_attempts(wall, need.runtime_min) if stage == "train" else 1
@@ -199,8 +208,10 @@ def plan_for_config(config: dict[str, Any], root: str | Path = ".") -> list[Plan
     """The plan of a validated config (paper runs only: smoke jobs are minutes on one CPU core)."""
     from replibench.config import plan_runs
 
+    from replibench.rehearsal import REHEARSAL_TABLE, rehearsal_costs
+
     planned = [p for p in plan_runs(config) if p.run.preset == "paper"]
-    return plan_rows(planned, measured_runs(root))
+    return plan_rows(planned, measured_runs(root), rehearsal_costs(planned, Path(root) / REHEARSAL_TABLE))
 
 
 def write_plan_log(planned_runs: list[PlannedRun], path: str | Path, root: str | Path = ".") -> str:
@@ -210,7 +221,10 @@ def write_plan_log(planned_runs: list[PlannedRun], path: str | Path, root: str |
 
     from replibench.atomic import write_text_atomic
 
-    text = plan_text(plan_rows([p for p in planned_runs if p.run.preset == "paper"], measured_runs(root)))
+    from replibench.rehearsal import REHEARSAL_TABLE, rehearsal_costs
+
+    paper = [p for p in planned_runs if p.run.preset == "paper"]
+    text = plan_text(plan_rows(paper, measured_runs(root), rehearsal_costs(paper, Path(root) / REHEARSAL_TABLE)))
     write_text_atomic(path, text)
     logging.getLogger("replibench.plan").warning("paper preset plan (%s): %s", path, text.splitlines()[-1])
     return text

@@ -203,3 +203,33 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
     write_metrics(out_metrics, record, validate=validate)
     print(f"{run.run_id}: " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items() if v is not None))
     return record
+
+
+def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint: Path, stand_in: str,
+                   steps: int = 3, threads: int = 1) -> dict[str, Any]:
+    """Rehearse one paper run (:func:`replibench.train.rehearse_steps`) on ``data_dir`` — the
+    official data or the stand-in ``stand_in`` names — and write ``rehearsal.json``: seconds per
+    step at the run's real sizes, peak memory, parameters, whether resuming reproduced the weights.
+    Never a result: no metric of the paper is computed."""
+    import resource
+
+    import torch
+
+    from replibench.atomic import write_json_atomic
+    from replibench.registry import resolve
+    from replibench.train import rehearse_steps
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    run, settings = parse_settings_json(settings_json)
+    task = resolve("task", run.task)
+    data = task.load(Path(data_dir), run, settings)
+    facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps)
+    record = {"run": run.as_dict(), "run_id": run.run_id, "data": str(data_dir), "stand_in": stand_in,
+              **facts, "peak_resident_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "threads": threads, "wall_s": time.perf_counter() - started}
+    write_json_atomic(out, record)
+    print(f"{run.run_id}: {facts['parameters']:,} parameters, {facts['seconds_per_step']:.3g} s/step "
+          f"(batch {facts['batch_size']}, {facts['device']}), resume reproduces weights: "
+          f"{facts['resume_reproduces_weights']} → {out}")
+    return record

@@ -48,7 +48,7 @@ from replibench.errors import ConfigError
 from replibench.runs import RunSpec
 from replibench.schedules import SCHEDULES, PlateauTracker, lr_factor
 
-__all__ = ["PREEMPTED_EXIT_CODE", "Preempted", "TrainConfig", "epoch_order", "lr_factor", "train"]
+__all__ = ["PREEMPTED_EXIT_CODE", "Preempted", "TrainConfig", "epoch_order", "lr_factor", "rehearse_steps", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +385,67 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_check
             training.validate(losses)
             training.save_checkpoint()
     return training.finish()
+
+
+def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_checkpoint: Path,
+                   steps: int) -> dict[str, Any]:
+    """A rehearsal of the run's training: ``steps`` optimiser steps at the run's real model and
+    batch sizes (the first is warm-up, the others are timed), a checkpoint, and a resume from it
+    that must give the same step count and weights; then one forward pass of a training batch in
+    evaluation mode without gradients. No validation, no early stopping: it measures what a step
+    costs and checks that a long run can stop and resume.
+
+    Returns seconds per step (median of the timed steps), seconds per example of the forward pass,
+    the parameter count, the steps the run's full schedule takes on this data, and whether the
+    resume reproduced the weights. A parameter-free model has no steps to rehearse.
+    """
+    import statistics
+
+    import torch
+
+    training = _Training(task, data, run, settings, Path(last_checkpoint), {})
+    model, config, device = training.model, training.config, training.device
+    parameters = sum(p.numel() for p in model.parameters())
+    facts = {"parameters": int(parameters), "batch_size": config.batch_size, "micro_batches": config.micro_batches,
+             "device": str(device), "steps_of_the_schedule_here": training.total_steps,
+             "train_examples_here": training.num_examples}
+    if training.optimizer is None:
+        return {**facts, "steps": 0, "seconds_per_step": 0.0, "resume_reproduces_weights": True,
+                "forward_seconds_per_example": None}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    order = epoch_order(training.num_examples, seed=run.seed, epoch=0)
+    per_epoch = training.steps_per_epoch
+    durations = []
+    for step in range(steps):
+        start = (step % per_epoch) * config.batch_size
+        began = time.perf_counter()
+        training._step(order[start:start + config.batch_size])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        durations.append(time.perf_counter() - began)
+        training.state.step_in_epoch += 1
+        training.state.global_step += 1
+    training.save_checkpoint()
+    weights = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+    resumed = _Training(task, data, run, settings, Path(last_checkpoint), {})
+    resumed.restore()
+    reproduces = resumed.state.global_step == steps and all(
+        torch.equal(weights[name], value.detach().cpu()) for name, value in resumed.model.state_dict().items())
+    batch = move_to_device(task.make_batch(data, "train", order[:config.batch_size]), device)
+    model.eval()
+    with torch.no_grad():
+        began = time.perf_counter()
+        task.training_loss(model, batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        forward = (time.perf_counter() - began) / min(config.batch_size, training.num_examples)
+    timed = durations[1:] or durations
+    return {**facts, "steps": steps, "seconds_per_step": statistics.median(timed),
+            "step_seconds": durations, "forward_seconds_per_example": forward,
+            "resume_reproduces_weights": bool(reproduces),
+            "peak_gpu_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+                                   else None)}
 
 
 class _Training:

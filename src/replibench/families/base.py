@@ -124,7 +124,7 @@ class Cost:
     an estimate and its model). :mod:`replibench.plan` turns it into attempts and GPU-hours."""
 
     train_hours: float
-    evaluate_hours: float
+    evaluate_hours: float | None  # None: no figure for the evaluation
     device: str
     source: str
 
@@ -202,6 +202,18 @@ class Family(ABC):
         GPU for four hours, an attempt that requeues)."""
         return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=240,
                          reason="default: one GPU, 4 h per attempt (attempts resume from last.pt)")
+
+    def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The data a rehearsal of ``dataset``'s paper runs trains on: (dataset to preprocess, its
+        options) — the official dataset itself where its files are at hand (this default), a
+        shape-faithful generated stand-in where they are not, None where there is neither yet."""
+        return dataset, self.dataset_options(family_config, dataset, "paper")
+
+    def official_train_examples(self, dataset: str) -> int | None:
+        """Training examples of the official ``dataset`` when a rehearsal trains on other data
+        (a stand-in, or a smaller official split); None when it trains on the official training
+        split itself. Scales a rehearsal's steps to the paper schedule's (:mod:`replibench.rehearsal`)."""
+        return None
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """The family's best figure for a paper run's wall time (:class:`Cost`, with its source), or

@@ -214,6 +214,19 @@ class CrystalsFamily(Family):
             wanted.discard(1)  # sampled by its own k1 run (expand_runs)
         return sorted(wanted)
 
+    def official_train_examples(self, dataset: str) -> int | None:
+        return TRAIN_CRYSTALS.get(dataset)
+
+    def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The dataset's own val.csv and test.csv (in the offline mirror; train.csv is not): real
+        crystals of the paper's sizes, val standing in for train as in the smoke preset. MP-20 has
+        none of its files mirrored: no stand-in yet (its 847-row fork subset is for tests only)."""
+        from replibench.families.crystals.datasets.sources import SMOKE_DATASETS
+
+        if dataset not in SMOKE_DATASETS:
+            return None
+        return dataset, self.dataset_options(family_config, dataset, "smoke")
+
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
         """Which raw files the preset reads: smoke val.csv + test.csv, paper all three splits."""
         from replibench.families.crystals.datasets import SPLITS, raw_file_name, smoke_split_files

@@ -54,6 +54,11 @@ LISTOPS_SMOKE = {**LISTOPS_PAPER, "min_length": 60, "max_length": 200, "num_trai
 #: (192/24/24 after the 80/10/10 split; generation costs ~0.1 s per image on a CPU)
 PATHFINDER_PAPER = {"resolution": 32, "contour_length": 14, "count": 200_000}
 PATHFINDER_SMOKE = {**PATHFINDER_PAPER, "count": 240}
+#: rehearsal stand-ins: the paper's shapes (lengths, image size) with just enough examples for
+#: a few steps at the largest paper batch (ListOps 50, Pathfinder 512: 80 % of 640 train, state tracking 256)
+REHEARSAL_COUNTS = {"listops-generated": {"num_train": 256, "num_val": 16, "num_test": 16},
+                    "pathfinder-generated": {"count": 640},
+                    "state-tracking": {"num_train": 512, "num_val": 16, "num_test": 16}}
 #: state tracking (paper §5.1; unlocking_state_tracking parity_*.yaml): 5.12 M training
 #: sequences of sizes 3–40, 8,192 val/test of sizes 40–256, sizes uniform
 STATE_TRACKING_SIZES_PAPER = {"num_train": 5_120_000, "num_val": 8_192, "num_test": 8_192,
@@ -242,6 +247,27 @@ class LraFamily(Family):
             base = state_tracking_run_settings(run)
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
         return deep_merge(base, override)
+
+    def official_train_examples(self, dataset: str) -> int | None:
+        if dataset in STATE_TRACKING_DATASETS:
+            return STATE_TRACKING_SIZES_PAPER["num_train"]
+        return S4_EPOCH_MINUTES[dataset][2] if dataset in S4_EPOCH_MINUTES else None
+
+    def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """Generated data of the paper's shapes (sequence length, vocabulary, image size, classes)
+        and few examples: ListOps and Pathfinder from their generators, state tracking at its
+        paper lengths; Text, Retrieval, Image and Path-X have no stand-in yet (None)."""
+        stand_in = {"listops": "listops-generated", "pathfinder": "pathfinder-generated"}.get(dataset, dataset)
+        if stand_in not in GENERATED_STAND_INS and stand_in not in STATE_TRACKING_DATASETS:
+            return None
+        options = self.dataset_options(family_config, stand_in, "paper")
+        if stand_in == "listops-generated":
+            options["generator"].update(REHEARSAL_COUNTS["listops-generated"])
+        elif stand_in == "pathfinder-generated":
+            options["count"] = REHEARSAL_COUNTS["pathfinder-generated"]["count"]
+        else:
+            options["sizes"].update(REHEARSAL_COUNTS["state-tracking"])
+        return stand_in, options
 
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
         """Generator settings of a generated dataset under ``preset`` (+ ``generated_data``

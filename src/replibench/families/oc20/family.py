@@ -241,6 +241,17 @@ class OC20Family(Family):
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
         return deep_merge(base, override)
 
+    def official_train_examples(self, dataset: str) -> int | None:
+        return TRAIN_SIZE.get(dataset)
+
+    def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """S2EF: the synthetic EMT set (real adslab geometry and force labels, ASE's EMT instead of
+        DFT; its slabs are smaller than OC20's ~80 atoms, so a step here underestimates one there);
+        IS2RE: no stand-in yet (None)."""
+        if not dataset.startswith("s2ef"):
+            return None
+        return SYNTHETIC_DATASET, self.dataset_options(family_config, SYNTHETIC_DATASET, "paper")
+
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
         """The synthetic set's sizes and seed (the same under both presets; override with
         ``oc20.synthetic_data``); downloaded datasets have none."""

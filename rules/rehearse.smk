@@ -1,0 +1,91 @@
+# The paper preset's rehearsal (`--config preset=paper rehearsal=true`): every paper run (one seed)
+# trains a few steps at its real sizes on its official data or a shape-faithful stand-in,
+# checkpoints and resumes → rehearsal/<run>/rehearsal.json, then one table. Never results.
+REHEARSED, NOT_REHEARSED = rehearsal_plan(list(PLAN.values()), config)
+
+
+def rehearsal_data_dir(wildcards):
+    """The folder a rehearsal trains on: its official dataset's or its stand-in's, under data/rehearsal/."""
+    _, dataset, _ = REHEARSED[run_id(wildcards)]
+    return f"data/rehearsal/{wildcards.family}/{dataset}"
+
+
+def rehearsal_options_json(wildcards):
+    """Preprocessing options of a rehearsal dataset (the same for every run that rehearses on it)."""
+    import json
+
+    options = {json.dumps(opts, sort_keys=True, separators=(",", ":"))
+               for _, dataset, opts in REHEARSED.values() if dataset == wildcards.dataset}
+    if len(options) != 1:
+        raise ValueError(f"rehearsal dataset {wildcards.dataset}: {len(options)} option sets, expected one")
+    return options.pop()
+
+
+def rehearsal_raw_files(wildcards):
+    import json
+
+    spec = dataset_spec(wildcards.dataset)
+    wanted = json.loads(rehearsal_options_json(wildcards)).get("files")
+    return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files
+            if wanted is None or remote.name in wanted]
+
+
+rule preprocess_rehearsal:
+    input:
+        rehearsal_raw_files,
+    output:
+        directory("data/rehearsal/{family}/{dataset}"),
+    log:
+        "logs/preprocess_rehearsal/{family}/{dataset}.log",
+    params:
+        options=rehearsal_options_json,
+    threads: WORKERS
+    resources:
+        mem_mb=preprocess_resource("mem_mb"),
+        runtime=preprocess_resource("runtime_min"),
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "replibench preprocess --dataset {wildcards.dataset:q} --raw {input:q} --out {output:q} "
+        "--options={params.options:q} --workers {threads} > {log:q} 2>&1"
+
+
+# one GPU at most: a run of several GPUs is rehearsed on one, all its micro-batches on it
+rule rehearse:
+    input:
+        data=rehearsal_data_dir,
+    output:
+        "rehearsal/" + RUN + "/rehearsal.json",
+    log:
+        "logs/rehearse/" + RUN + ".log",
+    params:
+        settings=run_settings_json,
+        checkpoint="rehearsal/" + RUN + "/last.pt",
+        stand_in=lambda wildcards: ("" if REHEARSED[run_id(wildcards)][1] == wildcards.dataset
+                                    else REHEARSED[run_id(wildcards)][1]),
+        steps=REHEARSAL_STEPS,
+    threads: run_resource("train", "cpus")
+    resources:
+        gpu=lambda wildcards: min(1, run_resources("train")(wildcards).gpus),
+        mem_mb=run_resource("train", "mem_mb"),
+        runtime=30,
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "replibench rehearse --settings {params.settings:q} --data {input.data:q} --stand-in={params.stand_in:q} "
+        "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps} --threads {threads} > {log:q} 2>&1"
+
+
+rule rehearsal_report:
+    input:
+        [f"rehearsal/{run}/rehearsal.json" for run in REHEARSED],
+    output:
+        md="rehearsal/rehearsal.md",
+        table="rehearsal/rehearsal.json",
+    params:
+        not_rehearsed=json.dumps(NOT_REHEARSED, sort_keys=True),
+    log:
+        "logs/rehearsal_report.log",
+    shell:
+        "replibench rehearsal-report {input:q} --not-rehearsed {params.not_rehearsed:q} --out-md {output.md:q} "
+        "--out-json {output.table:q} > {log:q} 2>&1"

@@ -1,0 +1,126 @@
+"""The rehearsal of the paper preset: every paper run's training for a few steps at its real sizes.
+
+``snakemake --config preset=paper rehearsal=true`` rehearses each paper run of the config (one seed
+per run: seeds change no size) on its official data where that is at hand and on a shape-faithful
+stand-in where it is not (:meth:`~replibench.families.base.Family.rehearsal_data`): the model at
+the paper's size, the paper's batch (and micro-batches), a few optimiser steps, a checkpoint and a
+resume from it that must reproduce the weights, and one forward pass in evaluation mode. Each run
+writes ``rehearsal/<run>/rehearsal.json`` (:func:`replibench.train.rehearse_steps`); the report
+``rehearsal/rehearsal.md`` lists every paper run, rehearsed or why not. Nothing here is a result:
+no paper metric is computed, and the leaderboard never reads these files.
+
+``replibench plan`` uses ``rehearsal/rehearsal.json`` for runs that have no measured run and no
+published figure: seconds per step × the steps of the run's schedule on the official data
+(scaled from the stand-in's by the official training-set size the family states).
+
+Imported by the Snakefile (which runs only the helpers without torch here).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from replibench.config import PlannedRun, family_object
+
+#: optimiser steps per rehearsal: one warm-up step and two timed ones
+REHEARSAL_STEPS = 3
+#: where the rehearsal's combined table is written (and read by ``replibench plan``)
+REHEARSAL_TABLE = Path("rehearsal") / "rehearsal.json"
+
+
+def group_key(run_id: str) -> str:
+    """The run id without its seed: runs that differ only in seed have the same sizes."""
+    return run_id.rsplit("/", 1)[0]
+
+
+def rehearsal_plan(planned_runs: list[PlannedRun], config: dict[str, Any]) -> tuple[
+        dict[str, tuple[PlannedRun, str, dict[str, Any]]], dict[str, str]]:
+    """(run id → (planned run, data dataset, its options)) of the runs to rehearse — the first seed
+    of every paper run — and (run id → reason) of the paper runs that cannot be rehearsed yet."""
+    rehearsed: dict[str, tuple[PlannedRun, str, dict[str, Any]]] = {}
+    not_rehearsed: dict[str, str] = {}
+    seen: set[str] = set()
+    for planned in planned_runs:
+        run = planned.run
+        if run.preset != "paper" or group_key(run.run_id) in seen:
+            continue
+        seen.add(group_key(run.run_id))
+        data = family_object(run.family).rehearsal_data(run.dataset, config.get(run.family, {}))
+        if data is None:
+            not_rehearsed[run.run_id] = (f"{run.dataset}: official data not at hand here and no "
+                                         "shape-faithful stand-in yet")
+            continue
+        rehearsed[run.run_id] = (planned, data[0], data[1])
+    return rehearsed, not_rehearsed
+
+
+def write_rehearsal_report(records: list[Path], not_rehearsed: dict[str, str], *, out_md: Path,
+                           out_json: Path) -> None:
+    """``rehearsal.md`` (one line per paper run: its rehearsal's figures or why there is none)
+    and ``rehearsal.json`` (the records and the reasons), atomically."""
+    from replibench.atomic import write_json_atomic, write_text_atomic
+
+    loaded = sorted((json.loads(Path(path).read_text(encoding="utf-8")) for path in records),
+                    key=lambda record: record["run_id"])
+    lines = ["# Rehearsal of the paper preset", "",
+             "A few optimiser steps of every paper run at its real model and batch sizes, on its official "
+             "data or a shape-faithful stand-in: a check that the jobs run, stop and resume, and a cost "
+             "figure for `replibench plan`. **Not results**: no paper metric is computed here.", "",
+             "| run | data | parameters | batch (micro) | s/step | forward s/example | peak RSS (MB) | "
+             "peak GPU (MB) | resume | device |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for record in loaded:
+        gpu = record.get("peak_gpu_memory_mb")
+        forward = record.get("forward_seconds_per_example")
+        lines.append(" | ".join([
+            f"| {record['run_id']}", record["stand_in"] or "official", f"{record['parameters']:,}",
+            f"{record['batch_size']} ({record['micro_batches']})", f"{record['seconds_per_step']:.3g}",
+            "—" if forward is None else f"{forward:.3g}", f"{record['peak_resident_memory_mb']:,.0f}",
+            "—" if gpu is None else f"{gpu:,.0f}", "ok" if record["resume_reproduces_weights"] else "FAILED",
+            f"{record['device']} |"]))
+    if not_rehearsed:
+        lines += ["", f"Not rehearsed ({len(not_rehearsed)}):", ""]
+        lines += [f"- {run_id}: {reason}" for run_id, reason in sorted(not_rehearsed.items())]
+    failed = [record["run_id"] for record in loaded if not record["resume_reproduces_weights"]]
+    lines += ["", f"{len(loaded)} runs rehearsed, {len(failed)} resume failures, {len(not_rehearsed)} not rehearsed."]
+    write_text_atomic(out_md, "\n".join(lines) + "\n")
+    write_json_atomic(out_json, {"records": loaded, "not_rehearsed": not_rehearsed})
+    if failed:
+        from replibench.errors import DataError
+
+        raise DataError(f"resuming did not reproduce the weights of {', '.join(failed)} (see {out_md})")
+
+
+def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSAL_TABLE):  # -> dict[str, Cost]
+    """Run id → :class:`~replibench.families.base.Cost` from a rehearsal table, for every planned
+    paper run whose seed group was rehearsed: s/step × the schedule's steps on the official data
+    (the stand-in's steps × official / stand-in training examples, where the family states the
+    official size), divided by the run's GPUs; evaluation from the forward time per example."""
+    from replibench.families.base import Cost
+
+    path = Path(table)
+    if not path.is_file():
+        return {}
+    records = {group_key(record["run_id"]): record
+               for record in json.loads(path.read_text(encoding="utf-8"))["records"]}
+    costs = {}
+    for planned in planned_runs:
+        record = records.get(group_key(planned.run.run_id))
+        if record is None or not record["steps"]:
+            continue
+        official = family_object(planned.run.family).official_train_examples(planned.run.dataset)
+        steps = record["steps_of_the_schedule_here"]
+        scale_note = "on its own official data"
+        if official is not None and official != record["train_examples_here"]:
+            steps = steps * official / record["train_examples_here"]
+            scale_note = f"scaled from {record['train_examples_here']:,} to {official:,} training examples"
+        elif record["stand_in"]:
+            continue  # a stand-in's schedule says nothing about the official one without its size
+        gpus = max(1, planned.resources["train"].gpus)
+        costs[planned.run.run_id] = Cost(
+            record["seconds_per_step"] * steps / 3600 / gpus, None, record["device"],
+            f"rehearsal ({path}): {record['seconds_per_step']:.3g} s/step on {record['device']} × {steps:,.0f} "
+            f"steps ({scale_note}) / {gpus} GPUs; evaluation not rehearsed")
+    return costs
