@@ -3,7 +3,7 @@
 ``snakemake --config preset=paper rehearsal=true`` rehearses each paper run of the config (one seed
 per run: seeds change no size) on its official data where that is at hand and on a shape-faithful
 stand-in where it is not (:meth:`~replibench.families.base.Family.rehearsal_data`): the model at
-the paper's size, the paper's batch (and micro-batches), a few optimiser steps, a checkpoint and a
+the paper's size, one GPU's share of the paper's global batch (``batch_size / micro_batches``), a few optimiser steps, a checkpoint and a
 resume from it that must reproduce the weights, and one forward pass in evaluation mode. Each run
 writes ``rehearsal/<run>/rehearsal.json`` (:func:`replibench.train.rehearse_steps`); the report
 ``rehearsal/rehearsal.md`` lists every paper run, rehearsed or why not. Nothing here is a result:
@@ -97,7 +97,7 @@ def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSA
     """Run id → :class:`~replibench.families.base.Cost` from a rehearsal table, for every planned
     paper run whose seed group was rehearsed: s/step × the schedule's steps on the official data
     (the stand-in's steps × official / stand-in training examples, where the family states the
-    official size), divided by the run's GPUs; evaluation from the forward time per example."""
+    official size), each global step ⌈micro_batches / GPUs⌉ one-GPU steps; no evaluation figure."""
     from replibench.families.base import Cost
 
     path = Path(table)
@@ -119,8 +119,10 @@ def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSA
         elif record["stand_in"]:
             continue  # a stand-in's schedule says nothing about the official one without its size
         gpus = max(1, planned.resources["train"].gpus)
+        shares = -(-record["micro_batches"] // gpus)  # one GPU's steps per global step
         costs[planned.run.run_id] = Cost(
-            record["seconds_per_step"] * steps / 3600 / gpus, None, record["device"],
-            f"rehearsal ({path}): {record['seconds_per_step']:.3g} s/step on {record['device']} × {steps:,.0f} "
-            f"steps ({scale_note}) / {gpus} GPUs; evaluation not rehearsed")
+            record["seconds_per_step"] * shares * steps / 3600, None, record["device"],
+            f"rehearsal ({path}): {record['seconds_per_step']:.3g} s per one-GPU batch of "
+            f"{record['batch_per_step_here']} on {record['device']} × {shares} per global step on {gpus} GPUs "
+            f"× {steps:,.0f} steps ({scale_note}); evaluation not rehearsed")
     return costs

@@ -387,27 +387,44 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_check
     return training.finish()
 
 
+def schedule_steps(config: TrainConfig, num_examples: int) -> tuple[int, int]:
+    """(optimiser steps per epoch, steps of the whole schedule) for ``num_examples`` training
+    examples: global batches of ``batch_size`` (the last one kept unless ``drop_last``), ``epochs``
+    of them, capped at ``max_steps``."""
+    per_epoch = (num_examples // config.batch_size if config.drop_last
+                 else math.ceil(num_examples / config.batch_size))
+    total = config.epochs * per_epoch
+    return per_epoch, (min(total, config.max_steps) if config.max_steps is not None else total)
+
+
 def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_checkpoint: Path,
                    steps: int) -> dict[str, Any]:
-    """A rehearsal of the run's training: ``steps`` optimiser steps at the run's real model and
-    batch sizes (the first is warm-up, the others are timed), a checkpoint, and a resume from it
-    that must give the same step count and weights; then one forward pass of a training batch in
+    """A rehearsal of the run's training: ``steps`` optimiser steps of the run's real model on
+    one GPU's share of its global batch (``batch_size / micro_batches``: what each of the paper's
+    GPUs computed per step), the first warm-up and the others timed; a checkpoint, and a resume
+    from it that must give the same step count and weights; then one forward pass of a batch in
     evaluation mode without gradients. No validation, no early stopping: it measures what a step
     costs and checks that a long run can stop and resume.
 
-    Returns seconds per step (median of the timed steps), seconds per example of the forward pass,
-    the parameter count, the steps the run's full schedule takes on this data, and whether the
-    resume reproduced the weights. A parameter-free model has no steps to rehearse.
+    Returns seconds per share-step (median of the timed steps; a global step on ``w`` devices
+    takes ⌈micro_batches / w⌉ of them), seconds per example of the forward pass, the parameter
+    count, the global steps the run's full schedule takes on this data, and whether the resume
+    reproduced the weights. A parameter-free model has no steps to rehearse.
     """
     import statistics
 
     import torch
 
-    training = _Training(task, data, run, settings, Path(last_checkpoint), {})
+    paper = TrainConfig.from_settings(settings["train"])
+    # one GPU's share: a global batch the paper spread over k GPUs (micro_batches = k) is k steps
+    # of batch_size / k here, each what one of its GPUs computed
+    share = {**settings["train"], "batch_size": max(1, paper.batch_size // paper.micro_batches), "micro_batches": 1}
+    training = _Training(task, data, run, {**settings, "train": share}, Path(last_checkpoint), {})
     model, config, device = training.model, training.config, training.device
     parameters = sum(p.numel() for p in model.parameters())
-    facts = {"parameters": int(parameters), "batch_size": config.batch_size, "micro_batches": config.micro_batches,
-             "device": str(device), "steps_of_the_schedule_here": training.total_steps,
+    facts = {"parameters": int(parameters), "batch_size": paper.batch_size, "micro_batches": paper.micro_batches,
+             "batch_per_step_here": config.batch_size, "device": str(device),
+             "steps_of_the_schedule_here": schedule_steps(paper, training.num_examples)[1],
              "train_examples_here": training.num_examples}
     if training.optimizer is None:
         return {**facts, "steps": 0, "seconds_per_step": 0.0, "resume_reproduces_weights": True,
@@ -428,7 +445,7 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
         training.state.global_step += 1
     training.save_checkpoint()
     weights = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
-    resumed = _Training(task, data, run, settings, Path(last_checkpoint), {})
+    resumed = _Training(task, data, run, {**settings, "train": share}, Path(last_checkpoint), {})
     resumed.restore()
     reproduces = resumed.state.global_step == steps and all(
         torch.equal(weights[name], value.detach().cpu()) for name, value in resumed.model.state_dict().items())
@@ -482,13 +499,9 @@ class _Training:
         self.state = TrainState()
         self.best_weights: dict[str, Any] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.num_examples = task.num_train_examples(data)
-        self.steps_per_epoch = (self.num_examples // config.batch_size if config.drop_last
-                                else math.ceil(self.num_examples / config.batch_size))
+        self.steps_per_epoch, self.total_steps = schedule_steps(config, self.num_examples)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{run.run_id}: {self.num_examples} training examples < batch size {config.batch_size}")
-        self.total_steps = config.epochs * self.steps_per_epoch
-        if config.max_steps is not None:
-            self.total_steps = min(self.total_steps, config.max_steps)
         self.plateau = PlateauTracker()
         self.started = time.perf_counter()
 

@@ -1,0 +1,118 @@
+"""The paper preset's rehearsal: which runs are rehearsed on what, how its figures become plan costs,
+and one run per family rehearsed end to end through Snakemake (paper sizes, a few steps, a
+checkpoint and a resume that reproduces the weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from replibench.config import load_config, plan_runs, validate_config
+from replibench.plan import plan_rows
+from replibench.rehearsal import group_key, rehearsal_costs, rehearsal_plan
+
+from .test_workflow import make_workdir, snakemake
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: one paper run per family, plus one that has no data at hand (IS2RE-All)
+CONFIG = {
+    "preset": "paper",
+    "rehearsal": True,
+    "families": ["ett", "crystals", "lra", "oc20"],
+    "data": {"mirror": None, "workers": 1},
+    "ett": {"seeds": [2021, 2022], "runs": [{"task": "forecast", "models": ["dlinear"], "datasets": ["etth1"],
+                                             "horizons": [96]}]},
+    "crystals": {"seeds": [0], "runs": [{"task": "gen", "models": ["crysbfn"], "datasets": ["perov-5"]}]},
+    "lra": {"seeds": [0], "runs": [{"task": "state-tracking", "models": ["deltanet"], "datasets": ["parity"],
+                      "eigenvalue_ranges": ["[-1,1]"], "seeds": [0]}]},
+    "oc20": {"seeds": [0], "runs": [{"task": "s2ef", "models": ["schnet"], "datasets": ["s2ef-2m"]},
+                      {"task": "is2re", "models": ["schnet"], "datasets": ["is2re-all"]}]},
+}
+
+
+def test_one_seed_per_run_on_official_data_or_a_stand_in_and_the_rest_said():
+    config = validate_config(CONFIG)
+    rehearsed, not_rehearsed = rehearsal_plan(plan_runs(config), config)
+    assert {run_id: (data, bool(options)) for run_id, (_, data, options) in rehearsed.items()} == {
+        "ett/etth1/forecast/dlinear/h96/seed2021": ("etth1", False),  # official; seed 2022 has the same sizes
+        "crystals/perov-5/gen/crysbfn/default/seed0": ("perov-5", True),  # official val/test files
+        "lra/parity/state-tracking/deltanet/range-neg1-1/seed0": ("parity", True),  # generated, paper lengths
+        "oc20/s2ef-2m/s2ef/schnet/default/seed0": ("s2ef-synthetic-emt", True),
+    }
+    assert list(not_rehearsed) == ["oc20/is2re-all/is2re/schnet/default/seed0"]
+    _, _, parity = rehearsed["lra/parity/state-tracking/deltanet/range-neg1-1/seed0"]
+    assert parity["sizes"]["test_sizes"] == [40, 256] and parity["sizes"]["num_train"] == 512
+    full = {**load_config(ROOT / "config.yaml"), "preset": "paper"}
+    rehearsed, not_rehearsed = rehearsal_plan(plan_runs(validate_config(full)), validate_config(full))
+    assert all("/mp-20/" in run or "/is2re-all/" in run or run.split("/")[1] in ("text", "retrieval", "image",
+                                                                                  "path-x") for run in not_rehearsed)
+
+
+def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
+    config = validate_config(CONFIG)
+    planned = [p for p in plan_runs(config) if p.run.preset == "paper"]
+    record = {"stand_in": "", "steps": 3, "seconds_per_step": 2.0, "device": "cpu", "run_id": "x",
+              "steps_of_the_schedule_here": 100, "train_examples_here": 1_000, "micro_batches": 1,
+              "batch_per_step_here": 32}
+    table = {"records": [
+        {**record, "run_id": "ett/etth1/forecast/dlinear/h96/seed2021", "train_examples_here": 8_449},
+        {**record, "run_id": "crystals/perov-5/gen/crysbfn/default/seed0", "train_examples_here": 3_785},
+        {**record, "run_id": "oc20/s2ef-2m/s2ef/schnet/default/seed0", "stand_in": "s2ef-synthetic-emt",
+         "micro_batches": 16, "batch_per_step_here": 12},
+    ], "not_rehearsed": {}}
+    path = tmp_path / "rehearsal.json"
+    path.write_text(json.dumps(table))
+    costs = rehearsal_costs(planned, path)
+    # ETT trains on its official data: 2 s × 100 steps, both seeds (same sizes)
+    assert costs["ett/etth1/forecast/dlinear/h96/seed2022"].train_hours == pytest.approx(200 / 3600)
+    # Perov-5: the rehearsal trained on val (3,785), the paper on train (11,356 crystals)
+    assert costs["crystals/perov-5/gen/crysbfn/default/seed0"].train_hours == pytest.approx(
+        2.0 * 100 * 11_356 / 3_785 / 3600)
+    # S2EF-2M: 2,000,000 frames; a global step of 16 one-GPU shares on the run's 8 GPUs = 2 shares each
+    assert costs["oc20/s2ef-2m/s2ef/schnet/default/seed0"].train_hours == pytest.approx(
+        2.0 * 2 * 100 * 2_000_000 / 1_000 / 3600)
+    assert all(cost.evaluate_hours is None and cost.source.startswith("rehearsal") for cost in costs.values())
+    rows = {(row.run_id, row.stage): row for row in plan_rows(planned, {}, costs)}
+    schnet = rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
+    assert schnet.source.startswith("rehearsal") and schnet.gpu_hours == pytest.approx(schnet.wall_hours * 8)
+    assert rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "evaluate"].wall_hours is None
+    assert group_key("ett/etth1/forecast/dlinear/h96/seed2022") == "ett/etth1/forecast/dlinear/h96"
+
+
+@pytest.mark.workflow
+def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror):
+    workdir = make_workdir(tmp_path, {**CONFIG, "data": {"mirror": mirror, "workers": 1}})
+    result = snakemake(workdir, "-c2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    table = json.loads((workdir / "rehearsal" / "rehearsal.json").read_text())
+    records = {record["run_id"]: record for record in table["records"]}
+    assert set(records) == {"ett/etth1/forecast/dlinear/h96/seed2021", "crystals/perov-5/gen/crysbfn/default/seed0",
+                            "lra/parity/state-tracking/deltanet/range-neg1-1/seed0",
+                            "oc20/s2ef-2m/s2ef/schnet/default/seed0"}
+    for record in records.values():
+        assert record["resume_reproduces_weights"] and record["steps"] == 3 and record["seconds_per_step"] > 0
+        assert record["parameters"] > 0 and record["peak_resident_memory_mb"] > 0
+    schnet = records["oc20/s2ef-2m/s2ef/schnet/default/seed0"]
+    assert (schnet["batch_size"], schnet["micro_batches"], schnet["batch_per_step_here"]) == (192, 8, 24)
+    assert records["ett/etth1/forecast/dlinear/h96/seed2021"]["steps_of_the_schedule_here"] == 2640
+    report = (workdir / "rehearsal" / "rehearsal.md").read_text()
+    assert "Not results" in report and "oc20/is2re-all/is2re/schnet/default/seed0: is2re-all" in report
+    assert not (workdir / "results" / "leaderboard.md").exists()  # a rehearsal never makes results
+    # the plan now has a figure for SchNet from the rehearsal
+    from replibench.cli import main
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.pop("rehearsal")
+    (workdir / "plan.yaml").write_text(yaml.safe_dump(config))
+    import os
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(workdir)
+        assert main(["plan", "--configfile", "plan.yaml"]) == 0
+    finally:
+        os.chdir(cwd)
