@@ -6,7 +6,7 @@ REHEARSED, NOT_REHEARSED = rehearsal_plan(list(PLAN.values()), config)
 
 def rehearsal_data_dir(wildcards):
     """The folder a rehearsal trains on: its official dataset's or its stand-in's, under data/rehearsal/."""
-    _, dataset, _ = REHEARSED[run_id(wildcards)]
+    _, dataset, _, _ = REHEARSED[run_id(wildcards)]
     return f"data/rehearsal/{wildcards.family}/{dataset}"
 
 
@@ -15,7 +15,7 @@ def rehearsal_options_json(wildcards):
     import json
 
     options = {json.dumps(opts, sort_keys=True, separators=(",", ":"))
-               for _, dataset, opts in REHEARSED.values() if dataset == wildcards.dataset}
+               for _, dataset, opts, _ in REHEARSED.values() if dataset == wildcards.dataset}
     if len(options) != 1:
         raise ValueError(f"rehearsal dataset {wildcards.dataset}: {len(options)} option sets, expected one")
     return options.pop()
@@ -59,7 +59,7 @@ rule rehearse:
     log:
         "logs/rehearse/" + RUN + ".log",
     params:
-        settings=run_settings_json,
+        settings=lambda wildcards: REHEARSED[run_id(wildcards)][3],
         checkpoint="rehearsal/" + RUN + "/last.pt",
         stand_in=lambda wildcards: ("" if REHEARSED[run_id(wildcards)][1] == wildcards.dataset
                                     else REHEARSED[run_id(wildcards)][1]),

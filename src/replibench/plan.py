@@ -204,14 +204,17 @@ def train_retries(planned_runs: list[PlannedRun], preemptions: int = 2) -> int:
     return max([3, *(n - 1 + preemptions for n in needed)])
 
 
-def plan_for_config(config: dict[str, Any], root: str | Path = ".") -> list[PlanRow]:
-    """The plan of a validated config (paper runs only: smoke jobs are minutes on one CPU core)."""
+def plan_for_config(config: dict[str, Any], root: str | Path = ".",
+                    rehearsal_table: str | Path | None = None) -> list[PlanRow]:
+    """The plan of a validated config (paper runs only: smoke jobs are minutes on one CPU core);
+    measured runs under ``root``, rehearsal figures from ``rehearsal_table`` (default
+    ``<root>/rehearsal/rehearsal.json``)."""
     from replibench.config import plan_runs
-
     from replibench.rehearsal import REHEARSAL_TABLE, rehearsal_costs
 
     planned = [p for p in plan_runs(config) if p.run.preset == "paper"]
-    return plan_rows(planned, measured_runs(root), rehearsal_costs(planned, Path(root) / REHEARSAL_TABLE))
+    table = Path(root) / REHEARSAL_TABLE if rehearsal_table is None else Path(rehearsal_table)
+    return plan_rows(planned, measured_runs(root), rehearsal_costs(planned, table))
 
 
 def write_plan_log(planned_runs: list[PlannedRun], path: str | Path, root: str | Path = ".") -> str:

@@ -36,10 +36,11 @@ def group_key(run_id: str) -> str:
 
 
 def rehearsal_plan(planned_runs: list[PlannedRun], config: dict[str, Any]) -> tuple[
-        dict[str, tuple[PlannedRun, str, dict[str, Any]]], dict[str, str]]:
-    """(run id → (planned run, data dataset, its options)) of the runs to rehearse — the first seed
-    of every paper run — and (run id → reason) of the paper runs that cannot be rehearsed yet."""
-    rehearsed: dict[str, tuple[PlannedRun, str, dict[str, Any]]] = {}
+        dict[str, tuple[PlannedRun, str, dict[str, Any], str]], dict[str, str]]:
+    """(run id → (planned run, data dataset, its options, the rehearsal's settings JSON)) of the
+    runs to rehearse — the first seed of every paper run — and (run id → reason) of the paper runs
+    that cannot be rehearsed yet."""
+    rehearsed: dict[str, tuple[PlannedRun, str, dict[str, Any], str]] = {}
     not_rehearsed: dict[str, str] = {}
     seen: set[str] = set()
     for planned in planned_runs:
@@ -47,12 +48,15 @@ def rehearsal_plan(planned_runs: list[PlannedRun], config: dict[str, Any]) -> tu
         if run.preset != "paper" or group_key(run.run_id) in seen:
             continue
         seen.add(group_key(run.run_id))
-        data = family_object(run.family).rehearsal_data(run.dataset, config.get(run.family, {}))
+        family = family_object(run.family)
+        data = family.rehearsal_data(run.dataset, config.get(run.family, {}))
         if data is None:
             not_rehearsed[run.run_id] = (f"{run.dataset}: official data not at hand here and no "
                                          "shape-faithful stand-in yet")
             continue
-        rehearsed[run.run_id] = (planned, data[0], data[1])
+        settings = family.rehearsal_settings(run, planned.settings)
+        settings_json = json.dumps({"run": run.as_dict(), **settings}, sort_keys=True, separators=(",", ":"))
+        rehearsed[run.run_id] = (planned, data[0], data[1], settings_json)
     return rehearsed, not_rehearsed
 
 

@@ -88,6 +88,7 @@ class TrainConfig:
     grad_clip_value: float | None = None  # clip each gradient element to [-v, v] (DiffCSP)
     ema_decay: float | None = None  # exponential moving average of weights, used for validation and the result
     checkpoint_every: int = 200  # steps
+    loader_workers: int = 0  # processes building the coming steps' batches while the model steps (0: none)
     amp: str = "off"  # "off" | "fp16" | "bf16" (CUDA only)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     param_group_options: dict[str, Any] = field(default_factory=dict)  # passed to model.optimizer_param_groups
@@ -120,7 +121,7 @@ class TrainConfig:
             "plateau_factor": between(0.0, 1.0, low_open=True), "plateau_patience": at_least(0),
             "min_lr": at_least(0.0), "patience": at_least(1), "grad_clip": above(0.0),
             "grad_clip_value": above(0.0), "ema_decay": between(0.0, 1.0, high_open=True),
-            "checkpoint_every": at_least(0), "amp": one_of("off", "fp16", "bf16"),
+            "checkpoint_every": at_least(0), "loader_workers": at_least(0), "amp": one_of("off", "fp16", "bf16"),
             "device": _DeviceRule(),
         }
 
@@ -379,12 +380,71 @@ def train(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_check
     """
     training = _Training(task, data, run, settings, Path(last_checkpoint), data_sha256 or {})
     training.restore()
-    with _StopSignals() as stop:
-        while training.optimizer is not None and not training.reached_the_end():
-            losses = training.run_epoch(stop, progress)
-            training.validate(losses)
-            training.save_checkpoint()
+    try:
+        with _StopSignals() as stop:
+            while training.optimizer is not None and not training.reached_the_end():
+                losses = training.run_epoch(stop, progress)
+                training.validate(losses)
+                training.save_checkpoint()
+    finally:
+        if training.loader is not None:
+            training.loader.close()
     return training.finish()
+
+
+#: (task, data) of this loader worker process, set once when the worker starts (fork: inherited, not copied)
+_WORKER_INPUTS: tuple[Any, Any] | None = None
+
+
+def _start_loader_worker(task, data) -> None:
+    import torch
+
+    global _WORKER_INPUTS
+    _WORKER_INPUTS = (task, data)
+    torch.set_num_threads(1)
+
+
+def _build_train_batch(indices):
+    task, data = _WORKER_INPUTS
+    return task.make_batch(data, "train", indices)
+
+
+class BatchLoader:
+    """Builds the coming optimiser steps' training batches in ``workers`` processes while the model
+    steps, so CPU work such as OC20's radius graphs (~30 ms a structure) stays off the critical
+    path. The processes are forked: they share the task's data with the trainer, and each returns
+    the batch ``task.make_batch`` gives for the same indices — only for tasks whose batch building
+    draws no randomness (``Task.batches_are_pure``), so the run is the same with or without them."""
+
+    def __init__(self, task, data, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.depth = 2 * workers  # steps in flight
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_start_loader_worker, initargs=(task, data))
+        self.pending: dict[int, list] = {}
+
+    def keep_ahead(self, order, step: int, steps_per_epoch: int, batch_size: int, parts_of) -> None:
+        """Submit the batches of steps ``step`` … ``step + depth`` of this epoch not yet submitted."""
+        for ahead in range(step, min(step + self.depth, steps_per_epoch)):
+            if ahead not in self.pending:
+                indices = order[ahead * batch_size:(ahead + 1) * batch_size]
+                self.pending[ahead] = [self.pool.submit(_build_train_batch, part) for part in parts_of(indices)]
+
+    def take(self, step: int) -> list:
+        """The built batches of ``step``'s parts (waiting for them if needed)."""
+        return [future.result() for future in self.pending.pop(step)]
+
+    def drop(self) -> None:
+        for futures in self.pending.values():
+            for future in futures:
+                future.cancel()
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.drop()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def schedule_steps(config: TrainConfig, num_examples: int) -> tuple[int, int]:
@@ -419,6 +479,7 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
     # one GPU's share: a global batch the paper spread over k GPUs (micro_batches = k) is k steps
     # of batch_size / k here, each what one of its GPUs computed
     share = {**settings["train"], "batch_size": max(1, paper.batch_size // paper.micro_batches), "micro_batches": 1}
+    share["loader_workers"] = 0  # the rehearsal times the step itself (benchmarks/oc20_loader.py: the loader)
     training = _Training(task, data, run, {**settings, "train": share}, Path(last_checkpoint), {})
     model, config, device = training.model, training.config, training.device
     parameters = sum(p.numel() for p in model.parameters())
@@ -503,6 +564,13 @@ class _Training:
         if self.steps_per_epoch == 0:
             raise ValueError(f"{run.run_id}: {self.num_examples} training examples < batch size {config.batch_size}")
         self.plateau = PlateauTracker()
+        self.loader = None
+        if config.loader_workers and self.optimizer is not None:
+            if not getattr(task, "batches_are_pure", False):
+                raise ConfigError(f"{run.run_id}: train.loader_workers = {config.loader_workers}, but task "
+                                  f"{task.name!r} draws randomness while it builds batches; building them in other "
+                                  "processes would change the run. Use loader_workers: 0.")
+            self.loader = BatchLoader(task, data, config.loader_workers)
         self.started = time.perf_counter()
 
     def restore(self) -> None:
@@ -554,32 +622,45 @@ class _Training:
                             stop.received, state.global_step, PREEMPTED_EXIT_CODE)
                 raise Preempted()
             start = state.step_in_epoch * config.batch_size
-            losses.append(self._step(order[start:start + config.batch_size]))  # the global batch
+            indices = order[start:start + config.batch_size]  # the global batch
+            if self.loader is not None:
+                self.loader.keep_ahead(order, state.step_in_epoch, self.steps_per_epoch, config.batch_size,
+                                       self._parts)
+            losses.append(self._step(indices, self.loader.take(state.step_in_epoch) if self.loader else None))
             state.step_in_epoch += 1
             state.global_step += 1
             bar.update(1)
             if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()
+        if self.loader is not None:
+            self.loader.drop()  # the next epoch has another order
         return losses
 
-    def _step(self, indices) -> float:
-        """One optimiser step on the global batch ``indices``; its loss."""
+    def _parts(self, indices) -> list:
+        """This rank's parts of the global batch ``indices``: micro_batches (parts of the global
+        batch, the paper's GPU count) over this run's w ranks — ceil(k / w) parts of its share."""
+        world = self.world
+        local = shard(indices, world) if world.size > 1 else indices
+        parts_per_rank = -(-self.config.micro_batches // world.size)
+        return [part for part in local.tensor_split(parts_per_rank) if len(part)]
+
+    def _step(self, indices, batches: list | None = None) -> float:
+        """One optimiser step on the global batch ``indices`` (its parts' batches already built
+        when ``batches`` is given, by the loader workers); its loss. Gradients are accumulated over
+        the parts, each part's mean loss weighted by its share of the rank's examples."""
         import torch
 
         config, optimizer, world = self.config, self.optimizer, self.world
         local = shard(indices, world) if world.size > 1 else indices
-        # micro_batches (parts of the global batch, the paper's GPU count) over this run's w ranks:
-        # each rank accumulates gradients over ceil(k / w) parts of its share, each part's mean
-        # loss weighted by its share of the rank's examples
-        parts_per_rank = -(-config.micro_batches // world.size)
-        parts = [part for part in local.tensor_split(parts_per_rank) if len(part)]
+        parts = self._parts(indices)
         factor = lr_factor(config, epoch=self.state.epoch, step=self.state.global_step, total_steps=self.total_steps)
         _set_learning_rates(optimizer, config, factor, self.plateau.scale)
         optimizer.zero_grad(set_to_none=True)
         step_loss = torch.zeros((), device=self.device)  # stays 0 on a rank a small last batch leaves empty
-        for part in parts:
-            batch = move_to_device(self.task.make_batch(self.data, "train", part), self.device)
+        for number, part in enumerate(parts):
+            built = batches[number] if batches is not None else self.task.make_batch(self.data, "train", part)
+            batch = move_to_device(built, self.device)
             with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 loss = self.task.training_loss(self.model, batch)
             if not torch.isfinite(loss):

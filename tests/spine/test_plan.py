@@ -24,8 +24,9 @@ def paper_config():
 
 
 @pytest.fixture(scope="module")
-def rows(paper_config):
-    return {(row.run_id, row.stage): row for row in plan_for_config(paper_config, ROOT)}
+def rows(paper_config, tmp_path_factory):
+    no_rehearsal = tmp_path_factory.mktemp("plan") / "rehearsal.json"  # a local rehearsal would fill gaps
+    return {(row.run_id, row.stage): row for row in plan_for_config(paper_config, ROOT, no_rehearsal)}
 
 
 def test_attempts_and_evaluation_minutes_by_hand():
@@ -69,6 +70,7 @@ def test_totals_and_the_cli(rows, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split("\t")[:3] == ["run", "stage", "gpus"] and out[0].endswith("source")
     assert len(out) == len(rows) + 2 and out[-1].startswith(f"total: {totals.runs} runs, {totals.jobs} jobs;")
+    assert "GPU-hours" in out[-1] and "jobs have no figure yet" in out[-1]
     assert main(["plan", "--configfile", str(ROOT / "config.yaml")]) == 0  # the default run: its paper runs
     assert capsys.readouterr().out.splitlines()[-1].startswith("total: 88 runs")
 

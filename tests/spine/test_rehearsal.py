@@ -37,14 +37,16 @@ CONFIG = {
 def test_one_seed_per_run_on_official_data_or_a_stand_in_and_the_rest_said():
     config = validate_config(CONFIG)
     rehearsed, not_rehearsed = rehearsal_plan(plan_runs(config), config)
-    assert {run_id: (data, bool(options)) for run_id, (_, data, options) in rehearsed.items()} == {
+    assert {run_id: (data, bool(options)) for run_id, (_, data, options, _) in rehearsed.items()} == {
         "ett/etth1/forecast/dlinear/h96/seed2021": ("etth1", False),  # official; seed 2022 has the same sizes
         "crystals/perov-5/gen/crysbfn/default/seed0": ("perov-5", True),  # official val/test files
         "lra/parity/state-tracking/deltanet/range-neg1-1/seed0": ("parity", True),  # generated, paper lengths
         "oc20/s2ef-2m/s2ef/schnet/default/seed0": ("s2ef-synthetic-emt", True),
     }
     assert list(not_rehearsed) == ["oc20/is2re-all/is2re/schnet/default/seed0"]
-    _, _, parity = rehearsed["lra/parity/state-tracking/deltanet/range-neg1-1/seed0"]
+    _, _, parity, _ = rehearsed["lra/parity/state-tracking/deltanet/range-neg1-1/seed0"]
+    crysbfn = json.loads(rehearsed["crystals/perov-5/gen/crysbfn/default/seed0"][3])
+    assert crysbfn["task"]["splits"]["train"] == "val"  # the rehearsal trains on the mirrored val.csv
     assert parity["sizes"]["test_sizes"] == [40, 256] and parity["sizes"]["num_train"] == 512
     full = {**load_config(ROOT / "config.yaml"), "preset": "paper"}
     rehearsed, not_rehearsed = rehearsal_plan(plan_runs(validate_config(full)), validate_config(full))

@@ -212,3 +212,29 @@ def test_micro_batches_take_the_full_batch_gradient(tmp_path):
     with pytest.raises(Exception, match="micro_batches = 0: must be >= 1"):
         train(_RegressionTask(), data, RUN, {**settings, "train": {**settings["train"], "micro_batches": 0}},
               last_checkpoint=tmp_path / "bad" / "last.pt", progress=False)
+
+
+class _PureRegressionTask(_RegressionTask):
+    """The toy task, declaring that building a batch draws no randomness (it only indexes)."""
+
+    batches_are_pure = True
+
+
+def test_loader_workers_build_the_same_batches_off_the_critical_path(tmp_path):
+    """Batches built in two forked loader processes give the run of batches built in the trainer,
+    bit for bit (micro-batches included); a task that draws randomness while batching is refused."""
+    settings = {"model": {"width": 8, "dropout": 0.0},
+                "train": {"epochs": 2, "batch_size": 20, "micro_batches": 2, "lr": 0.01, "lr_schedule": "constant",
+                          "patience": None}}
+    task = _PureRegressionTask()
+    data = task.load(None, RUN, settings)
+    inline, inline_summary = train(task, data, RUN, settings, last_checkpoint=tmp_path / "a" / "last.pt",
+                                   progress=False)
+    loaded = {**settings, "train": {**settings["train"], "loader_workers": 2}}
+    workers, workers_summary = train(_PureRegressionTask(), data, RUN, loaded,
+                                     last_checkpoint=tmp_path / "b" / "last.pt", progress=False)
+    assert [e["step_losses"] for e in workers_summary["history"]] == [e["step_losses"] for e in inline_summary["history"]]
+    for key, value in inline.state_dict().items():
+        assert torch.equal(workers.state_dict()[key], value)
+    with pytest.raises(Exception, match="draws randomness while it builds batches"):
+        train(_RegressionTask(), data, RUN, loaded, last_checkpoint=tmp_path / "c" / "last.pt", progress=False)

@@ -209,6 +209,11 @@ class Family(ABC):
         shape-faithful generated stand-in where they are not, None where there is neither yet."""
         return dataset, self.dataset_options(family_config, dataset, "paper")
 
+    def rehearsal_settings(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, Any]:
+        """The run's settings for its rehearsal: the paper's (this default), adjusted only where the
+        rehearsal's data is laid out otherwise (e.g. which split file trains)."""
+        return settings
+
     def official_train_examples(self, dataset: str) -> int | None:
         """Training examples of the official ``dataset`` when a rehearsal trains on other data
         (a stand-in, or a smaller official split); None when it trains on the official training

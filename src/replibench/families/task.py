@@ -30,6 +30,9 @@ class Task(ABC):
 
     #: registry name, e.g. ``"forecast"``
     name: str = ""
+    #: whether :meth:`make_batch` draws no randomness (a function of the indices alone): then the
+    #: trainer may build batches in loader worker processes (``train.loader_workers``)
+    batches_are_pure: bool = False
 
     @abstractmethod
     def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> Any:

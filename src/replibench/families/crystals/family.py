@@ -217,6 +217,10 @@ class CrystalsFamily(Family):
     def official_train_examples(self, dataset: str) -> int | None:
         return TRAIN_CRYSTALS.get(dataset)
 
+    def rehearsal_settings(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, Any]:
+        """val.csv trains (and validates), as in the smoke preset: the rehearsal has no train.csv."""
+        return deep_merge(settings, {"task": {"splits": {"train": "val", "val": "val", "test": "test"}}})
+
     def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """The dataset's own val.csv and test.csv (in the offline mirror; train.csv is not): real
         crystals of the paper's sizes, val standing in for train as in the smoke preset. MP-20 has

@@ -32,8 +32,10 @@ epoch with the same metric.
 
 Graphs: ``paper`` builds each batch's radius graphs when the batch is made (``graph.mode:
 per_batch``): stored edges of S2EF-2M would take ~90 GB (2 M structures × ~4,000 edges × 11
-bytes). That costs ~30 ms of CPU per 80-atom structure in the training process; fairchem builds
-them on the GPU (``otf_graph``). ``smoke`` stores them once per structure (``precompute``).
+bytes). That costs ~30 ms of CPU per 80-atom structure; :data:`PAPER_LOADER_WORKERS` loader
+processes build the coming steps' batches while the model steps (``train.loader_workers``), so it
+stays off the critical path (fairchem builds them on the GPU, ``otf_graph``). ``smoke`` stores
+them once per structure (``precompute``).
 """
 
 from __future__ import annotations
@@ -56,13 +58,18 @@ TORCH_ADAMW_DEFAULT_WEIGHT_DECAY = 0.01
 
 # --- paper: S2EF-2M ---------------------------------------------------------------------------
 _PER_BATCH_GRAPHS = {"graph": {"mode": "per_batch"}}  # see "Graphs" in the module docstring
+#: paper runs build each batch's radius graphs in 3 loader processes per training process (of the 4
+#: CPUs a GPU gets, paper_resources), while the model steps: ~30 ms of CPU per structure is then off
+#: the critical path (benchmarks/oc20_loader.py measures loader vs model step)
+PAPER_LOADER_WORKERS = 3
 S2EF_PAPER = {
     "schnet": {
         "model": {},  # SchNetConfig defaults = schnet.yml
         "train": {"epochs": 30, "batch_size": 24 * 8, "micro_batches": 8, "optimizer": "adamw", "lr": 1e-4,
                   "weight_decay": TORCH_ADAMW_DEFAULT_WEIGHT_DECAY, "lr_schedule": "multistep",
                   "warmup_steps": 31250, "warmup_factor": 0.2, "milestones": [52083, 83333, 104166],
-                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000},
+                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000,
+                  "loader_workers": PAPER_LOADER_WORKERS},
         "task": {"energy_coefficient": 1.0, "force_coefficient": 100.0, "eval_batch_size": 24, **_PER_BATCH_GRAPHS},
     },
     "dimenet-pp": {
@@ -70,7 +77,8 @@ S2EF_PAPER = {
         "train": {"epochs": 15, "batch_size": 12 * 32, "micro_batches": 32, "optimizer": "adamw", "lr": 1e-4,
                   "weight_decay": TORCH_ADAMW_DEFAULT_WEIGHT_DECAY, "lr_schedule": "multistep",
                   "warmup_steps": 10416, "warmup_factor": 0.2, "milestones": [20833, 31250, 41666],
-                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000},
+                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000,
+                  "loader_workers": PAPER_LOADER_WORKERS},
         "task": {"energy_coefficient": 1.0, "force_coefficient": 50.0, "eval_batch_size": 12, **_PER_BATCH_GRAPHS},
     },
 }
@@ -81,7 +89,7 @@ EQUIVARIANT_PAPER = {
     "train": {"epochs": 30, "batch_size": 4 * 16, "micro_batches": 16, "optimizer": "adamw", "lr": 4e-4,
               "weight_decay": 1e-3, "lr_schedule": "cosine", "warmup_steps": _EQUIFORMER_V2_2M_STEPS_PER_EPOCH // 10,
               "grad_clip": 100.0, "ema_decay": 0.999, "patience": None, "drop_last": False,
-              "checkpoint_every": 1000},
+              "checkpoint_every": 1000, "loader_workers": PAPER_LOADER_WORKERS},
     "task": {"energy_coefficient": 2.0, "force_coefficient": 100.0, "eval_batch_size": 4, **_PER_BATCH_GRAPHS},
 }
 
@@ -92,7 +100,8 @@ IS2RE_PAPER = {
         "train": {"epochs": 30, "batch_size": 64 * 4, "micro_batches": 4, "optimizer": "adamw", "lr": 1e-3,
                   "weight_decay": TORCH_ADAMW_DEFAULT_WEIGHT_DECAY, "lr_schedule": "multistep",
                   "warmup_steps": 5394, "warmup_factor": 0.2, "milestones": [17981, 26972, 35963],
-                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000},
+                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000,
+                  "loader_workers": PAPER_LOADER_WORKERS},
         "task": {"eval_batch_size": 64, **_PER_BATCH_GRAPHS},
     },
     "dimenet-pp": {
@@ -100,7 +109,8 @@ IS2RE_PAPER = {
         "train": {"epochs": 20, "batch_size": 4 * 4, "micro_batches": 4, "optimizer": "adamw", "lr": 1e-4,
                   "weight_decay": TORCH_ADAMW_DEFAULT_WEIGHT_DECAY, "lr_schedule": "multistep",
                   "warmup_steps": 57541, "warmup_factor": 0.2, "milestones": [115082, 230164, 345246],
-                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000},
+                  "gamma": 0.1, "patience": None, "drop_last": False, "checkpoint_every": 1000,
+                  "loader_workers": PAPER_LOADER_WORKERS},
         "task": {"eval_batch_size": 4, **_PER_BATCH_GRAPHS},
     },
 }

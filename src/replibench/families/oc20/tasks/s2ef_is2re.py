@@ -75,6 +75,7 @@ class _OC20Task(Task):
     default_normalizer = S2EF_NORMALIZER
     metric_names: tuple[str, ...] = S2EF_METRICS
     base_loss_coefficients = S2EF_BASE_LOSS_COEFFICIENTS
+    batches_are_pure = True  # gather_batch: arrays and radius graphs of the indexed structures, no RNG
 
     def energy_column(self, settings: OC20Settings) -> str:
         raise NotImplementedError
