@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 def torchrun(out: Path, *args: str, processes: int = 2) -> subprocess.CompletedProcess:
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            f"--nproc_per_node={processes}", str(HERE / "ddp_toy.py"), str(out), *args],
                           capture_output=True, text=True, timeout=240, env=env)

@@ -9,9 +9,6 @@ the weights, never merely the code that evaluated them.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -19,71 +16,19 @@ import torch
 from replibench import provenance
 from replibench.families.ett.family import FAMILY as ETT_FAMILY
 from replibench.stages import weights_code
-from replibench.families.task import Task
 from replibench.train import Preempted, resume_mismatch, train
+from toy_regression import ToyRegressionTask
 
 RUN = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 7)
 SETTINGS = {"train": {"epochs": 3, "batch_size": 20, "lr": 1e-2, "patience": None, "lr_schedule": "constant",
-                      "checkpoint_every": 0, "device": "cpu"}, "model": {}, "task": {}}
+                      "checkpoint_every": 0, "device": "cpu"}, "model": {"width": 4, "activation": "tanh"}, "task": {}}
 DATA_A = {"train.csv": "a" * 64}
 DATA_B = {"train.csv": "b" * 64}
 
 
-@dataclass
-class _Config:
-    width: int = 4
-
-
-class _Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-
-    def forward(self, x):
-        return self.layers(x).squeeze(-1)
-
-
-class _Toy(Task):
-    """y = x0 - 2 x1; sends itself SIGTERM at training step ``stop_at`` (a preemption)."""
-
-    name = "toy"
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.stop_at, self.calls = stop_at, 0
-
-    def load(self, data_dir, run, settings):
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(120, 2, generator=generator)
-        y = x[:, 0] - 2 * x[:, 1]
-        return {"train": (x[:100], y[:100]), "val": (x[100:], y[100:])}
-
-    def build_model(self, data, run, settings):
-        return _Net()
-
-    def num_train_examples(self, data):
-        return 100
-
-    def make_batch(self, data, split, indices):
-        x, y = data[split]
-        return x[indices], y[indices]
-
-    def training_loss(self, model, batch):
-        self.calls += 1
-        if self.calls == self.stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def validation_loss(self, model, data, settings):
-        x, y = data["val"]
-        with torch.no_grad():
-            return float(torch.nn.functional.mse_loss(model(x), y))
-
-    def predict(self, model, data, run, settings):
-        raise NotImplementedError
-
-    def score(self, predictions, data, settings):
-        raise NotImplementedError
+def _Toy(stop_at: int | None = None) -> ToyRegressionTask:
+    """y = x0 - 2 x1 (no noise), 100 + 20 examples; SIGTERM at training step ``stop_at`` (a preemption)."""
+    return ToyRegressionTask(num_train=100, num_val=20, weights=(1.0, -2.0), noise=0.0, signal_at_step=stop_at)
 
 
 def _code(source: str = "1" * 64, commit: str = "c" * 40, dirty: bool = False) -> dict:

@@ -5,6 +5,7 @@ checkpoint and a resume that reproduces the weights)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,8 @@ def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
 
 
 @pytest.mark.workflow
-def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror):
-    workdir = make_workdir(tmp_path, {**CONFIG, "data": {"mirror": mirror, "workers": 1}})
+def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror, capsys):
+    workdir = make_workdir(tmp_path, {**CONFIG, "data": {"mirror": mirror.url, "workers": 1}})
     result = snakemake(workdir, "-c2")
     assert result.returncode == 0, result.stderr[-4000:]
     table = json.loads((workdir / "rehearsal" / "rehearsal.json").read_text())
@@ -110,11 +111,11 @@ def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config.pop("rehearsal")
     (workdir / "plan.yaml").write_text(yaml.safe_dump(config))
-    import os
-
     cwd = os.getcwd()
     try:
         os.chdir(workdir)
         assert main(["plan", "--configfile", "plan.yaml"]) == 0
     finally:
         os.chdir(cwd)
+    lines = {tuple(line.split("\t")[:2]): line for line in capsys.readouterr().out.splitlines()}
+    assert "\trehearsal (rehearsal/rehearsal.json): " in lines["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]

@@ -2,82 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 from replibench.families.ett.family import FAMILY as ETT_FAMILY
-from replibench.families.task import Task
 from replibench.train import PREEMPTED_EXIT_CODE, Preempted, epoch_order, train
+from toy_regression import ToyRegressionTask
 
 
-@dataclass
-class _Config:
-    width: int = 8
-    dropout: float = 0.2
-
-
-class _Net(torch.nn.Module):
-    """A small MLP with dropout, so training randomness (the global RNG) matters for resume."""
-
-    Config = _Config
-
-    def __init__(self, config: _Config) -> None:
-        super().__init__()
-        self.layers = torch.nn.Sequential(torch.nn.Linear(3, config.width), torch.nn.ReLU(),
-                                          torch.nn.Dropout(config.dropout), torch.nn.Linear(config.width, 1))
-
-    def forward(self, x):
-        return self.layers(x).squeeze(-1)
-
-
-class _RegressionTask(Task):
-    """y = x · w + noise; optionally sends itself a signal at one training step (a preemption)."""
-
-    name = "toy"
-
-    def __init__(self, signal_at_step: int | None = None, signal_number: int = signal.SIGTERM) -> None:
-        self.signal_at_step = signal_at_step
-        self.signal_number = signal_number
-        self.calls = 0
-
-    def load(self, data_dir, run, settings):
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(300, 3, generator=generator)
-        y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(300, generator=generator)
-        return {"train": (x[:200], y[:200]), "val": (x[200:], y[200:])}
-
-    def build_model(self, data, run, settings):
-        return _Net(_Config(**settings["model"]))
-
-    def num_train_examples(self, data):
-        return 200
-
-    def make_batch(self, data, split, indices):
-        x, y = data[split]
-        return x[indices], y[indices]
-
-    def training_loss(self, model, batch):
-        self.calls += 1
-        if self.signal_at_step is not None and self.calls == self.signal_at_step:
-            os.kill(os.getpid(), self.signal_number)
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def validation_loss(self, model, data, settings):
-        model.eval()
-        x, y = data["val"]
-        with torch.no_grad():
-            return float(torch.nn.functional.mse_loss(model(x), y))
-
-    def predict(self, model, data, run, settings):
-        raise NotImplementedError
-
-    def score(self, predictions, data, settings):
-        raise NotImplementedError
+class _RegressionTask(ToyRegressionTask):
+    """The shared toy task at this module's sizes: 200 training and 100 validation examples."""
 
 
 RUN = ETT_FAMILY.make_run("etth1", "forecast", "dlinear", {"horizon": 96}, 7, "smoke")
@@ -214,10 +150,10 @@ def test_micro_batches_take_the_full_batch_gradient(tmp_path):
               last_checkpoint=tmp_path / "bad" / "last.pt", progress=False)
 
 
-class _PureRegressionTask(_RegressionTask):
-    """The toy task, declaring that building a batch draws no randomness (it only indexes)."""
+class _UndeclaredRegressionTask(_RegressionTask):
+    """The toy task, not declaring that building its batches draws no randomness."""
 
-    batches_are_pure = True
+    batches_are_pure = False
 
 
 def test_loader_workers_build_the_same_batches_off_the_critical_path(tmp_path):
@@ -226,15 +162,16 @@ def test_loader_workers_build_the_same_batches_off_the_critical_path(tmp_path):
     settings = {"model": {"width": 8, "dropout": 0.0},
                 "train": {"epochs": 2, "batch_size": 20, "micro_batches": 2, "lr": 0.01, "lr_schedule": "constant",
                           "patience": None}}
-    task = _PureRegressionTask()
+    task = _RegressionTask()
     data = task.load(None, RUN, settings)
     inline, inline_summary = train(task, data, RUN, settings, last_checkpoint=tmp_path / "a" / "last.pt",
                                    progress=False)
     loaded = {**settings, "train": {**settings["train"], "loader_workers": 2}}
-    workers, workers_summary = train(_PureRegressionTask(), data, RUN, loaded,
+    workers, workers_summary = train(_RegressionTask(), data, RUN, loaded,
                                      last_checkpoint=tmp_path / "b" / "last.pt", progress=False)
     assert [e["step_losses"] for e in workers_summary["history"]] == [e["step_losses"] for e in inline_summary["history"]]
     for key, value in inline.state_dict().items():
         assert torch.equal(workers.state_dict()[key], value)
     with pytest.raises(Exception, match="draws randomness while it builds batches"):
-        train(_RegressionTask(), data, RUN, loaded, last_checkpoint=tmp_path / "c" / "last.pt", progress=False)
+        train(_UndeclaredRegressionTask(), data, RUN, loaded, last_checkpoint=tmp_path / "c" / "last.pt",
+              progress=False)
