@@ -24,8 +24,11 @@ from typing import Any
 
 from replibench.config import PlannedRun, family_object
 
-#: optimiser steps per rehearsal: one warm-up step and two timed ones
-REHEARSAL_STEPS = 3
+#: optimiser steps per rehearsal: one warm-up step and one timed; with the resume check and the
+#: forward pass a run costs ~3 step times, which keeps the whole CPU rehearsal of config.yaml's
+#: paper preset well under an hour on 2 cores (README); a cluster can afford more (--config is not
+#: needed: `replibench rehearse --steps N`)
+REHEARSAL_STEPS = 2
 #: where the rehearsal's combined table is written (and read by ``replibench plan``)
 REHEARSAL_TABLE = Path("rehearsal") / "rehearsal.json"
 
