@@ -60,7 +60,7 @@ def _add_rehearse(sub) -> None:
     p.add_argument("--stand-in", default="", help="the stand-in dataset's name ('' = the official data)")
     p.add_argument("--out", required=True, type=Path, help="rehearsal.json")
     p.add_argument("--checkpoint", required=True, type=Path, help="where the rehearsal's checkpoint goes")
-    p.add_argument("--steps", type=int, default=3, help="optimiser steps; the first is not timed (default 3)")
+    p.add_argument("--steps", type=int, default=2, help="optimiser steps; the first is not timed (default 2)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(handler=_cmd_rehearse)
     r = sub.add_parser("rehearsal-report", help="the rehearsal's table: every paper run, rehearsed or why not")
