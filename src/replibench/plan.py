@@ -18,7 +18,8 @@ attempts of ``runtime_min`` minutes (less the last :data:`SIGNAL_MARGIN_MIN`, wh
 spends writing its checkpoint); evaluation does not resume, so its one attempt must be long
 enough — :func:`evaluation_minutes` sizes it from the same figures.
 
-No torch, no pandas unless a measured table exists: ``snakemake -n`` prints this table.
+No torch (pyarrow only to read the published results table): ``snakemake`` at the paper preset
+writes this table to ``logs/plan.tsv`` when it starts (:func:`write_plan_log`).
 """
 
 from __future__ import annotations
