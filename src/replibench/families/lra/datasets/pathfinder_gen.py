@@ -294,12 +294,27 @@ def generate_pathfinder_sample(config: PathfinderConfig, rng: np.random.Generato
     return PathfinderSample(image, label, targets, distractors, markers, (origin_snake, terminal_snake), margin)
 
 
+#: redraws of one image before giving up (each redraw already made max_target_retrial tries)
+MAX_REDRAWS = 20
+
+
 def generate_pathfinder(config: PathfinderConfig, count: int, rng: np.random.Generator
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """``(images (count, R, R) uint8, labels (count,) int64)`` drawn with ``rng``."""
+    """``(images (count, R, R) uint8, labels (count,) int64)`` drawn with ``rng``.
+
+    An image whose two target snakes cannot be placed is drawn again from the next random numbers
+    (label included), as the upstream generator starts a new image (it is rare: images before the
+    first redraw are those of a generator that never redraws). More than :data:`MAX_REDRAWS`
+    redraws of one image is an error."""
     images = np.empty((count, config.resolution, config.resolution), dtype=np.uint8)
     labels = np.empty(count, dtype=np.int64)
     for i in range(count):
-        sample = generate_pathfinder_sample(config, rng)
+        for redraw in range(MAX_REDRAWS + 1):
+            try:
+                sample = generate_pathfinder_sample(config, rng)
+                break
+            except RuntimeError:
+                if redraw == MAX_REDRAWS:
+                    raise
         images[i], labels[i] = sample.image, sample.label
     return images, labels
