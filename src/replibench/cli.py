@@ -63,6 +63,12 @@ def _add_rehearse(sub) -> None:
     p.add_argument("--steps", type=int, default=2, help="optimiser steps; the first is not timed (default 2)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(handler=_cmd_rehearse)
+    f = sub.add_parser("rehearsal-failure", help="record a rehearsal that did not finish (the rule calls it)")
+    f.add_argument("--settings", required=True)
+    f.add_argument("--out", required=True, type=Path)
+    f.add_argument("--log", required=True, type=Path, help="the failed rehearsal's log")
+    f.add_argument("--exit-code", required=True, type=int)
+    f.set_defaults(handler=_cmd_rehearsal_failure)
     r = sub.add_parser("rehearsal-report", help="the rehearsal's table: every paper run, rehearsed or why not")
     r.add_argument("records", nargs="*", type=Path, help="rehearsal.json files")
     r.add_argument("--not-rehearsed", default="{}", help="JSON: run id → why it was not rehearsed")
@@ -211,6 +217,12 @@ def _cmd_rehearse(args: argparse.Namespace) -> None:
 
     rehearse_stage(settings_json=args.settings, data_dir=args.data, out=args.out, checkpoint=args.checkpoint,
                    stand_in=args.stand_in, steps=args.steps, threads=args.threads)
+
+
+def _cmd_rehearsal_failure(args: argparse.Namespace) -> None:
+    from replibench.stages import rehearsal_failure_stage
+
+    rehearsal_failure_stage(settings_json=args.settings, out=args.out, log=args.log, exit_code=args.exit_code)
 
 
 def _cmd_rehearsal_report(args: argparse.Namespace) -> None:

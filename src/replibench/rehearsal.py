@@ -69,8 +69,10 @@ def write_rehearsal_report(records: list[Path], not_rehearsed: dict[str, str], *
     and ``rehearsal.json`` (the records and the reasons), atomically."""
     from replibench.atomic import write_json_atomic, write_text_atomic
 
-    loaded = sorted((json.loads(Path(path).read_text(encoding="utf-8")) for path in records),
-                    key=lambda record: record["run_id"])
+    everything = sorted((json.loads(Path(path).read_text(encoding="utf-8")) for path in records),
+                        key=lambda record: record["run_id"])
+    loaded = [record for record in everything if record.get("status", "ok") == "ok"]
+    broken = [record for record in everything if record.get("status", "ok") != "ok"]
     lines = ["# Rehearsal of the paper preset", "",
              "A few optimiser steps of every paper run at its real model and batch sizes, on its official "
              "data or a shape-faithful stand-in: a check that the jobs run, stop and resume, and a cost "
@@ -87,17 +89,22 @@ def write_rehearsal_report(records: list[Path], not_rehearsed: dict[str, str], *
             "—" if forward is None else f"{forward:.3g}", f"{record['peak_resident_memory_mb']:,.0f}",
             "—" if gpu is None else f"{gpu:,.0f}", "ok" if record["resume_reproduces_weights"] else "FAILED",
             f"{record['device']} |"]))
+    if broken:
+        lines += ["", f"Failed ({len(broken)}): the job did not finish — what a rehearsal is for:", ""]
+        lines += [f"- {record['run_id']}: exit {record['exit_code']}, {record['reason']}"
+                  + (f"; log: `{record['log_tail'][-1]}`" if record["log_tail"] else "") for record in broken]
     if not_rehearsed:
         lines += ["", f"Not rehearsed ({len(not_rehearsed)}):", ""]
         lines += [f"- {run_id}: {reason}" for run_id, reason in sorted(not_rehearsed.items())]
-    failed = [record["run_id"] for record in loaded if not record["resume_reproduces_weights"]]
-    lines += ["", f"{len(loaded)} runs rehearsed, {len(failed)} resume failures, {len(not_rehearsed)} not rehearsed."]
+    resume_failures = [record["run_id"] for record in loaded if not record["resume_reproduces_weights"]]
+    lines += ["", f"{len(loaded)} runs rehearsed, {len(resume_failures)} resume failures, {len(broken)} failed, "
+                  f"{len(not_rehearsed)} not rehearsed."]
     write_text_atomic(out_md, "\n".join(lines) + "\n")
-    write_json_atomic(out_json, {"records": loaded, "not_rehearsed": not_rehearsed})
-    if failed:
+    write_json_atomic(out_json, {"records": loaded, "failed": broken, "not_rehearsed": not_rehearsed})
+    if resume_failures:  # a trainer bug, not a limit of the machine: the workflow stops on it
         from replibench.errors import DataError
 
-        raise DataError(f"resuming did not reproduce the weights of {', '.join(failed)} (see {out_md})")
+        raise DataError(f"resuming did not reproduce the weights of {', '.join(resume_failures)} (see {out_md})")
 
 
 def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSAL_TABLE):  # -> dict[str, Cost]

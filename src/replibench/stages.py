@@ -225,11 +225,27 @@ def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint:
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
     facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps)
-    record = {"run": run.as_dict(), "run_id": run.run_id, "data": str(data_dir), "stand_in": stand_in,
+    record = {"run": run.as_dict(), "run_id": run.run_id, "status": "ok", "data": str(data_dir), "stand_in": stand_in,
               **facts, "peak_resident_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "threads": threads, "wall_s": time.perf_counter() - started}
     write_json_atomic(out, record)
     print(f"{run.run_id}: {facts['parameters']:,} parameters, {facts['seconds_per_step']:.3g} s/step "
           f"(batch {facts['batch_size']}, {facts['device']}), resume reproduces weights: "
           f"{facts['resume_reproduces_weights']} → {out}")
+    return record
+
+
+def rehearsal_failure_stage(*, settings_json: str, out: Path, log: Path, exit_code: int) -> dict[str, Any]:
+    """Record a rehearsal that did not finish (``replibench rehearse`` exited with ``exit_code``;
+    137 = killed, usually for memory): what a rehearsal is for. The report lists it with the last
+    lines of its log; the plan takes no figure from it."""
+    from replibench.atomic import write_json_atomic
+
+    run, _ = parse_settings_json(settings_json)
+    lines = Path(log).read_text(encoding="utf-8", errors="replace").splitlines() if Path(log).is_file() else []
+    reason = {137: "killed (SIGKILL; out of memory on this machine?)", 75: "preempted"}.get(exit_code, "error")
+    record = {"run": run.as_dict(), "run_id": run.run_id, "status": "failed", "exit_code": exit_code,
+              "reason": reason, "log_tail": lines[-5:]}
+    write_json_atomic(out, record)
+    print(f"{run.run_id}: rehearsal failed, exit {exit_code} ({reason}) → {out}")
     return record

@@ -86,6 +86,24 @@ def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
     assert group_key("ett/etth1/forecast/dlinear/h96/seed2022") == "ett/etth1/forecast/dlinear/h96"
 
 
+def test_a_run_that_cannot_rehearse_is_recorded_and_reported_not_fatal(tmp_path):
+    from replibench.rehearsal import write_rehearsal_report
+    from replibench.stages import rehearsal_failure_stage
+
+    config = validate_config(CONFIG)
+    rehearsed, not_rehearsed = rehearsal_plan(plan_runs(config), config)
+    settings = rehearsed["ett/etth1/forecast/dlinear/h96/seed2021"][3]
+    (tmp_path / "job.log").write_text("loading\nKilled\n")
+    rehearsal_failure_stage(settings_json=settings, out=tmp_path / "r.json", log=tmp_path / "job.log", exit_code=137)
+    write_rehearsal_report([tmp_path / "r.json"], not_rehearsed, out_md=tmp_path / "r.md", out_json=tmp_path / "t.json")
+    report = (tmp_path / "r.md").read_text()
+    assert "- ett/etth1/forecast/dlinear/h96/seed2021: exit 137, killed (SIGKILL; out of memory" in report
+    assert "0 runs rehearsed, 0 resume failures, 1 failed, 1 not rehearsed." in report
+    table = json.loads((tmp_path / "t.json").read_text())
+    assert table["records"] == [] and table["failed"][0]["log_tail"] == ["loading", "Killed"]
+    assert rehearsal_costs(plan_runs(config), tmp_path / "t.json") == {}
+
+
 @pytest.mark.workflow
 def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror, capsys):
     workdir = make_workdir(tmp_path, {**CONFIG, "data": {"mirror": mirror.url, "workers": 1}})
