@@ -23,15 +23,6 @@ include: "rules/summary.smk"
 include: "rules/rehearse.smk"
 
 
-# The paper preset's cost before anything runs: every job's GPUs, minutes per attempt, attempts,
-# GPU-hours and the source of each figure (`replibench plan` prints the same) → logs/plan.tsv.
-onstart:
-    if config["preset"] == "paper" and not config.get("rehearsal"):
-        from replibench.plan import write_plan_log
-
-        write_plan_log(list(PLAN.values()), "logs/plan.tsv")
-
-
 rule all:
     input:
         ["rehearsal/rehearsal.md"] if config.get("rehearsal") else [

@@ -155,8 +155,20 @@ def refuse_local_threads_on_a_cluster():
         )
 
 
+def log_paper_plan():
+    """The paper preset's cost before anything runs: every job's GPUs, minutes per attempt,
+    attempts, GPU-hours and the source of each figure (`replibench plan` prints the same) →
+    logs/plan.tsv, and its total in the log."""
+    if config["preset"] == "paper" and not config.get("rehearsal"):
+        from replibench.plan import write_plan_log
+
+        write_plan_log(list(PLAN.values()), "logs/plan.tsv")
+
+
+# one onstart handler per workflow (a second one would replace this one)
 onstart:
     refuse_local_threads_on_a_cluster()
+    log_paper_plan()
 
 
 def report_run_files():

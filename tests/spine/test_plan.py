@@ -100,3 +100,19 @@ def test_measured_runs_come_from_recorded_before_the_leaderboard(tmp_path):
     measured = measured_runs(ROOT)
     assert measured["ett/etth1/forecast/timesnet/h96/seed2021"].source.startswith("measured: recorded/")
     assert all(not run_id.startswith("crystals") for run_id in measured)  # smoke runs never count
+
+
+@pytest.mark.workflow
+def test_snakemake_writes_the_paper_plan_when_it_starts(tmp_path, mirror):
+    """Any paper-preset run (here: just one download) starts by writing the plan and logging its total."""
+    from .test_workflow import make_workdir, snakemake
+
+    config = {"preset": "paper", "families": ["ett"], "data": {"mirror": mirror.url, "workers": 1},
+              "ett": {"seeds": [2021], "runs": [{"task": "forecast", "models": ["timesnet"], "datasets": ["etth1"],
+                                                 "horizons": [96]}]}}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir, "-c1", "data/raw/ett/ETTh1.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = (workdir / "logs" / "plan.tsv").read_text().splitlines()
+    assert plan[1].startswith("ett/etth1/forecast/timesnet/h96/seed2021\ttrain\t1\t") and len(plan) == 4
+    assert "paper preset plan (logs/plan.tsv): total: 1 runs, 2 jobs;" in result.stderr
