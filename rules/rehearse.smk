@@ -75,7 +75,7 @@ rule rehearse:
     # it is recorded as failed (exit code, log tail) and listed by the report
     shell:
         "replibench rehearse --settings {params.settings:q} --data {input.data:q} --stand-in={params.stand_in:q} "
-        "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps} --threads {threads} > {log:q} 2>&1 "
+        "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps:q} --threads {threads} > {log:q} 2>&1 "
         "|| replibench rehearsal-failure --settings {params.settings:q} --out {output:q} --log {log:q} --exit-code $?"
 
 
