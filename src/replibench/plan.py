@@ -71,14 +71,15 @@ class PlanRow:
 def measured_runs(root: str | Path = ".") -> dict[str, Measured]:
     """Paper runs measured before: recorded/ first (what anybody with the repository can inspect),
     then the published leaderboard's results table; keyed by run id."""
+    from replibench.results import run_id_of
+
     root = Path(root)
     found: dict[str, Measured] = {}
     for path in sorted((root / "recorded").glob("**/metrics.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("preset") != "paper":
             continue
-        run_id = "/".join([record["family"], record["dataset"], record["task"], record["model"], record["variant"],
-                           f"seed{record['seed']}"])
+        run_id = run_id_of(record)
         found[run_id] = Measured(record["training"]["wall_s"] / 3600.0,
                                  record["provenance"].get("evaluate_wall_s", 0.0) / 3600.0,
                                  record["provenance"]["device"], f"measured: {path.relative_to(root)}")

@@ -652,8 +652,8 @@ class _Training:
         import torch
 
         config, optimizer, world = self.config, self.optimizer, self.world
-        local = shard(indices, world) if world.size > 1 else indices
         parts = self._parts(indices)
+        local_count = sum(len(part) for part in parts)  # this rank's share of the global batch
         factor = lr_factor(config, epoch=self.state.epoch, step=self.state.global_step, total_steps=self.total_steps)
         _set_learning_rates(optimizer, config, factor, self.plateau.scale)
         optimizer.zero_grad(set_to_none=True)
@@ -666,11 +666,11 @@ class _Training:
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.run.run_id}: loss is {loss.item()} at step {self.state.global_step}")
             if len(parts) > 1:
-                loss = loss * (len(part) / len(local))
+                loss = loss * (len(part) / local_count)
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             step_loss = step_loss + loss.detach()
         if world.size > 1:
-            step_loss = all_reduce_gradients(self.model.parameters(), weight=len(local) / len(indices), loss=step_loss)
+            step_loss = all_reduce_gradients(self.model.parameters(), weight=local_count / len(indices), loss=step_loss)
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
         if config.grad_clip_value:
