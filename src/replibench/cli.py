@@ -62,7 +62,25 @@ def _add_rehearse(sub) -> None:
     p.add_argument("--checkpoint", required=True, type=Path, help="where the rehearsal's checkpoint goes")
     p.add_argument("--steps", type=int, default=2, help="optimiser steps; the first is not timed (default 2)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--amp", choices=("off", "fp16", "bf16"), help="mixed precision instead of the run's own (CUDA)")
     p.set_defaults(handler=_cmd_rehearse)
+    j = sub.add_parser("rehearsal-jobs", help="the rehearsal's runs as one JSON file, for rehearse-batch")
+    j.add_argument("--configfile", type=Path, default=Path("config.yaml"))
+    j.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides as snakemake --config, e.g. preset=paper")
+    j.add_argument("--gpu-only", action="store_true", help="only runs whose training asks for a GPU")
+    j.add_argument("--out", required=True, type=Path)
+    j.set_defaults(handler=_cmd_rehearsal_jobs)
+    b = sub.add_parser("rehearse-batch", help="rehearse many runs in one process (a GPU machine without Snakemake)")
+    b.add_argument("--jobs", required=True, type=Path, help="from replibench rehearsal-jobs")
+    b.add_argument("--out", required=True, type=Path, help="the combined rehearsal table (JSON)")
+    b.add_argument("--checkpoint-dir", required=True, type=Path)
+    b.add_argument("--steps", type=int, default=6, help="optimiser steps per run; the first is not timed")
+    b.add_argument("--amp", nargs="+", default=["off"], choices=("off", "fp16", "bf16"),
+                   help="rehearse each run under each of these mixed-precision settings")
+    b.add_argument("--budget-s", type=float, help="start no run after this many seconds")
+    b.add_argument("--threads", type=int, default=1)
+    b.set_defaults(handler=_cmd_rehearse_batch)
     f = sub.add_parser("rehearsal-failure", help="record a rehearsal that did not finish (the rule calls it)")
     f.add_argument("--settings", required=True)
     f.add_argument("--out", required=True, type=Path)
@@ -216,7 +234,24 @@ def _cmd_rehearse(args: argparse.Namespace) -> None:
     from replibench.stages import rehearse_stage
 
     rehearse_stage(settings_json=args.settings, data_dir=args.data, out=args.out, checkpoint=args.checkpoint,
-                   stand_in=args.stand_in, steps=args.steps, threads=args.threads)
+                   stand_in=args.stand_in, steps=args.steps, threads=args.threads, amp=args.amp)
+
+
+def _cmd_rehearsal_jobs(args: argparse.Namespace) -> None:
+    from replibench.rehearsal import write_rehearsal_jobs
+
+    jobs = write_rehearsal_jobs(_config_with_overrides(args.configfile, args.config), args.out,
+                                gpu_only=args.gpu_only)
+    print(f"{len(jobs)} rehearsal jobs → {args.out}")
+
+
+def _cmd_rehearse_batch(args: argparse.Namespace) -> None:
+    from replibench.stages import rehearse_batch_stage
+
+    table = rehearse_batch_stage(jobs_file=args.jobs, out=args.out, checkpoint_dir=args.checkpoint_dir,
+                                 steps=args.steps, amps=args.amp, budget_s=args.budget_s, threads=args.threads)
+    print(f"{len(table['records'])} rehearsed, {len(table['failed'])} failed, {len(table['not_reached'])} not "
+          f"reached in {table['wall_s']:.0f} s → {args.out}")
 
 
 def _cmd_rehearsal_failure(args: argparse.Namespace) -> None:
@@ -295,17 +330,24 @@ def _cmd_config(args: argparse.Namespace) -> None:
                   f"mem_mb={need.mem_mb}\truntime_min={need.runtime_min}\t{need.reason}")
 
 
-def _cmd_plan(args: argparse.Namespace) -> None:
+def _config_with_overrides(configfile: Path, overrides: list[str]) -> dict:
+    """``configfile`` with ``KEY=VALUE`` overrides (YAML values, as ``snakemake --config``), validated."""
     import yaml
 
     from replibench.config import load_config, validate_config
-    from replibench.plan import plan_for_config, plan_text
 
-    config = load_config(args.configfile)
-    for item in args.config:
+    config = load_config(configfile)
+    for item in overrides:
         key, _, value = item.partition("=")
         config[key] = yaml.safe_load(value)
-    rows = plan_for_config(validate_config(config, str(args.configfile)))
+    return validate_config(config, str(configfile))
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from replibench.plan import plan_for_config, plan_text
+
+    config = _config_with_overrides(args.configfile, args.config)
+    rows = plan_for_config(config)
     if not rows:
         print(f"no paper-preset runs in {args.configfile} under preset {config.get('preset')!r} "
               "(try --config preset=paper)")

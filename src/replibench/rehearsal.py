@@ -63,6 +63,32 @@ def rehearsal_plan(planned_runs: list[PlannedRun], config: dict[str, Any]) -> tu
     return rehearsed, not_rehearsed
 
 
+def write_rehearsal_jobs(config: dict[str, Any], out: str | Path, *, gpu_only: bool = False) -> list[dict[str, Any]]:
+    """The rehearsal's runs of a validated config as one JSON file (``{"jobs": [...]}``: run id,
+    settings JSON, data folder, stand-in, the GPUs its training asks for), for
+    ``replibench rehearse-batch`` on a machine without Snakemake; GPU-bound runs first. The data
+    folders are the ones ``snakemake --config preset=paper rehearsal=true`` preprocesses."""
+    from replibench.atomic import write_json_atomic
+    from replibench.config import plan_runs
+
+    rehearsed, _ = rehearsal_plan(plan_runs(config), config)
+    jobs = [{"run_id": run_id, "settings_json": settings_json,
+             "data": f"data/rehearsal/{planned.run.family}/{dataset}",
+             "stand_in": "" if dataset == planned.run.dataset else dataset,
+             "gpus": planned.resources["train"].gpus}
+            for run_id, (planned, dataset, _, settings_json) in rehearsed.items()]
+    jobs = [job for job in jobs if job["gpus"] > 0 or not gpu_only]
+    # GPU-bound runs first, the families taking turns: a batch cut short by its time budget has
+    # measured some runs of every family rather than all of one
+    turn: dict[str, int] = {}
+    for job in jobs:
+        family = job["run_id"].split("/", 1)[0]
+        job["_turn"] = turn[family] = turn.get(family, -1) + 1
+    jobs.sort(key=lambda job: (job["gpus"] == 0, job.pop("_turn")))
+    write_json_atomic(Path(out), {"jobs": jobs})
+    return jobs
+
+
 def write_rehearsal_report(records: list[Path], not_rehearsed: dict[str, str], *, out_md: Path,
                            out_json: Path) -> None:
     """``rehearsal.md`` (one line per paper run: its rehearsal's figures or why there is none)

@@ -205,34 +205,96 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
     return record
 
 
-def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint: Path, stand_in: str,
-                   steps: int = 3, threads: int = 1) -> dict[str, Any]:
+def rehearse_one(*, settings_json: str, data_dir: Path, checkpoint: Path, stand_in: str, steps: int,
+                 amp: str | None = None) -> dict[str, Any]:
     """Rehearse one paper run (:func:`replibench.train.rehearse_steps`) on ``data_dir`` — the
-    official data or the stand-in ``stand_in`` names — and write ``rehearsal.json``: seconds per
-    step at the run's real sizes, peak memory, parameters, whether resuming reproduced the weights.
-    Never a result: no metric of the paper is computed."""
+    official data or the stand-in ``stand_in`` names; ``amp`` (``off``/``fp16``/``bf16``) replaces
+    the run's ``train.amp`` (mixed precision applies on CUDA only). The rehearsal record:
+    seconds per step at the run's real sizes, peak memory, parameters, whether resuming
+    reproduced the weights. Never a result: no metric of the paper is computed."""
     import resource
+
+    from replibench.registry import resolve
+    from replibench.train import rehearse_steps
+
+    started = time.perf_counter()
+    run, settings = parse_settings_json(settings_json)
+    if amp is not None:
+        settings = {**settings, "train": {**settings["train"], "amp": amp}}
+    task = resolve("task", run.task)
+    data = task.load(Path(data_dir), run, settings)
+    facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps)
+    return {"run": run.as_dict(), "run_id": run.run_id, "status": "ok", "data": str(data_dir), "stand_in": stand_in,
+            **facts, "peak_resident_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "wall_s": time.perf_counter() - started}
+
+
+def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint: Path, stand_in: str,
+                   steps: int = 3, threads: int = 1, amp: str | None = None) -> dict[str, Any]:
+    """One paper run's rehearsal (:func:`rehearse_one`) written to ``out`` (``rehearsal.json``)."""
+    import torch
+
+    from replibench.atomic import write_json_atomic
+
+    torch.set_num_threads(threads)
+    record = {**rehearse_one(settings_json=settings_json, data_dir=data_dir, checkpoint=checkpoint,
+                             stand_in=stand_in, steps=steps, amp=amp), "threads": threads}
+    write_json_atomic(out, record)
+    print(f"{record['run_id']}: {record['parameters']:,} parameters, {record['seconds_per_step']:.3g} s/step "
+          f"(batch {record['batch_size']}, {record['device']}, amp {record['amp']}), resume reproduces weights: "
+          f"{record['resume_reproduces_weights']} → {out}")
+    return record
+
+
+def rehearse_batch_stage(*, jobs_file: Path, out: Path, checkpoint_dir: Path, steps: int, amps: list[str],
+                         budget_s: float | None = None, threads: int = 1) -> dict[str, Any]:
+    """Rehearse every job of ``jobs_file`` (``replibench rehearsal-jobs``) under each mixed-precision
+    setting of ``amps``, in one process: a GPU machine lent for minutes, without Snakemake, pays
+    Python's and CUDA's start-up once instead of once per run. A run that fails (out of GPU memory,
+    an error) is recorded as failed with the error and the next one starts; the table is rewritten
+    atomically after every run, so a batch cut short keeps what it measured. With ``budget_s``, no
+    run starts after that many seconds (the rest are listed as not reached)."""
+    import json
+    import traceback
 
     import torch
 
     from replibench.atomic import write_json_atomic
-    from replibench.registry import resolve
-    from replibench.train import rehearse_steps
 
     torch.set_num_threads(threads)
-    started = time.perf_counter()
-    run, settings = parse_settings_json(settings_json)
-    task = resolve("task", run.task)
-    data = task.load(Path(data_dir), run, settings)
-    facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps)
-    record = {"run": run.as_dict(), "run_id": run.run_id, "status": "ok", "data": str(data_dir), "stand_in": stand_in,
-              **facts, "peak_resident_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "threads": threads, "wall_s": time.perf_counter() - started}
-    write_json_atomic(out, record)
-    print(f"{run.run_id}: {facts['parameters']:,} parameters, {facts['seconds_per_step']:.3g} s/step "
-          f"(batch {facts['batch_size']}, {facts['device']}), resume reproduces weights: "
-          f"{facts['resume_reproduces_weights']} → {out}")
-    return record
+    jobs = json.loads(Path(jobs_file).read_text(encoding="utf-8"))["jobs"]
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
+    table: dict[str, Any] = {"device_name": device, "torch": torch.__version__, "steps": steps, "amps": list(amps),
+                             "records": [], "failed": [], "not_reached": []}
+    began = time.perf_counter()
+    for number, job in enumerate(jobs):
+        for amp in amps:
+            if budget_s is not None and time.perf_counter() - began > budget_s:
+                table["not_reached"].append({"run_id": job["run_id"], "amp": amp})
+                continue
+            checkpoint = Path(checkpoint_dir) / f"{number}-{amp}.pt"
+            try:
+                record = rehearse_one(settings_json=job["settings_json"], data_dir=Path(job["data"]),
+                                      checkpoint=checkpoint, stand_in=job["stand_in"], steps=steps, amp=amp)
+                table["records"].append({**record, "device_name": device})
+                print(f"{record['run_id']} amp {amp}: {record['seconds_per_step']:.4g} s/step, "
+                      f"peak GPU {record.get('peak_gpu_memory_mb') or 0:,.0f} MB", flush=True)
+            except Exception as error:  # a finding of the rehearsal, not a reason to stop the others
+                out_of_memory = isinstance(error, torch.cuda.OutOfMemoryError)
+                table["failed"].append({"run_id": job["run_id"], "amp": amp, "status": "failed",
+                                        "reason": "out of GPU memory" if out_of_memory else "error",
+                                        "error": f"{type(error).__name__}: {error}"[:2000],
+                                        "log_tail": traceback.format_exc().splitlines()[-5:]})
+                print(f"{job['run_id']} amp {amp}: FAILED {type(error).__name__}: {str(error)[:300]}", flush=True)
+            finally:
+                checkpoint.unlink(missing_ok=True)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            table["wall_s"] = time.perf_counter() - began
+            write_json_atomic(out, table)
+    table["wall_s"] = time.perf_counter() - began
+    write_json_atomic(out, table)
+    return table
 
 
 def rehearsal_failure_stage(*, settings_json: str, out: Path, log: Path, exit_code: int) -> dict[str, Any]:

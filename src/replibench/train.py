@@ -485,6 +485,7 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
     parameters = sum(p.numel() for p in model.parameters())
     facts = {"parameters": int(parameters), "batch_size": paper.batch_size, "micro_batches": paper.micro_batches,
              "batch_per_step_here": config.batch_size, "device": str(device),
+             "amp": config.amp if training.use_amp else "off",
              "steps_of_the_schedule_here": schedule_steps(paper, training.num_examples)[1],
              "train_examples_here": training.num_examples}
     if training.optimizer is None:
@@ -512,7 +513,7 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
         torch.equal(weights[name], value.detach().cpu()) for name, value in resumed.model.state_dict().items())
     batch = move_to_device(task.make_batch(data, "train", order[:config.batch_size]), device)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=training.amp_dtype, enabled=training.use_amp):
         began = time.perf_counter()
         task.training_loss(model, batch)
         if device.type == "cuda":

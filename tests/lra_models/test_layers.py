@@ -49,3 +49,15 @@ def test_bidirectional_fft_conv_is_the_two_sided_sum(gen):
     causal = fft_conv(u, k[:1], bidirectional=False)
     ref_c = torch.stack([sum(u[..., s] * k[0, :, t - s] for s in range(t + 1)) for t in range(L)], -1)
     torch.testing.assert_close(causal, ref_c, rtol=0, atol=1e-12)
+
+
+def test_fft_conv_runs_half_precision_input_in_float32():
+    """Under bf16 autocast a layer hands fft_conv bfloat16 activations; the FFT has no bfloat16,
+    so the convolution runs in float32 (the H200 rehearsal's `Unsupported dtype BFloat16` on
+    Pathfinder). Float32 input gives the same numbers as before, float64 stays float64."""
+    torch.manual_seed(0)
+    u, k = torch.randn(2, 3, 16), torch.randn(1, 3, 16)
+    half = fft_conv(u.bfloat16(), k.bfloat16(), bidirectional=False)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, fft_conv(u.bfloat16().float(), k.bfloat16().float(), False))
+    assert fft_conv(u.double(), k.double(), False).dtype == torch.float64

@@ -191,3 +191,17 @@ def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
     per_edge = GauntTensorProduct(3, 3, 3)(h[edge_index[0]], filters)  # (E, C, K)
     expected = torch.zeros(5, 4, 16).index_add(0, edge_index[1], per_edge)
     torch.testing.assert_close(edge_tp(h, sh, weights, graph), expected, atol=1e-10, rtol=1e-8)
+
+
+def test_gaunt_product_runs_under_bfloat16_autocast():
+    """Mixed precision (train.amp: bf16) must not break the Fourier path: complex tensors and
+    the FFT have no bfloat16, so samples/from_samples run in float32 with autocast off. The H200
+    rehearsal found `view_as_complex ... BFloat16` before this; CPU autocast reproduces it."""
+    torch.manual_seed(0)
+    gaunt = GauntTensorProduct(2, 2, 2)
+    x1, x2 = torch.randn(5, 3, 9).bfloat16(), torch.randn(5, 3, 9).bfloat16()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        mixed = gaunt(x1, x2)
+    assert mixed.dtype == torch.float32
+    exact = gaunt(x1.float(), x2.float())  # the same (bf16-rounded) inputs at full precision
+    torch.testing.assert_close(mixed, exact, rtol=1e-5, atol=1e-5)

@@ -65,3 +65,13 @@ def test_timesnet_imputation_shapes_and_mask_use():
     assert out.shape == (2, 96, 7)
     with pytest.raises(ValueError, match="pred_len must be 0"):
         TimesNet(TimesNetConfig(task="impute", pred_len=96))
+
+
+def test_fft_periods_accepts_bfloat16_activations():
+    """TimesNet under bf16 autocast: the period search's FFT runs in float32 (cuFFT and CPU FFT have
+    no bfloat16; the H200 rehearsal failed on it) and finds the same periods as the float32 input."""
+    t = torch.arange(96, dtype=torch.float32)
+    x = (torch.sin(2 * torch.pi * t / 24) + 0.5 * torch.sin(2 * torch.pi * t / 8)).reshape(1, 96, 1).repeat(2, 1, 3)
+    periods, weights = fft_periods(x.bfloat16(), 2)
+    assert periods == fft_periods(x.bfloat16().float(), 2)[0] == [24, 8]
+    assert weights.dtype == torch.float32

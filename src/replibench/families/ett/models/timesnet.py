@@ -62,7 +62,9 @@ def fft_periods(x: torch.Tensor, k: int) -> tuple[list[int], torch.Tensor]:
     x: (B, T, D). Returns the k periods ``T // frequency`` (shared by the batch) and each
     sample's amplitude at those frequencies, (B, k), used as mixing weights.
     """
-    spectrum = torch.fft.rfft(x, dim=1).abs()  # (B, T//2+1, D)
+    # float32: cuFFT has no bfloat16 (and half only for powers of two), so under mixed precision
+    # the spectrum is taken at full precision; a no-op for float32/64 input
+    spectrum = torch.fft.rfft(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, dim=1).abs()  # (B, T//2+1, D)
     frequency_strength = spectrum.mean(dim=0).mean(dim=-1)  # (T//2+1,)
     frequency_strength[0] = 0.0  # the mean is not a period
     _, top = torch.topk(frequency_strength, k)  # (k,)

@@ -45,7 +45,12 @@ def init_log_dt(H: int, dt_min: float, dt_max: float, generator: torch.Generator
 
 
 def fft_conv(u: torch.Tensor, k: torch.Tensor, bidirectional: bool) -> torch.Tensor:
-    """Causal (or two-sided) convolution of u (B, H, L) with k (C, H, L) via FFT of length 2L."""
+    """Causal (or two-sided) convolution of u (B, H, L) with k (C, H, L) via FFT of length 2L.
+
+    Half-precision input is computed in float32 (and returned so): cuFFT has no bfloat16 and takes half only at powers
+    of two, so under mixed precision the convolution stays at full precision (the S4 authors'
+    FFTConv likewise runs its FFTs on float32 kernels); float32/64 input is unchanged."""
+    u, k = (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in (u, k))
     L = u.shape[-1]
     if bidirectional:
         # (H, 2L): causal taps at [0, L), anti-causal taps k1[j-1] at lag -j stored at 2L - j.

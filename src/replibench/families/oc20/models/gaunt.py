@@ -145,6 +145,18 @@ def _complex_like(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(table.to(dtype=x.real.dtype if x.is_complex() else x.dtype).contiguous())
 
 
+#: the changes of basis and FFTs (:meth:`GauntTensorProduct.samples`, ``from_samples``) run in
+#: float32 with autocast off and return float32: complex tensors and cuFFT have no bfloat16, so a
+#: mixed-precision run keeps this island at full precision (a no-op for float32 input). What runs
+#: between the two (the pointwise products and radial weighting) follows the caller's precision.
+FULL_PRECISION = torch.float32
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 → float32; float32 and float64 (the exactness tests) unchanged."""
+    return x.to(FULL_PRECISION) if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class GauntTensorProduct(nn.Module):
     """Channel-wise Gaunt product: (..., K1) x (..., K2) -> (..., K_out), K = (L+1)^2.
 
@@ -206,6 +218,10 @@ class GauntTensorProduct(nn.Module):
         Fourier coefficients (sparse table, O(L^3)), then an inverse real FFT of their v >= 0 half
         (the other half is its complex conjugate, the function being real).
         """
+        with torch.autocast(device_type=x.device.type, enabled=False):  # see FULL_PRECISION
+            return self._samples(_at_least_float32(x), which)
+
+    def _samples(self, x: torch.Tensor, which: int) -> torch.Tensor:
         f = self.to_fourier(x, which)  # (..., 2L+1 [u], 2L+1 [v])
         lmax, size = (f.shape[-1] - 1) // 2, self.grid_size
         gap = f.new_zeros(*f.shape[:-2], size - 2 * lmax - 1, lmax + 1)  # (..., S-2L-1, L+1)
@@ -220,6 +236,10 @@ class GauntTensorProduct(nn.Module):
         samples followed by this FFT is the 2D convolution of the two coefficient arrays (the
         convolution theorem). Only |v| <= Lo is kept: projecting onto degrees <= Lo reads no more.
         """
+        with torch.autocast(device_type=values.device.type, enabled=False):  # see FULL_PRECISION
+            return self._from_samples(_at_least_float32(values))
+
+    def _from_samples(self, values: torch.Tensor) -> torch.Tensor:
         size, ls, lo = self.grid_size, self.lmax_sum, self.lmax_out
         half = torch.fft.rfft2(values, norm="forward")[..., : lo + 1]  # (..., S, Lo+1): c[u mod S, v >= 0]
         positive = torch.cat([half[..., size - ls :, :], half[..., : ls + 1, :]], dim=-2)  # (..., u in [-Ls, Ls], v)
