@@ -1,14 +1,46 @@
-# One run: predict the test split, store predictions, score them from the stored file.
-rule evaluate:
+# One run's evaluation: predict the test split, store the predictions, score them from the stored
+# file. A run whose plan splits its prediction (PlannedRun.shards, `replibench plan`) predicts in
+# shards (one GPU job each, written atomically, rerun alone when it fails), then the evaluate job
+# gathers and scores them on the CPU, without the weights.
+
+
+def sharded(wildcards):
+    return PLAN[run_id(wildcards)].shards
+
+
+def shard_files(wildcards):
+    shards = sharded(wildcards)
+    return [f"results/{run_id(wildcards)}/shards/{shard}-of-{shards}.parquet" for shard in range(shards)]
+
+
+def evaluation_inputs(wildcards):
+    run = run_id(wildcards)
+    inputs = {"data": f"data/parquet/{wildcards.family}/{wildcards.dataset}",
+              "summary": f"checkpoints/{run}/train.json"}
+    if sharded(wildcards):
+        inputs["shards"] = shard_files(wildcards)
+    else:
+        inputs["model"] = f"checkpoints/{run}/model.pt"
+    return inputs
+
+
+def evaluation_resource(key):
+    """The evaluate job's resource: the whole evaluation's, or the CPU scoring job's when sharded."""
+    return lambda wildcards: getattr(run_resources("score" if sharded(wildcards) else "evaluate")(wildcards), key)
+
+
+rule predict_shard:
     input:
         data="data/parquet/{family}/{dataset}",
         model="checkpoints/" + RUN + "/model.pt",
         summary="checkpoints/" + RUN + "/train.json",
     output:
-        metrics="results/" + RUN + "/metrics.json",
-        predictions="results/" + RUN + "/predictions.parquet",
+        "results/" + RUN + "/shards/{shard}-of-{shards}.parquet",
+    wildcard_constraints:
+        shard="[0-9]+",
+        shards="[0-9]+",
     log:
-        "logs/evaluate/" + RUN + ".log",
+        "logs/predict_shard/" + RUN + "/{shard}-of-{shards}.log",
     params:
         settings=run_settings_json,
     threads: run_resource("evaluate", "cpus")
@@ -19,6 +51,31 @@ rule evaluate:
     conda:
         "../envs/core.yaml"
     shell:
-        "replibench evaluate --settings {params.settings:q} --data {input.data:q} --model {input.model:q} "
-        "--summary {input.summary:q} --metrics-out {output.metrics:q} --predictions-out {output.predictions:q} "
-        "--lock requirements.lock --threads {threads} > {log:q} 2>&1"
+        "replibench predict-shard --settings {params.settings:q} --data {input.data:q} --model {input.model:q} "
+        "--summary {input.summary:q} --shard {wildcards.shard:q} --of {wildcards.shards:q} --out {output:q} "
+        "--threads {threads} > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        metrics="results/" + RUN + "/metrics.json",
+        predictions="results/" + RUN + "/predictions.parquet",
+    log:
+        "logs/evaluate/" + RUN + ".log",
+    params:
+        settings=run_settings_json,
+        model=lambda wildcards: "" if sharded(wildcards) else f"checkpoints/{run_id(wildcards)}/model.pt",
+        shards=shard_files,
+    threads: evaluation_resource("cpus")
+    resources:
+        gpu=evaluation_resource("gpus"),
+        mem_mb=evaluation_resource("mem_mb"),
+        runtime=evaluation_resource("runtime_min"),
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "replibench evaluate --settings {params.settings:q} --data {input.data:q} --model={params.model:q} "
+        "--shards {params.shards:q} --summary {input.summary:q} --metrics-out {output.metrics:q} "
+        "--predictions-out {output.predictions:q} --lock requirements.lock --threads {threads} > {log:q} 2>&1"

@@ -79,6 +79,8 @@ def _add_rehearse(sub) -> None:
     b.add_argument("--amp", nargs="+", default=["off"], choices=("off", "fp16", "bf16"),
                    help="rehearse each run under each of these mixed-precision settings")
     b.add_argument("--budget-s", type=float, help="start no run after this many seconds")
+    b.add_argument("--predict-units", type=int, default=1,
+                   help="units of the test prediction each run also makes (sharded tasks; 0: none)")
     b.add_argument("--threads", type=int, default=1)
     b.set_defaults(handler=_cmd_rehearse_batch)
     f = sub.add_parser("rehearsal-failure", help="record a rehearsal that did not finish (the rule calls it)")
@@ -99,13 +101,26 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="predict the test split, store predictions, score them")
     p.add_argument("--settings", required=True)
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--model", type=lambda text: Path(text) if text else None,
+                   help="model.pt: predict here (one job); '' or absent with --shards")
+    p.add_argument("--shards", nargs="*", default=[], type=Path,
+                   help="prediction shards (replibench predict-shard) to gather and score instead, on the CPU")
     p.add_argument("--summary", required=True, type=Path, help="train.json of the run")
     p.add_argument("--metrics-out", required=True, type=Path)
     p.add_argument("--predictions-out", required=True, type=Path)
     p.add_argument("--lock", type=Path, default=Path("requirements.lock"), help="lock file hashed into provenance")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(handler=_cmd_evaluate)
+    s = sub.add_parser("predict-shard", help="predict one shard of a run's test set (a long evaluation, split)")
+    s.add_argument("--settings", required=True)
+    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--model", required=True, type=Path)
+    s.add_argument("--summary", required=True, type=Path, help="train.json of the run")
+    s.add_argument("--shard", required=True, type=int, help="0-based")
+    s.add_argument("--of", required=True, type=int, dest="shards", help="number of shards")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(handler=_cmd_predict_shard)
 
 
 def _add_report(sub) -> None:
@@ -249,7 +264,8 @@ def _cmd_rehearse_batch(args: argparse.Namespace) -> None:
     from replibench.stages import rehearse_batch_stage
 
     table = rehearse_batch_stage(jobs_file=args.jobs, out=args.out, checkpoint_dir=args.checkpoint_dir,
-                                 steps=args.steps, amps=args.amp, budget_s=args.budget_s, threads=args.threads)
+                                 steps=args.steps, amps=args.amp, budget_s=args.budget_s, threads=args.threads,
+                                 predict_units=args.predict_units)
     print(f"{len(table['records'])} rehearsed, {len(table['failed'])} failed, {len(table['not_reached'])} not "
           f"reached in {table['wall_s']:.0f} s → {args.out}")
 
@@ -268,11 +284,19 @@ def _cmd_rehearsal_report(args: argparse.Namespace) -> None:
     write_rehearsal_report(args.records, json.loads(args.not_rehearsed), out_md=args.out_md, out_json=args.out_json)
 
 
+def _cmd_predict_shard(args: argparse.Namespace) -> None:
+    from replibench.stages import predict_shard_stage
+
+    predict_shard_stage(settings_json=args.settings, data_dir=args.data, model_path=args.model,
+                        train_summary=args.summary, shard=args.shard, shards=args.shards, out=args.out,
+                        threads=args.threads)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from replibench.stages import evaluate_stage
 
     evaluate_stage(settings_json=args.settings, data_dir=args.data, model_path=args.model,
-                   train_summary=args.summary, out_metrics=args.metrics_out,
+                   shard_files=args.shards, train_summary=args.summary, out_metrics=args.metrics_out,
                    out_predictions=args.predictions_out, lock_file=args.lock, threads=args.threads)
 
 

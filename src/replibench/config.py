@@ -240,6 +240,18 @@ class PlannedRun:
     #: a paper run's expected wall time with its source (:meth:`Family.paper_cost`), None when no
     #: figure exists or for smoke runs; not part of the settings either
     cost: Any = None
+    #: 0: one evaluate job predicts and scores; N >= 1: N prediction shards (GPU jobs), then one
+    #: CPU job gathers and scores them (:func:`evaluation_shards`)
+    shards: int = 0
+    #: the recorded GPU rehearsal's figure for this run (:data:`replibench.rehearsal.GPU_REHEARSAL_TABLE`)
+    gpu_rehearsal: Any = None
+
+    @property
+    def costs(self) -> list[Any]:
+        """The run's figures in the order the plan trusts them (:func:`replibench.plan.preferred_costs`)."""
+        from replibench.plan import preferred_costs
+
+        return preferred_costs(self.cost, self.gpu_rehearsal)
 
     @property
     def settings_json(self) -> str:
@@ -254,7 +266,10 @@ def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
     """Every run the validated config asks for, across families, with its resolved settings."""
     from replibench.settings import validate_run_settings
 
-    planned = []
+    from replibench.plan import preferred_costs
+    from replibench.rehearsal import GPU_REHEARSAL_TABLE, rehearsal_costs
+
+    drafts = []
     for family_name in config["families"]:
         family = family_object(family_name)
         family_config = config[family_name]
@@ -263,29 +278,71 @@ def plan_runs(config: dict[str, Any]) -> list[PlannedRun]:
             settings = family.run_settings(family_config, run)
             validate_run_settings(run, settings, family=family)
             cost = family.paper_cost(run, settings) if run.preset == "paper" else None
-            planned.append(PlannedRun(run, settings, run_resources(family, run, config, cost), cost))
+            train = family.run_resources(run, "train").overridden(config.get("resources", {}).get("train", {}),
+                                                                  "config.yaml resources")
+            drafts.append((family, PlannedRun(run, settings, {"train": train}, cost)))
+    # the committed GPU rehearsal sizes evaluation jobs where no log gives a figure (read once)
+    rehearsed = rehearsal_costs([draft for _, draft in drafts if draft.run.preset == "paper"], GPU_REHEARSAL_TABLE)
+    planned = []
+    for family, draft in drafts:
+        gpu = rehearsed.get(draft.run.run_id)
+        evaluate_cost = next((c for c in preferred_costs(draft.cost, gpu) if c.evaluate_hours is not None), None)
+        shards = evaluation_shards(family, draft.run, evaluate_cost, config.get("evaluate_shards", "auto"))
+        resources = run_resources(family, draft.run, config, evaluate_cost, shards, score_cost=draft.cost)
+        planned.append(PlannedRun(draft.run, draft.settings, resources, draft.cost, shards, gpu))
     return planned
 
 
-def run_resources(family, run: RunSpec, config: dict[str, Any], cost: Any = None) -> dict[str, Any]:
+def run_resources(family, run: RunSpec, config: dict[str, Any], cost: Any = None, shards: int = 0,
+                  score_cost: Any = None) -> dict[str, Any]:
     """Stage → :class:`~replibench.families.base.Resources` of one run: the family's need for the
-    run (by preset, model, dataset); an evaluation, which cannot resume, asks for at least
-    :func:`replibench.plan.evaluation_minutes` of its ``cost``; ``config["resources"][stage]`` is
-    laid over the result."""
+    run (by preset, model, dataset); an evaluation job (the whole evaluation, or one of ``shards``
+    prediction shards), which cannot resume, asks for at least
+    :func:`replibench.plan.evaluation_minutes` of its share of ``cost``, and the scoring job of a
+    sharded evaluation for its CPU work; ``config["resources"][stage]`` is laid over the result."""
     from replibench.families.base import RUN_STAGES
     from replibench.plan import evaluation_minutes
 
     overrides = config.get("resources", {})
     sized = {}
     for stage in RUN_STAGES:
+        if stage == "score" and not shards:
+            continue
         need = family.run_resources(run, stage)
-        if (stage == "evaluate" and cost is not None and cost.evaluate_hours is not None
-                and evaluation_minutes(cost.evaluate_hours) > need.runtime_min):
-            minutes = evaluation_minutes(cost.evaluate_hours)
-            need = need.overridden({"runtime_min": minutes}, f"sized for {cost.evaluate_hours:.3g} h expected "
-                                   f"({cost.device}; {cost.source}) × 1.5: evaluation does not resume")
+        if stage == "evaluate" and cost is not None and cost.evaluate_hours is not None:
+            hours = cost.evaluate_hours / max(shards, 1)
+            if evaluation_minutes(hours) > need.runtime_min:
+                need = need.overridden({"runtime_min": evaluation_minutes(hours)},
+                                       f"sized for {hours:.3g} h expected per job ({cost.device}; {cost.source}) "
+                                       "× 1.5: evaluation does not resume")
+        if stage == "score" and score_cost is not None and score_cost.score_core_hours is not None:
+            hours = score_cost.score_core_hours / need.cpus
+            if evaluation_minutes(hours) > need.runtime_min:
+                need = need.overridden({"runtime_min": evaluation_minutes(hours)},
+                                       f"sized for {score_cost.score_core_hours:.3g} core-hours of scoring over "
+                                       f"{need.cpus} CPUs × 1.5 ({score_cost.source})")
         sized[stage] = need.overridden(overrides.get(stage, {}), "config.yaml resources")
     return sized
+
+
+def evaluation_shards(family, run: RunSpec, cost: Any, setting: Any) -> int:
+    """Prediction shards of a run's evaluation (0: one job predicts and scores). Only a task of
+    ``family.shardable_tasks`` is split. ``setting`` (config ``evaluate_shards``): an integer forces
+    that many; ``auto`` gives a paper run ⌈expected hours × 1.5 / SHARD_HOURS⌉ shards (1 when no
+    figure exists), used when that is more than one or the family scores on the CPU."""
+    import math
+
+    from replibench.plan import EVALUATE_SAFETY, SHARD_HOURS
+
+    if run.task not in family.shardable_tasks:
+        return 0
+    if setting != "auto":
+        return int(setting)
+    if run.preset != "paper":
+        return 0
+    hours = cost.evaluate_hours if cost is not None else None
+    shards = 1 if hours is None else max(1, math.ceil(hours * EVALUATE_SAFETY / SHARD_HOURS))
+    return shards if shards > 1 or family.scores_on_cpu else 0
 
 
 def preprocess_resources(dataset_family, dataset: str, config: dict[str, Any]):

@@ -36,6 +36,10 @@ from replibench.config import PlannedRun
 SIGNAL_MARGIN_MIN = 5
 #: an evaluation job asks for this multiple of its expected wall time (it cannot resume)
 EVALUATE_SAFETY = 1.5
+#: expected hours of one prediction shard (× EVALUATE_SAFETY per job): a long evaluation is split
+#: into shards of about this size (config ``evaluate_shards: auto``), each a job that fits
+#: any GPU partition and, when it fails, reruns alone
+SHARD_HOURS = 4.0
 #: the longest job a typical cluster accepts (SLURM MaxTime of common GPU partitions: 48 h); an
 #: evaluation expected to take longer cannot run as one job and has to be sharded
 MAX_JOB_HOURS = 48
@@ -98,6 +102,15 @@ def measured_runs(root: str | Path = ".") -> dict[str, Measured]:
     return found
 
 
+def preferred_costs(paper_cost: Any, gpu_rehearsal: Any) -> list[Any]:
+    """A run's figures in the order the plan trusts them: the family's published figure (a paper's
+    or repository's log), the GPU rehearsal (this code at the run's sizes on a named GPU), then the
+    family's estimate from a model; missing ones left out."""
+    order = [paper_cost if paper_cost is not None and not paper_cost.estimate else None, gpu_rehearsal,
+             paper_cost if paper_cost is not None and paper_cost.estimate else None]
+    return [cost for cost in order if cost is not None]
+
+
 def _stage_cost(planned: PlannedRun, measured: dict[str, Measured],
                 rehearsed: dict[str, Any]) -> dict[str, tuple[float, str, str] | None]:
     """Stage → (expected wall hours, device, source) from the first source that has a figure for
@@ -107,13 +120,17 @@ def _stage_cost(planned: PlannedRun, measured: dict[str, Measured],
     if run_id in measured:
         seen = measured[run_id]
         sources.append(({"train": seen.train_hours, "evaluate": seen.evaluate_hours}, seen.device, seen.source))
-    for cost in (planned.cost, rehearsed.get(run_id)):
+    for cost in (*planned.costs, rehearsed.get(run_id)):
         if cost is not None:
             sources.append(({"train": cost.train_hours, "evaluate": cost.evaluate_hours}, cost.device, cost.source))
     found: dict[str, tuple[float, str, str] | None] = {}
     for stage in ("train", "evaluate"):
         found[stage] = next(((hours[stage], device, source) for hours, device, source in sources
                              if hours[stage] is not None), None)
+    score = next((cost for cost in (planned.cost, rehearsed.get(run_id))
+                  if cost is not None and cost.score_core_hours is not None), None)
+    cpus = planned.resources["score"].cpus if "score" in planned.resources else 1
+    found["score"] = None if score is None else (score.score_core_hours / cpus, f"cpu ({cpus} cores)", score.source)
     return found
 
 
@@ -137,15 +154,20 @@ def plan_rows(planned_runs: list[PlannedRun], measured: dict[str, Measured],
     rows = []
     for planned in planned_runs:
         costs = _stage_cost(planned, measured, rehearsed or {})
-        for stage in ("train", "evaluate"):
+        for stage in ("train", "evaluate", "score") if planned.shards else ("train", "evaluate"):
             need = planned.resources[stage]
             cost = costs[stage]
+            label = "predict" if stage == "evaluate" and planned.shards else stage
             if cost is None:
-                rows.append(PlanRow(planned.run.run_id, stage, need.gpus, need.cpus, need.runtime_min, None, None,
-                                    None, None, "—", "none: no measured run, no published figure, no rehearsal"))
+                rows.append(PlanRow(planned.run.run_id, label, need.gpus, need.cpus, need.runtime_min, None,
+                                    None, None, None, "—",
+                                    "none: no measured run, no published figure, no rehearsal"))
                 continue
             wall, device, source = cost
-            attempts = training_attempts(wall, need.runtime_min) if stage == "train" else 1
+            # training: attempts of one chained job; a sharded prediction: its shards, one job each
+            attempts = (training_attempts(wall, need.runtime_min) if stage == "train"
+                        else max(planned.shards, 1) if stage == "evaluate" else 1)
+            stage = label
             if stage == "evaluate" and need.runtime_min > MAX_JOB_HOURS * 60:
                 source = f"TOO LONG FOR ONE JOB (> {MAX_JOB_HOURS} h): shard this evaluation; {source}"
             rows.append(PlanRow(planned.run.run_id, stage, need.gpus, need.cpus, need.runtime_min, wall, attempts,
@@ -201,8 +223,8 @@ def plan_text(rows: list[PlanRow], *, sources: bool = True) -> str:
 def train_retries(planned_runs: list[PlannedRun], preemptions: int = 2) -> int:
     """Snakemake ``retries`` of the train rule: the most attempts any planned training needs by
     its cost (:func:`training_attempts`), plus ``preemptions`` spare, and never fewer than 3."""
-    needed = [training_attempts(p.cost.train_hours, p.resources["train"].runtime_min)
-              for p in planned_runs if p.cost is not None]
+    needed = [training_attempts(p.costs[0].train_hours, p.resources["train"].runtime_min)
+              for p in planned_runs if p.costs]
     return max([3, *(n - 1 + preemptions for n in needed)])
 
 

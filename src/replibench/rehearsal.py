@@ -31,6 +31,11 @@ from replibench.config import PlannedRun, family_object
 REHEARSAL_STEPS = 2
 #: where the rehearsal's combined table is written (and read by ``replibench plan``)
 REHEARSAL_TABLE = Path("rehearsal") / "rehearsal.json"
+#: the rehearsal of the GPU-bound paper runs on a lent H200 (``replibench rehearse-batch``, README
+#: "Rehearsal"), committed with the package: every plan, on any machine, sizes jobs from it
+GPU_REHEARSAL_TABLE = Path(__file__).parent / "recorded" / "rehearsal-h200.json"
+#: the fields a rehearsal's prediction slice adds to a record (:func:`replibench.train.rehearse_steps`)
+PREDICTION_FIELDS = ("predicted_units", "predicted_rows", "predict_seconds", "predict_seconds_per_row")
 
 
 def group_key(run_id: str) -> str:
@@ -133,24 +138,59 @@ def write_rehearsal_report(records: list[Path], not_rehearsed: dict[str, str], *
         raise DataError(f"resuming did not reproduce the weights of {', '.join(resume_failures)} (see {out_md})")
 
 
+def combine_rehearsal_tables(tables: list[dict[str, Any]], provenance: dict[str, Any]) -> dict[str, Any]:
+    """One table of several ``rehearse-batch`` tables of one machine: a record per (run, mixed
+    precision); a later table's record of the same pair replaces an earlier one's, except that a
+    record of fewer steps only adds its prediction slice (:data:`PREDICTION_FIELDS`) to the
+    earlier one; a failure stays listed only while no table has that pair rehearsed."""
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: dict[tuple[str, str], dict[str, Any]] = {}
+    for table in tables:
+        for record in table["records"]:
+            key = (record["run_id"], record["amp_asked"])
+            earlier = records.get(key)
+            if earlier is not None and record["steps"] < earlier["steps"]:
+                earlier.update({field: record[field] for field in PREDICTION_FIELDS if field in record})
+            else:
+                records[key] = dict(record)
+            failed.pop(key, None)
+        for failure in table["failed"]:
+            if (failure["run_id"], failure["amp"]) not in records:
+                failed[failure["run_id"], failure["amp"]] = failure
+    return {**provenance, "records": [records[key] for key in sorted(records)],
+            "failed": [failed[key] for key in sorted(failed)]}
+
+
+def _record_for(records: dict[str, list[dict[str, Any]]], planned: PlannedRun) -> dict[str, Any] | None:
+    """The rehearsal record of a run's seed group at the run's own mixed precision (``train.amp``);
+    a CPU table's single record otherwise (mixed precision is CUDA only)."""
+    group = records.get(group_key(planned.run.run_id), [])
+    amp = planned.settings.get("train", {}).get("amp", "off")
+    return next((record for record in group if record.get("amp_asked", amp) == amp), None)
+
+
 def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSAL_TABLE):  # -> dict[str, Cost]
     """Run id → :class:`~replibench.families.base.Cost` from a rehearsal table, for every planned
-    paper run whose seed group was rehearsed: s/step × the schedule's steps on the official data
-    (the stand-in's steps × official / stand-in training examples, where the family states the
-    official size), each global step ⌈micro_batches / GPUs⌉ one-GPU steps; no evaluation figure."""
+    paper run whose seed group was rehearsed at its own mixed precision: training = s/step × the
+    schedule's steps on the official data (the stand-in's steps × official / stand-in training
+    examples, where the family states the official size), each global step ⌈micro_batches / GPUs⌉
+    one-GPU steps; evaluation = s per predicted row × the official test rows, where the rehearsal
+    made a prediction slice and the family states the rows."""
     from replibench.families.base import Cost
 
     path = Path(table)
     if not path.is_file():
         return {}
-    records = {group_key(record["run_id"]): record
-               for record in json.loads(path.read_text(encoding="utf-8"))["records"]}
+    records: dict[str, list[dict[str, Any]]] = {}
+    for record in json.loads(path.read_text(encoding="utf-8"))["records"]:
+        records.setdefault(group_key(record["run_id"]), []).append(record)
     costs = {}
     for planned in planned_runs:
-        record = records.get(group_key(planned.run.run_id))
+        record = _record_for(records, planned)
         if record is None or not record["steps"]:
             continue
-        official = family_object(planned.run.family).official_train_examples(planned.run.dataset)
+        family = family_object(planned.run.family)
+        official = family.official_train_examples(planned.run.dataset)
         steps = record["steps_of_the_schedule_here"]
         scale_note = "on its own official data"
         if official is not None and official != record["train_examples_here"]:
@@ -160,9 +200,16 @@ def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSA
             continue  # a stand-in's schedule says nothing about the official one without its size
         gpus = max(1, planned.resources["train"].gpus)
         shares = -(-record["micro_batches"] // gpus)  # one GPU's steps per global step
+        device = record.get("device_name") or record["device"]
+        rows = family.official_prediction_rows(planned.run, planned.settings)
+        per_row = record.get("predict_seconds_per_row")
+        evaluate_hours = per_row * rows / 3600 if per_row is not None and rows is not None else None
+        evaluation = (f"evaluation: {per_row:.3g} s per predicted row ({record['predicted_rows']:,} rows"
+                      f"{' of the stand-in' if record['stand_in'] else ''}) × {rows:,} official rows"
+                      if evaluate_hours is not None else "evaluation not rehearsed")
         costs[planned.run.run_id] = Cost(
-            record["seconds_per_step"] * shares * steps / 3600, None, record["device"],
-            f"rehearsal ({path}): {record['seconds_per_step']:.3g} s per one-GPU batch of "
-            f"{record['batch_per_step_here']} on {record['device']} × {shares} per global step on {gpus} GPUs "
-            f"× {steps:,.0f} steps ({scale_note}); evaluation not rehearsed")
+            record["seconds_per_step"] * shares * steps / 3600, evaluate_hours, device,
+            f"rehearsal ({path.name}, amp {record.get('amp', 'off')}): {record['seconds_per_step']:.3g} s per "
+            f"one-GPU batch of {record['batch_per_step_here']} on {device} × {shares} per global step on {gpus} GPUs "
+            f"× {steps:,.0f} steps ({scale_note}); {evaluation}")
     return costs

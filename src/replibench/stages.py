@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.config import parse_settings_json
-from replibench.errors import DataError
+from replibench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +137,17 @@ def weights_code(summary: dict[str, Any], evaluating: dict[str, Any]) -> dict[st
     return fields
 
 
-def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, train_summary: Path,
-                   out_metrics: Path, out_predictions: Path, lock_file: Path | None,
-                   threads: int = 1, validate: bool = True) -> dict[str, Any]:
-    """Predict the test split, store the predictions, score them **from the stored file**, and
-    write the schema-validated ``metrics.json`` with provenance (``validate=False``: written
-    unvalidated, for a host without jsonschema; see :func:`replibench.results.write_metrics`)."""
+def _trained_model(*, settings_json: str, data_dir: Path, model_path: Path | None, train_summary: Path):
+    """(run, settings, train summary, task, data, model, device) of a trained run: the settings must
+    be the ones it was trained with; ``model_path`` None builds the model without loading weights
+    (a job that only gathers and scores predictions reads nothing but its attributes)."""
     import json
 
-    import pyarrow.parquet as pq
     import torch
 
-    from replibench import provenance
-    from replibench.data.tables import write_parquet_atomic
     from replibench.registry import resolve
-    from replibench.results import write_metrics
     from replibench.train import resolve_device, seed_everything, settings_digest
 
-    torch.set_num_threads(threads)
-    started = time.perf_counter()
     run, settings = parse_settings_json(settings_json)
     summary = json.loads(Path(train_summary).read_text(encoding="utf-8"))
     if summary["settings_sha256"] != settings_digest(settings):
@@ -164,15 +156,136 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
     data = task.load(Path(data_dir), run, settings)
     seed_everything(run.seed)
     model = task.build_model(data, run, settings)
-    checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(checkpoint["state_dict"])
-    device = resolve_device(settings["train"].get("device", "auto"))
-    model.to(device)
-    write_parquet_atomic(task.predict(model, data, run, settings), out_predictions)
+    device = torch.device("cpu")
+    if model_path is not None:
+        checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+        device = resolve_device(settings["train"].get("device", "auto"))
+        model.to(device)
+    return run, settings, summary, task, data, model, device
+
+
+def shard_units(total: int, shard: int, shards: int) -> range:
+    """The units of shard ``shard`` (0-based) of ``shards``: consecutive, sizes differing by at most one."""
+    if not 0 <= shard < shards:
+        raise ConfigError(f"shard {shard} of {shards}: must be in 0..{shards - 1}")
+    return range(total * shard // shards, total * (shard + 1) // shards)
+
+
+#: schema metadata key of a prediction shard's record (run, settings, units, device, wall time)
+SHARD_KEY = b"replibench_shard"
+
+
+def predict_shard_stage(*, settings_json: str, data_dir: Path, model_path: Path, train_summary: Path,
+                        shard: int, shards: int, out: Path, threads: int = 1) -> dict[str, Any]:
+    """Predict shard ``shard`` of ``shards`` of a run's test set (:meth:`Task.predict_units` of its
+    range of units) on the run's device and write the table atomically, its provenance in the
+    schema metadata; the CPU job that gathers the shards scores them (:func:`evaluate_stage`). A
+    shard is one job: one that fails reruns alone, the finished ones stay."""
+    import json
+
+    import torch
+
+    from replibench.data.tables import write_parquet_atomic
+    from replibench.provenance import device_name
+    from replibench.train import settings_digest
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    run, settings, _, task, data, model, device = _trained_model(
+        settings_json=settings_json, data_dir=data_dir, model_path=model_path, train_summary=train_summary)
+    total = task.prediction_units(data, settings)
+    if total is None:
+        raise ConfigError(f"{run.run_id}: task {run.task!r} cannot split its prediction into shards")
+    units = shard_units(total, shard, shards)
+    table = task.predict_units(model, data, run, settings, units)
+    record = {"run_id": run.run_id, "settings_sha256": settings_digest(settings), "shard": shard, "shards": shards,
+              "units": [units.start, units.stop], "total_units": total, "device": device_name(str(device)),
+              "batch_dependent_model": bool(getattr(model, "batch_dependent", False)),
+              "wall_s": time.perf_counter() - started}
+    write_parquet_atomic(table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), SHARD_KEY: json.dumps(record).encode()}), out)
+    print(f"{run.run_id}: shard {shard + 1}/{shards}, units {units.start}–{units.stop} of {total}, "
+          f"{table.num_rows} rows, {record['wall_s']:.1f} s → {out}")
+    return record
+
+
+def gather_shards(shard_files: list[Path], *, run_id: str, settings_sha256: str) -> tuple[list, dict[str, Any]]:
+    """The shards' tables (their shard records removed from the metadata) in unit order, and what
+    the evaluation records of them. Refuses files of another run or settings, and a set of shards
+    that does not cover every unit exactly once, naming the file."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    tables, records = [], []
+    for path in shard_files:
+        table = pq.read_table(path)
+        metadata = dict(table.schema.metadata or {})
+        if SHARD_KEY not in metadata:
+            raise DataError(f"{path}: not a prediction shard (no {SHARD_KEY.decode()} metadata)")
+        record = json.loads(metadata.pop(SHARD_KEY))
+        if record["run_id"] != run_id or record["settings_sha256"] != settings_sha256:
+            raise DataError(f"{path}: a shard of {record['run_id']} with settings {record['settings_sha256'][:12]}, "
+                            f"expected {run_id} with {settings_sha256[:12]}")
+        tables.append(table.replace_schema_metadata(metadata))
+        records.append((path, record))
+    records_in_order = sorted(records, key=lambda item: item[1]["units"][0])
+    expected_start = 0
+    for path, record in records_in_order:
+        if record["units"][0] != expected_start:
+            raise DataError(f"{path}: starts at unit {record['units'][0]}, expected {expected_start} "
+                            f"(shards must cover units 0–{record['total_units']} once)")
+        expected_start = record["units"][1]
+    total = records_in_order[0][1]["total_units"] if records_in_order else 0
+    if expected_start != total:
+        raise DataError(f"shards {', '.join(map(str, shard_files))} cover units 0–{expected_start} of {total}")
+    order = sorted(range(len(records)), key=lambda i: records[i][1]["units"][0])
+    return [tables[i] for i in order], {
+        "shards": len(records), "units": total,
+        "predict_wall_s": sum(record["wall_s"] for _, record in records),
+        "devices": sorted({record["device"] for _, record in records}),
+        "batch_dependent_model": any(record["batch_dependent_model"] for _, record in records)}
+
+
+def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path | None, train_summary: Path,
+                   out_metrics: Path, out_predictions: Path, lock_file: Path | None,
+                   threads: int = 1, validate: bool = True, shard_files: list[Path] | None = None) -> dict[str, Any]:
+    """Predict the test split — or gather the predictions of ``shard_files``
+    (:func:`predict_shard_stage`) on the CPU, without the weights — store the predictions, score
+    them **from the stored file**, and write the schema-validated ``metrics.json`` with provenance
+    (``validate=False``: written unvalidated, for a host without jsonschema; see
+    :func:`replibench.results.write_metrics`)."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from replibench import provenance
+    from replibench.data.tables import write_parquet_atomic
+    from replibench.results import write_metrics
+    from replibench.train import settings_digest
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    if shard_files and model_path is not None:
+        raise ConfigError("evaluate: give either --model (predict here) or --shards (gather), not both")
+    if not shard_files and model_path is None:
+        raise ConfigError("evaluate: --model or --shards is required")
+    run, settings, summary, task, data, model, device = _trained_model(
+        settings_json=settings_json, data_dir=data_dir, model_path=None if shard_files else model_path,
+        train_summary=train_summary)
+    sharding = None
+    if shard_files:
+        tables, sharding = gather_shards(list(shard_files), run_id=run.run_id, settings_sha256=settings_digest(settings))
+        write_parquet_atomic(task.merge_predictions(tables, data, settings), out_predictions)
+    else:
+        write_parquet_atomic(task.predict(model, data, run, settings), out_predictions)
     metrics = task.score(pq.read_table(out_predictions), data, settings)
     info = task.metric_info()  # may also answer for parametrised names (``match_rate_k1@crysbfn``)
     protocol = {**task.protocol(data, settings),
-                "batch_dependent_model": bool(getattr(model, "batch_dependent", False)),
+                "batch_dependent_model": (sharding["batch_dependent_model"] if sharding
+                                          else bool(getattr(model, "batch_dependent", False))),
+                **({"prediction_shards": {k: v for k, v in sharding.items() if k != "batch_dependent_model"}}
+                   if sharding else {}),
                 "world_size": summary.get("world_size", 1)}
     record = {
         **{key: getattr(run, key) for key in ("family", "dataset", "task", "model", "variant", "seed", "preset")},
@@ -195,9 +308,9 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
         "settings": settings,
         "provenance": {
             **provenance.collect(settings_sha256=settings_digest(settings), data_sha256=_data_sha256(Path(data_dir)),
-                                 device=str(device), lock_file=lock_file),
+                                 device=sharding["devices"][0] if sharding else str(device), lock_file=lock_file),
             **weights_code(summary, provenance.code_version()),
-            "evaluate_wall_s": time.perf_counter() - started,
+            "evaluate_wall_s": time.perf_counter() - started + (sharding["predict_wall_s"] if sharding else 0.0),
         },
     }
     write_metrics(out_metrics, record, validate=validate)
@@ -206,7 +319,7 @@ def evaluate_stage(*, settings_json: str, data_dir: Path, model_path: Path, trai
 
 
 def rehearse_one(*, settings_json: str, data_dir: Path, checkpoint: Path, stand_in: str, steps: int,
-                 amp: str | None = None) -> dict[str, Any]:
+                 amp: str | None = None, predict_units: int = 0) -> dict[str, Any]:
     """Rehearse one paper run (:func:`replibench.train.rehearse_steps`) on ``data_dir`` — the
     official data or the stand-in ``stand_in`` names; ``amp`` (``off``/``fp16``/``bf16``) replaces
     the run's ``train.amp`` (mixed precision applies on CUDA only). The rehearsal record:
@@ -223,7 +336,8 @@ def rehearse_one(*, settings_json: str, data_dir: Path, checkpoint: Path, stand_
         settings = {**settings, "train": {**settings["train"], "amp": amp}}
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
-    facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps)
+    facts = rehearse_steps(task, data, run, settings, last_checkpoint=Path(checkpoint), steps=steps,
+                           predict_units=predict_units)
     return {"run": run.as_dict(), "run_id": run.run_id, "status": "ok", "data": str(data_dir), "stand_in": stand_in,
             **facts, "peak_resident_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "wall_s": time.perf_counter() - started}
@@ -247,13 +361,15 @@ def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint:
 
 
 def rehearse_batch_stage(*, jobs_file: Path, out: Path, checkpoint_dir: Path, steps: int, amps: list[str],
-                         budget_s: float | None = None, threads: int = 1) -> dict[str, Any]:
+                         budget_s: float | None = None, threads: int = 1, predict_units: int = 1) -> dict[str, Any]:
     """Rehearse every job of ``jobs_file`` (``replibench rehearsal-jobs``) under each mixed-precision
     setting of ``amps``, in one process: a GPU machine lent for minutes, without Snakemake, pays
     Python's and CUDA's start-up once instead of once per run. A run that fails (out of GPU memory,
     an error) is recorded as failed with the error and the next one starts; the table is rewritten
     atomically after every run, so a batch cut short keeps what it measured. With ``budget_s``, no
-    run starts after that many seconds (the rest are listed as not reached)."""
+    run starts after that many seconds (the rest are listed as not reached). Each run also predicts
+    ``predict_units`` units of its test set (tasks that split their prediction), with mixed
+    precision as its training."""
     import json
     import traceback
 
@@ -265,6 +381,7 @@ def rehearse_batch_stage(*, jobs_file: Path, out: Path, checkpoint_dir: Path, st
     jobs = json.loads(Path(jobs_file).read_text(encoding="utf-8"))["jobs"]
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
     table: dict[str, Any] = {"device_name": device, "torch": torch.__version__, "steps": steps, "amps": list(amps),
+                             "predict_units": predict_units,
                              "records": [], "failed": [], "not_reached": []}
     began = time.perf_counter()
     for number, job in enumerate(jobs):
@@ -275,8 +392,9 @@ def rehearse_batch_stage(*, jobs_file: Path, out: Path, checkpoint_dir: Path, st
             checkpoint = Path(checkpoint_dir) / f"{number}-{amp}.pt"
             try:
                 record = rehearse_one(settings_json=job["settings_json"], data_dir=Path(job["data"]),
-                                      checkpoint=checkpoint, stand_in=job["stand_in"], steps=steps, amp=amp)
-                table["records"].append({**record, "device_name": device})
+                                      checkpoint=checkpoint, stand_in=job["stand_in"], steps=steps, amp=amp,
+                                      predict_units=predict_units)
+                table["records"].append({**record, "device_name": device, "amp_asked": amp})
                 print(f"{record['run_id']} amp {amp}: {record['seconds_per_step']:.4g} s/step, "
                       f"peak GPU {record.get('peak_gpu_memory_mb') or 0:,.0f} MB", flush=True)
             except Exception as error:  # a finding of the rehearsal, not a reason to stop the others

@@ -458,7 +458,7 @@ def schedule_steps(config: TrainConfig, num_examples: int) -> tuple[int, int]:
 
 
 def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, last_checkpoint: Path,
-                   steps: int) -> dict[str, Any]:
+                   steps: int, predict_units: int = 0) -> dict[str, Any]:
     """A rehearsal of the run's training: ``steps`` optimiser steps of the run's real model on
     one GPU's share of its global batch (``batch_size / micro_batches``: what each of the paper's
     GPUs computed per step), the first warm-up and the others timed; a checkpoint, and a resume
@@ -470,6 +470,10 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
     takes ⌈micro_batches / w⌉ of them), seconds per example of the forward pass, the parameter
     count, the global steps the run's full schedule takes on this data, and whether the resume
     reproduced the weights. A parameter-free model has no steps to rehearse.
+
+    With ``predict_units`` > 0 and a task whose prediction splits into units, the first units of
+    the test prediction are also made (:meth:`Task.predict_units`, the evaluation's own code at its
+    own batch sizes): seconds per predicted row, which the plan scales to the official test set.
     """
     import statistics
 
@@ -519,8 +523,20 @@ def rehearse_steps(task, data: Any, run: RunSpec, settings: dict[str, Any], *, l
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         forward = (time.perf_counter() - began) / min(config.batch_size, training.num_examples)
+    prediction = {}
+    total_units = task.prediction_units(data, settings) if predict_units else None
+    if total_units:
+        with torch.autocast(device_type=device.type, dtype=training.amp_dtype, enabled=training.use_amp):
+            began = time.perf_counter()
+            table = task.predict_units(model, data, run, settings, range(min(predict_units, total_units)))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - began
+        prediction = {"predicted_units": min(predict_units, total_units), "predicted_rows": table.num_rows,
+                      "predict_seconds": seconds,
+                      "predict_seconds_per_row": seconds / table.num_rows if table.num_rows else None}
     timed = durations[1:] or durations
-    return {**facts, "steps": steps, "seconds_per_step": statistics.median(timed),
+    return {**facts, **prediction, "steps": steps, "seconds_per_step": statistics.median(timed),
             "step_seconds": durations, "forward_seconds_per_example": forward,
             "resume_reproduces_weights": bool(reproduces),
             "peak_gpu_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"

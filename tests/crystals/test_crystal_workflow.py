@@ -77,3 +77,22 @@ def test_crystals_smoke_subset_through_the_mirror(tmp_path, mirror):
 
     second = snakemake(workdir, "--config", f"data={{mirror: {mirror.url}}}")
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
+
+    # the same evaluations predicted in shards (3 shards of CSP k2's 2 sample batches: one is empty;
+    # gen's single batch: two are) and gathered + scored on the CPU give the same predictions and metrics
+    import pyarrow.parquet as pq
+
+    runs = ["csp/diffcsp/k2/seed0", "csp/crysbfn/k2/seed0", "gen/crysbfn/default/seed0"]
+    before = {run: (pq.read_table(results / run / "predictions.parquet"),
+                    json.loads((results / run / "metrics.json").read_text())) for run in runs}
+    sharded = snakemake(workdir, "--config", f"data={{mirror: {mirror.url}}}", "evaluate_shards=3")
+    assert sharded.returncode == 0, sharded.stderr[-5000:]
+    assert "predict_shard" in sharded.stdout + sharded.stderr and "train " not in sharded.stdout
+    for run in runs:
+        table, record = pq.read_table(results / run / "predictions.parquet"), json.loads((results / run / "metrics.json").read_text())
+        assert sorted(path.name for path in (results / run / "shards").iterdir()) == [f"{i}-of-3.parquet" for i in range(3)]
+        assert table.replace_schema_metadata(None).equals(before[run][0].replace_schema_metadata(None)), run
+        assert record["protocol"]["prediction_shards"]["shards"] == 3
+        wall_clock = {"sampling_s_per_1000"}
+        assert {k: v for k, v in record["metrics"].items() if k not in wall_clock} == \
+            {k: v for k, v in before[run][1]["metrics"].items() if k not in wall_clock}, run

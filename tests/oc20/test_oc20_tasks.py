@@ -263,3 +263,22 @@ def test_is2re_task(is2re_dir, tmp_path):
         scores["val_id_energy_mae"], rel=1e-12)
     assert set(scores) >= {"val_avg_energy_mae", "val_avg_energy_mse", "val_avg_energy_within_threshold"}
     assert not model.regress_forces and task.protocol(data, settings)["loss_coefficients"]["forces"] == 0.0
+
+
+def test_prediction_shards_merge_to_the_whole_prediction(s2ef, monkeypatch):
+    """A long evaluation predicts in shards (ranges of units: blocks of evaluation batches, split after
+    split); merged in order they are the one-job prediction, row for row, empty shards included."""
+    from replibench.families.oc20.tasks import s2ef_is2re
+    from replibench.stages import shard_units
+
+    monkeypatch.setattr(s2ef_is2re, "UNIT_BATCHES", 1)  # one evaluation batch of 5 structures per unit
+    task, data = s2ef
+    model = task.build_model(data, RUN, SETTINGS)
+    whole = task.predict(model, data, RUN, SETTINGS)
+    total = task.prediction_units(data, SETTINGS)
+    assert total == sum(-(-len(data.splits[name]) // 5) for name in data.settings.test_splits)
+    for shards in (1, 3, total + 2):
+        parts = [task.predict_units(model, data, RUN, SETTINGS, shard_units(total, shard, shards))
+                 for shard in range(shards)]
+        merged = task.merge_predictions(parts, data, SETTINGS)
+        assert merged.equals(whole), shards

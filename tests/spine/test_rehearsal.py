@@ -63,7 +63,8 @@ def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
               "batch_per_step_here": 32}
     table = {"records": [
         {**record, "run_id": "ett/etth1/forecast/dlinear/h96/seed2021", "train_examples_here": 8_449},
-        {**record, "run_id": "crystals/perov-5/gen/crysbfn/default/seed0", "train_examples_here": 3_785},
+        {**record, "run_id": "crystals/perov-5/gen/crysbfn/default/seed0", "train_examples_here": 3_785,
+         "predict_seconds_per_row": 0.01, "predicted_rows": 1_000},
         {**record, "run_id": "oc20/s2ef-2m/s2ef/schnet/default/seed0", "stand_in": "s2ef-synthetic-emt",
          "micro_batches": 16, "batch_per_step_here": 12},
     ], "not_rehearsed": {}}
@@ -78,11 +79,16 @@ def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
     # S2EF-2M: 2,000,000 frames; a global step of 16 one-GPU shares on the run's 8 GPUs = 2 shares each
     assert costs["oc20/s2ef-2m/s2ef/schnet/default/seed0"].train_hours == pytest.approx(
         2.0 * 2 * 100 * 2_000_000 / 1_000 / 3600)
-    assert all(cost.evaluate_hours is None and cost.source.startswith("rehearsal") for cost in costs.values())
+    # a prediction slice: seconds per predicted row × the official rows (10,000 generated crystals)
+    assert costs["crystals/perov-5/gen/crysbfn/default/seed0"].evaluate_hours == pytest.approx(0.01 * 10_000 / 3600)
+    assert costs["ett/etth1/forecast/dlinear/h96/seed2022"].evaluate_hours is None  # no slice: no figure
+    assert all(cost.source.startswith("rehearsal") for cost in costs.values())
     rows = {(row.run_id, row.stage): row for row in plan_rows(planned, {}, costs)}
+    # the committed H200 rehearsal comes before a local (CPU) one
     schnet = rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
-    assert schnet.source.startswith("rehearsal") and schnet.gpu_hours == pytest.approx(schnet.wall_hours * 8)
-    assert rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "evaluate"].wall_hours is None
+    assert schnet.source.startswith("rehearsal (rehearsal-h200.json") and schnet.device == "NVIDIA H200"
+    assert schnet.gpu_hours == pytest.approx(schnet.wall_hours * 8)
+    assert "per predicted row" in rows["oc20/s2ef-2m/s2ef/schnet/default/seed0", "evaluate"].source
     assert group_key("ett/etth1/forecast/dlinear/h96/seed2022") == "ett/etth1/forecast/dlinear/h96"
 
 
@@ -136,4 +142,7 @@ def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror, capsys):
     finally:
         os.chdir(cwd)
     lines = {tuple(line.split("\t")[:2]): line for line in capsys.readouterr().out.splitlines()}
-    assert "\trehearsal (rehearsal/rehearsal.json): " in lines["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
+    # the committed H200 rehearsal is the plan's figure; this CPU rehearsal's is there behind it
+    assert "\trehearsal (rehearsal-h200.json, amp off): " in lines["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
+    local = rehearsal_costs(plan_runs(validate_config(config)), workdir / "rehearsal" / "rehearsal.json")
+    assert local["oc20/s2ef-2m/s2ef/schnet/default/seed0"].source.startswith("rehearsal (rehearsal.json, amp off): ")

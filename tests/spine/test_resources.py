@@ -21,7 +21,8 @@ def _planned(preset: str, **changes):
 def test_paper_runs_ask_for_what_their_model_needs():
     by_model: dict[tuple[str, str, str], set[tuple[int, int]]] = {}
     for planned in _planned("paper"):
-        assert set(planned.resources) == {"train", "evaluate"}
+        # a sharded evaluation has its CPU scoring job too
+        assert set(planned.resources) == ({"train", "evaluate", "score"} if planned.shards else {"train", "evaluate"})
         for stage, need in planned.resources.items():
             assert isinstance(need, Resources) and need.reason
             by_model.setdefault((planned.run.family, planned.run.model, stage), set()).add((need.gpus, need.runtime_min))
@@ -32,7 +33,8 @@ def test_paper_runs_ask_for_what_their_model_needs():
     train_limits = {family: {minutes for (f, _, stage), needs in by_model.items() if f == family and stage == "train"
                              for _, minutes in needs} for family in ("ett", "crystals", "lra", "oc20")}
     assert train_limits["ett"] != train_limits["crystals"]  # per family, not one setting for all
-    assert by_model[("crystals", "diffcsp", "evaluate")] == {(1, 480)}
+    assert {gpus for gpus, _ in by_model[("crystals", "diffcsp", "evaluate")]} == {1}  # sampling, on the GPU
+    assert {gpus for gpus, _ in by_model[("crystals", "diffcsp", "score")]} == {0}  # pymatgen, on the CPU
 
 
 def test_smoke_runs_are_small_cpu_jobs_and_pinned_paper_runs_keep_their_needs():

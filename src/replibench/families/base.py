@@ -84,7 +84,7 @@ def expand_sweep(
 
 
 #: the stages whose jobs belong to one run (preprocessing belongs to a dataset)
-RUN_STAGES = ("train", "evaluate")
+RUN_STAGES = ("train", "evaluate", "score")  # score: the CPU job gathering a sharded evaluation
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,14 @@ class Cost:
     an estimate and its model). :mod:`replibench.plan` turns it into attempts and GPU-hours."""
 
     train_hours: float
-    evaluate_hours: float | None  # None: no figure for the evaluation
+    evaluate_hours: float | None  # None: no figure for the evaluation (its prediction, on ``device``)
     device: str
     source: str
+    #: single-core hours of scoring that runs on the CPU (crystals: StructureMatcher, CrystalNN) in
+    #: the job that gathers the prediction shards; None where scoring is negligible or unknown
+    score_core_hours: float | None = None
+    #: an estimate from a model (not a log, not a measurement): a rehearsal on the GPU beats it
+    estimate: bool = False
 
 
 SMOKE_RESOURCES = Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
@@ -195,7 +200,20 @@ class Family(ABC):
         CPU jobs of minutes; a paper run's needs come from :meth:`paper_resources`."""
         if stage not in RUN_STAGES:
             raise ValueError(f"stage {stage!r} is not one of {RUN_STAGES}")
-        return SMOKE_RESOURCES if run.preset == "smoke" else self.paper_resources(run, stage)
+        if run.preset == "smoke":
+            return SMOKE_RESOURCES
+        return self.score_resources(run) if stage == "score" else self.paper_resources(run, stage)
+
+    #: tasks whose prediction splits into shards (:meth:`Task.prediction_units`); a test checks the
+    #: tasks agree
+    shardable_tasks: tuple[str, ...] = ()
+    #: whether a paper run's scoring is CPU work worth its own CPU job (the GPU job only predicts)
+    scores_on_cpu: bool = False
+
+    def score_resources(self, run: RunSpec) -> Resources:
+        """The CPU job that gathers a paper run's prediction shards and scores them."""
+        return Resources(gpus=0, cpus=4, mem_mb=16000, runtime_min=60,
+                         reason="gathers the prediction shards and scores them on the CPU")
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
         """A paper run's needs; each family states its own, with the reason (this default is one
@@ -218,6 +236,11 @@ class Family(ABC):
         """Training examples of the official ``dataset`` when a rehearsal trains on other data
         (a stand-in, or a smaller official split); None when it trains on the official training
         split itself. Scales a rehearsal's steps to the paper schedule's (:mod:`replibench.rehearsal`)."""
+        return None
+
+    def official_prediction_rows(self, run: RunSpec, settings: dict[str, Any]) -> int | None:
+        """Rows the paper run's test prediction has on the official data (crystals sampled, frames
+        predicted), to scale a rehearsal's seconds per predicted row; None when unknown."""
         return None
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:

@@ -62,6 +62,28 @@ class Task(ABC):
     def predict(self, model, data: Any, run: RunSpec, settings: dict[str, Any]):  # -> pyarrow.Table
         """Test-split predictions as a table, one row per scored unit, in test order."""
 
+    # --- sharded prediction (a long evaluation split over several jobs; README "Evaluation that fits")
+    def prediction_units(self, data: Any, settings: dict[str, Any]) -> int | None:
+        """How many independent units the test prediction is made of (sample batches, blocks of
+        frames), which shards split into consecutive ranges; None (this default) when the task's
+        prediction cannot be split: its evaluation is one job. A family lists the tasks that can in
+        :attr:`~replibench.families.base.Family.shardable_tasks`."""
+        return None
+
+    def predict_units(self, model, data: Any, run: RunSpec, settings: dict[str, Any], units: range):
+        """The predictions of ``units`` only (a pyarrow table). Whatever the split, the tables of
+        consecutive ranges covering ``range(prediction_units(...))``, merged by
+        :meth:`merge_predictions`, equal :meth:`predict`'s table: a unit draws its randomness from
+        its own seeded generator, never from the units before it."""
+        raise NotImplementedError(f"task {self.name!r} cannot predict part of its test set")
+
+    def merge_predictions(self, tables: list, data: Any, settings: dict[str, Any]):
+        """The shards' tables (in unit order) as :meth:`predict`'s table; runs in the CPU job that
+        gathers the shards and scores them."""
+        import pyarrow as pa
+
+        return pa.concat_tables(tables)
+
     @abstractmethod
     def score(self, predictions, data: Any, settings: dict[str, Any]) -> dict[str, float]:
         """Metrics from stored predictions (pure: the same table always gives the same numbers)."""

@@ -95,6 +95,8 @@ GPU_HOURS_PER_CRYSTAL_EPOCH = 13.5 / (1_000 * 27_136)
 #: evaluation, single core: research/materials.md §7.4 (MP-20: 20 samples ≈ 9 h; generation ≈ 1 h)
 CSP_CPU_HOURS_PER_SAMPLE = 9.0 / (20 * 9_046)
 GEN_CPU_HOURS = 1.0
+#: processes of the CPU job that gathers a crystal run's prediction shards and scores them
+SCORE_CPUS = 16
 
 
 class CrystalsFamily(Family):
@@ -114,6 +116,8 @@ class CrystalsFamily(Family):
     )
     datasets = ("mp-20", "perov-5", "carbon-24")
     tasks = ("csp", "gen")
+    shardable_tasks = ("csp", "gen")  # sample batches (tasks/csp_gen.py)
+    scores_on_cpu = True  # StructureMatcher, CrystalNN, CIF writing: pymatgen on the CPU
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
         """DiffCSP and CrysBFN train for 1,000–5,000 epochs on one GPU; evaluation samples on the GPU
@@ -122,26 +126,30 @@ class CrystalsFamily(Family):
             return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=240,
                              reason="1,000 (DiffCSP) to 5,000 (CrysBFN) epochs: a day or more on MP-20, so "
                                     "4 h attempts that resume from last.pt")
-        return Resources(gpus=1, cpus=8, mem_mb=32000, runtime_min=480,
-                         reason="CSP k = 20: 20 samples × 1,000 (DiffCSP) or 2,000 (CrysBFN) network calls "
-                                "per test crystal on the GPU, then StructureMatcher/CrystalNN on 8 CPUs")
+        return Resources(gpus=1, cpus=4, mem_mb=32000, runtime_min=480,
+                         reason="sampling only (its shard of the sample batches): CSP k = 20 is 20 samples × "
+                                "1,000 (DiffCSP) or 2,000 (CrysBFN) network calls per test crystal on the GPU; "
+                                "scoring runs in the CPU job that gathers the shards")
+
+    def score_resources(self, run: RunSpec) -> Resources:
+        return Resources(gpus=0, cpus=SCORE_CPUS, mem_mb=64000, runtime_min=240,
+                         reason=f"CIFs, StructureMatcher and CrystalNN (pymatgen) over {SCORE_CPUS} processes")
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """Training: DiffCSP's logged GPU time per crystal-epoch (PaddleMaterial) × the run's epochs
         × its training crystals, CrysBFN assumed the same (the same CSPNet backbone); evaluation:
-        the single-core scoring figures of research/materials.md §7.4 spread over the job's CPUs
-        (sampling time on the GPU not included: no published figure)."""
+        the single-core scoring figures of research/materials.md §7.4 (the CPU job that gathers the
+        shards); sampling time on the GPU: no published figure (a GPU rehearsal measures it)."""
         epochs = settings["train"]["epochs"]
         train_hours = GPU_HOURS_PER_CRYSTAL_EPOCH * epochs * TRAIN_CRYSTALS[run.dataset]
-        cpus = self.paper_resources(run, "evaluate").cpus
         if run.task == "csp":
             scoring = CSP_CPU_HOURS_PER_SAMPLE * run.values["samples"] * TEST_CRYSTALS[run.dataset]
         else:
             scoring = GEN_CPU_HOURS
-        return Cost(train_hours, scoring / cpus, "GPU (model not stated)",
+        return Cost(train_hours, None, "GPU (model not stated)",
                     f"PaddleMaterial DiffCSP MP-20: 13.5 GPU-h / 1,000 epochs × 27,136 crystals, scaled to "
                     f"{epochs:,} epochs × {TRAIN_CRYSTALS[run.dataset]:,} crystals; scoring: materials.md §7.4 "
-                    f"single-core figures / {cpus} CPUs")
+                    f"single-core figures", score_core_hours=scoring)
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         return Resources(gpus=0, cpus=4, mem_mb=8000, runtime_min=60,
@@ -216,6 +224,12 @@ class CrystalsFamily(Family):
 
     def official_train_examples(self, dataset: str) -> int | None:
         return TRAIN_CRYSTALS.get(dataset)
+
+    def official_prediction_rows(self, run: RunSpec, settings: dict[str, Any]) -> int | None:
+        """CSP: samples × test crystals; generation: the crystals generated."""
+        if run.task == "csp":
+            return run.values["samples"] * TEST_CRYSTALS[run.dataset]
+        return int(settings["task"]["num_generated"])
 
     def rehearsal_settings(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, Any]:
         """val.csv trains (and validates), as in the smoke preset: the rehearsal has no train.csv."""

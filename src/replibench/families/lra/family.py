@@ -194,11 +194,12 @@ class LraFamily(Family):
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """LRA: S4's logged minutes per epoch (per training example) × the examples the run's
         schedule sees, testing at the same per-example time (an upper bound: no backward pass);
-        state tracking: the CPU hours measured here, an upper bound for a GPU."""
+        state tracking: the CPU hours measured here, an upper bound for a GPU (marked an estimate: the
+        GPU rehearsal's figure, where there is one, is the plan's)."""
         if run.task == "state-tracking":
             hours = STATE_TRACKING_CPU_HOURS[run.model]
             return Cost(hours, 0.0, "cpu (1 core)", f"measured here: a {run.model} paper-protocol run on one CPU "
-                        "core (no GPU figure yet; an upper bound for one GPU)")
+                        "core (an upper bound for one GPU)", estimate=True)
         if run.dataset not in S4_EPOCH_MINUTES:
             return None
         minutes, gpu, train_n, test_n = S4_EPOCH_MINUTES[run.dataset]

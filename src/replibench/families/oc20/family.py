@@ -194,6 +194,7 @@ class OC20Family(Family):
     )
     datasets = S2EF_DATASETS + IS2RE_DATASETS
     tasks = ("s2ef", "is2re")
+    shardable_tasks = ("s2ef", "is2re")  # blocks of evaluation batches (tasks/s2ef_is2re.py UNIT_BATCHES)
     task_datasets = {"s2ef": S2EF_DATASETS, "is2re": IS2RE_DATASETS}
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
@@ -210,8 +211,8 @@ class OC20Family(Family):
                                     f"accumulating {per_rank} micro-batch(es): the same global batch and steps; "
                                     "days of training, so 4 h attempts that resume from last.pt")
         return Resources(gpus=1, cpus=8, mem_mb=64000, runtime_min=240,
-                         reason="four S2EF validation splits (~1 M frames each) or the IS2RE split, "
-                                "graphs built on the CPU")
+                         reason="the four S2EF validation splits (~1 M frames each) or the IS2RE split, in "
+                                "shards of prediction units when long; graphs built on the CPU")
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """DimeNet++: the EquiformerV2 paper's V100 training throughput × the run's epochs × its
@@ -253,6 +254,10 @@ class OC20Family(Family):
 
     def official_train_examples(self, dataset: str) -> int | None:
         return TRAIN_SIZE.get(dataset)
+
+    def official_prediction_rows(self, run: RunSpec, settings: dict[str, Any]) -> int | None:
+        """Frames of the validation splits the paper reports (S2EF: the four val splits)."""
+        return VAL_SIZE.get(run.dataset)
 
     def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """S2EF: the synthetic EMT set (real adslab geometry and force labels, ASE's EMT instead of

@@ -27,7 +27,14 @@ from typing import Any
 from replibench.runs import RunSpec
 from replibench.families.task import Task
 from replibench.families.crystals.tasks.data import CrystalData, gather_batch, load_crystal_data
-from replibench.families.crystals.tasks.samples import concat_crystals, measure_sampling, predictions_table, select_crystals
+from replibench.families.crystals.tasks.samples import (
+    concat_crystals,
+    empty_crystals,
+    measure_sampling,
+    merge_prediction_tables,
+    num_sample_batches,
+    predictions_table,
+)
 
 DEFAULT_SPLITS = {"train": "train", "val": "val", "test": "test"}
 CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")
@@ -203,54 +210,93 @@ def sampling_cost(predictions) -> dict[str, float]:
     return {"sampling_s_per_1000": float(wall) * 1000.0 / predictions.num_rows, "nfe_per_crystal": float(nfe)}
 
 
+def _sampling_sizes(settings: dict[str, Any]) -> tuple[int, int]:
+    """(samples per test crystal, crystals per sample batch) of a run's ``task`` settings."""
+    task = settings.get("task", {})
+    return int(task.get("num_samples", 1)), int(task.get("sample_batch_size", 500))
+
+
+def _sampling_metadata(model, stats: list[dict[str, Any]], **extra: str) -> dict[str, str]:
+    return {"network_evaluations_per_crystal": str(model.expected_network_evaluations()),
+            "batched_forward_calls": str(sum(s["batched_forward_calls"] for s in stats)),
+            "sampling_wall_s": f"{sum(s['wall_s'] for s in stats):.3f}", **extra}
+
+
 class CrystalStructurePrediction(_CrystalTask):
+    """Prediction units: the sample batches, sample index by sample index (unit u is batch
+    ``u % B`` of sample ``u // B``, B batches per sample): each has its own generator
+    (:func:`~replibench.families.crystals.tasks.samples.batch_seed`), so shards draw exactly what one
+    job would."""
+
     name = "csp"
     score_file_help = ("crystal structure prediction: CSVs with material_id, cif; several rows per "
                        "material_id are its samples in file order")
 
-    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+    def prediction_units(self, data: CrystalData, settings: dict[str, Any]) -> int:
+        k, size = _sampling_sizes(settings)
+        return k * num_sample_batches(self._test_count(data, settings), size)
+
+    def predict_units(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any], units: range):
         import torch
 
-        task = settings.get("task", {})
         test, n = data.splits["test"], self._test_count(data, settings)
-        k, size = int(task.get("num_samples", 1)), int(task.get("sample_batch_size", 500))
+        k, size = _sampling_sizes(settings)
+        per_sample = num_sample_batches(n, size)
         batch = gather_batch(test, torch.arange(n))
-        parts, calls, wall = [], 0, 0.0
+        parts, ids, sample_index, stats = [], [], [], []
         for sample in range(k):  # one generator per sample index: sample 0 is the same for k=1 and k=20
+            mine = range(max(units.start - sample * per_sample, 0), min(units.stop - sample * per_sample, per_sample))
+            if not len(mine):
+                continue
             seed = evaluation_seed(run.seed, "csp", sample)
-            stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
-            parts.append(stats["samples"])
-            calls, wall = calls + stats["batched_forward_calls"], wall + stats["wall_s"]
-        rank = [sample * n + i for i in range(n) for sample in range(k)]  # test order, then sample index
-        meta = {
-            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
-            "batched_forward_calls": str(calls),
-            "sampling_wall_s": f"{wall:.3f}",
-            "num_samples": str(k),
-        }
-        ids = [test.material_ids[i] for i in range(n) for _ in range(k)]
-        return predictions_table(ids, list(range(k)) * n, select_crystals(concat_crystals(parts), rank), meta)
+            stats.append(measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed,
+                                          batches=mine))
+            parts.append(stats[-1]["samples"])
+            rows = range(mine.start * size, min(n, mine.stop * size))
+            ids += [test.material_ids[i] for i in rows]
+            sample_index += [sample] * len(rows)
+        crystals = concat_crystals(parts) if parts else empty_crystals()
+        return predictions_table(ids, sample_index, crystals, _sampling_metadata(model, stats, num_samples=str(k)))
+
+    def merge_predictions(self, tables: list, data: CrystalData, settings: dict[str, Any]):
+        """Sample-major shards → test order, then sample index (as the paper's scripts list them)."""
+        n, (k, _) = self._test_count(data, settings), _sampling_sizes(settings)
+        return merge_prediction_tables(tables, [sample * n + i for i in range(n) for sample in range(k)])
+
+    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        units = range(self.prediction_units(data, settings))
+        return self.merge_predictions([self.predict_units(model, data, run, settings, units)], data, settings)
 
 
 class AbInitioGeneration(_CrystalTask):
+    """Prediction units: the sample batches of ``num_generated`` crystals, whose atom counts are drawn
+    once from the training histogram (all of them in every shard: the draw is cheap and fixed)."""
+
     name = "gen"
     score_file_help = "ab initio generation: a CSV with material_id, cif, one row per generated crystal"
 
-    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+    def prediction_units(self, data: CrystalData, settings: dict[str, Any]) -> int:
+        return num_sample_batches(int(settings.get("task", {}).get("num_generated", 10000)), _sampling_sizes(settings)[1])
+
+    def predict_units(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any], units: range):
         import torch
 
-        task = settings.get("task", {})
-        count, size = int(task.get("num_generated", 10000)), int(task.get("sample_batch_size", 500))
+        count, size = int(settings.get("task", {}).get("num_generated", 10000)), _sampling_sizes(settings)[1]
         counts_gen = torch.Generator().manual_seed(evaluation_seed(run.seed, "gen-counts"))
         num_atoms = torch.multinomial(data.num_atoms_probs.float(), count, replacement=True, generator=counts_gen)
-        stats = measure_sampling(model, num_atoms, None, batch_size=size, seed=evaluation_seed(run.seed, "gen"))
-        meta = {
-            "network_evaluations_per_crystal": str(model.expected_network_evaluations()),
-            "batched_forward_calls": str(stats["batched_forward_calls"]),
-            "sampling_wall_s": f"{stats['wall_s']:.3f}",
-        }
-        ids = [f"gen-{i:06d}" for i in range(count)]
-        return predictions_table(ids, [0] * count, stats["samples"], meta)
+        stats = measure_sampling(model, num_atoms, None, batch_size=size, seed=evaluation_seed(run.seed, "gen"),
+                                 batches=units)
+        rows = range(units.start * size, min(count, units.stop * size)) if len(units) else range(0)
+        return predictions_table([f"gen-{i:06d}" for i in rows], [0] * len(rows),
+                                 stats["samples"] if stats["samples"] is not None else empty_crystals(),
+                                 _sampling_metadata(model, [stats]))
+
+    def merge_predictions(self, tables: list, data: CrystalData, settings: dict[str, Any]):
+        return merge_prediction_tables(tables)
+
+    def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        units = range(self.prediction_units(data, settings))
+        return self.merge_predictions([self.predict_units(model, data, run, settings, units)], data, settings)
 
 
 def sampling_efficiency(

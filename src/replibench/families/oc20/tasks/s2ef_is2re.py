@@ -50,6 +50,11 @@ from replibench.families.oc20.tasks.settings import (
     model_hyperparameters,
 )
 
+#: evaluation batches per prediction unit (a shard is a range of units): ~25k frames at fairchem's
+#: eval batch of 24 → ~1.5 h of DimeNet++ on a V100 at 4.6 frames/s; the four S2EF val splits
+#: (~4 M frames) are ~160 units
+UNIT_BATCHES = 1000
+
 
 @dataclass
 class OC20Data:
@@ -163,8 +168,10 @@ class _OC20Task(Task):
             energy, forces = output, None
         return energy.reshape(-1), forces  # (B,), (N, 3) | None — normalised units
 
-    def _predict_split(self, model, data: OC20Data, split: StructureSplit, limit: int | None = None):
-        """De-normalised predictions of the first ``limit`` structures: energies (S,), forces (A, 3)."""
+    def _predict_split(self, model, data: OC20Data, split: StructureSplit, limit: int | None = None,
+                       start: int = 0):
+        """De-normalised predictions of structures ``start`` to ``limit`` (exclusive; default: the
+        split's end): energies (S,), forces (A, 3)."""
         import torch
 
         count = len(split) if limit is None else min(limit, len(split))
@@ -174,8 +181,8 @@ class _OC20Task(Task):
         model.eval()
         energies, forces = [], []
         try:
-            for start in range(0, count, size):
-                batch = self.make_batch(data, split.name, torch.arange(start, min(count, start + size))).to(device)
+            for first in range(start, count, size):
+                batch = self.make_batch(data, split.name, torch.arange(first, min(count, first + size))).to(device)
                 with torch.set_grad_enabled(self.with_forces):  # gradient-force models need autograd
                     energy, force = self._forward(model, batch)
                 energies.append(energy.detach().double().cpu().numpy() * data.std + data.mean)
@@ -185,7 +192,30 @@ class _OC20Task(Task):
                     forces.append(force.detach().double().cpu().numpy().reshape(-1, 3) * data.std)
         finally:
             model.train(was_training)
+        if not energies:
+            return np.zeros(0), (np.zeros((0, 3)) if self.with_forces else None)
         return np.concatenate(energies), (np.concatenate(forces) if self.with_forces else None)
+
+    # --- sharded prediction: units are blocks of UNIT_BATCHES evaluation batches of each test split,
+    # split after split; predictions need no randomness, and blocks keep the evaluation batches whole
+    def _unit_blocks(self, data: OC20Data) -> list[tuple[str, int, int]]:
+        """(split, first structure, end) of every unit, in order."""
+        block = UNIT_BATCHES * data.settings.eval_batch_size
+        return [(name, first, min(first + block, len(data.splits[name])))
+                for name in data.settings.test_splits for first in range(0, len(data.splits[name]), block)]
+
+    def prediction_units(self, data: OC20Data, settings: dict[str, Any]) -> int:
+        return len(self._unit_blocks(data))
+
+    def predict_units(self, model, data: OC20Data, run: RunSpec, settings: dict[str, Any], units: range):
+        import pyarrow as pa
+
+        tables = [self._prediction_rows(model, data, name, first, end)
+                  for name, first, end in self._unit_blocks(data)[units.start:units.stop]]
+        return pa.concat_tables(tables) if tables else self._prediction_rows(model, data, data.settings.test_splits[0], 0, 0)
+
+    def predict(self, model, data: OC20Data, run: RunSpec, settings: dict[str, Any]):
+        return self.predict_units(model, data, run, settings, range(self.prediction_units(data, settings)))
 
     def protocol(self, data: OC20Data, settings: dict[str, Any]) -> dict[str, Any]:
         parsed = data.settings
@@ -223,20 +253,18 @@ class S2EFTask(_OC20Task):
         atoms = split.atom_ptr[len(energy)]
         return forces_mae(pred_forces=forces, true_forces=split.forces[:atoms], free_mask=~split.fixed[:atoms])
 
-    def predict(self, model, data: OC20Data, run: RunSpec, settings: dict[str, Any]):
+    def _prediction_rows(self, model, data: OC20Data, name: str, first: int, end: int):
+        """Rows of structures ``first``–``end`` of test split ``name``: split, sid, fid, energy (eV), forces (eV/Å)."""
         import pyarrow as pa
 
-        tables = []
-        for name in data.settings.test_splits:
-            split = data.splits[name]
-            energy, forces = self._predict_split(model, data, split)
-            offsets = (3 * split.atom_ptr).astype(np.int32)
-            tables.append(pa.table({
-                "split": pa.array([name] * len(split), pa.string()), "sid": pa.array(split.sid, pa.int64()),
-                "fid": pa.array(split.fid, pa.int64()), "energy": pa.array(energy, pa.float64()),
-                "forces": pa.ListArray.from_arrays(pa.array(offsets), pa.array(forces.reshape(-1), pa.float64())),
-            }))
-        return pa.concat_tables(tables)
+        split = data.splits[name]
+        energy, forces = self._predict_split(model, data, split, end, start=first)
+        offsets = (3 * (split.atom_ptr[first:end + 1] - split.atom_ptr[first])).astype(np.int32)
+        return pa.table({
+            "split": pa.array([name] * (end - first), pa.string()), "sid": pa.array(split.sid[first:end], pa.int64()),
+            "fid": pa.array(split.fid[first:end], pa.int64()), "energy": pa.array(energy, pa.float64()),
+            "forces": pa.ListArray.from_arrays(pa.array(offsets), pa.array(forces.reshape(-1), pa.float64())),
+        })
 
     def score(self, predictions, data: OC20Data, settings: dict[str, Any]) -> dict[str, float]:
         return _score_by_split(predictions, data, lambda table, split: score_s2ef_table(
@@ -280,16 +308,14 @@ class IS2RETask(_OC20Task):
         energy, _ = self._predict_split(model, data, split, data.settings.val_max_structures)
         return energy_mae(pred_energy=energy, true_energy=split.energy[:len(energy)])
 
-    def predict(self, model, data: OC20Data, run: RunSpec, settings: dict[str, Any]):
+    def _prediction_rows(self, model, data: OC20Data, name: str, first: int, end: int):
+        """Rows of structures ``first``–``end`` of test split ``name``: split, sid, energy (eV)."""
         import pyarrow as pa
 
-        tables = []
-        for name in data.settings.test_splits:
-            split = data.splits[name]
-            energy, _ = self._predict_split(model, data, split)
-            tables.append(pa.table({"split": pa.array([name] * len(split), pa.string()),
-                                    "sid": pa.array(split.sid, pa.int64()), "energy": pa.array(energy, pa.float64())}))
-        return pa.concat_tables(tables)
+        split = data.splits[name]
+        energy, _ = self._predict_split(model, data, split, end, start=first)
+        return pa.table({"split": pa.array([name] * (end - first), pa.string()),
+                         "sid": pa.array(split.sid[first:end], pa.int64()), "energy": pa.array(energy, pa.float64())})
 
     def score(self, predictions, data: OC20Data, settings: dict[str, Any]) -> dict[str, float]:
         return _score_by_split(predictions, data, lambda table, split: score_is2re_arrays(
