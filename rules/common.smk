@@ -49,14 +49,19 @@ def run_settings_json(wildcards):
     return PLAN[key].settings_json
 
 
-def raw_files(wildcards):
-    """The dataset's declared files, or the subset its family's options name (`files`) under this preset."""
+def declared_raw_files(dataset, options_json):
+    """The dataset's declared files, or the subset its preprocessing options name (`files`)."""
     import json
 
-    spec = dataset_spec(wildcards.dataset)
-    wanted = json.loads(dataset_options_json(wildcards)).get("files")
+    spec = dataset_spec(dataset)
+    wanted = json.loads(options_json).get("files")
     return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files
             if wanted is None or remote.name in wanted]
+
+
+def raw_files(wildcards):
+    """The dataset's files under this preset (its family's options)."""
+    return declared_raw_files(wildcards.dataset, dataset_options_json(wildcards))
 
 
 def dataset_options_json(wildcards):

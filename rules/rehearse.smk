@@ -22,12 +22,7 @@ def rehearsal_options_json(wildcards):
 
 
 def rehearsal_raw_files(wildcards):
-    import json
-
-    spec = dataset_spec(wildcards.dataset)
-    wanted = json.loads(rehearsal_options_json(wildcards)).get("files")
-    return [f"data/raw/{spec.family}/{remote.name}" for remote in spec.remote_files
-            if wanted is None or remote.name in wanted]
+    return declared_raw_files(wildcards.dataset, rehearsal_options_json(wildcards))
 
 
 rule preprocess_rehearsal:

@@ -63,6 +63,8 @@ def _add_rehearse(sub) -> None:
     p.add_argument("--steps", type=int, default=2, help="optimiser steps; the first is not timed (default 2)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--amp", choices=("off", "fp16", "bf16"), help="mixed precision instead of the run's own (CUDA)")
+    p.add_argument("--predict-units", type=int, default=0,
+                   help="also predict this many units of the test set (tasks that shard; default 0: none)")
     p.set_defaults(handler=_cmd_rehearse)
     j = sub.add_parser("rehearsal-jobs", help="the rehearsal's runs as one JSON file, for rehearse-batch")
     j.add_argument("--configfile", type=Path, default=Path("config.yaml"))
@@ -249,7 +251,8 @@ def _cmd_rehearse(args: argparse.Namespace) -> None:
     from replibench.stages import rehearse_stage
 
     rehearse_stage(settings_json=args.settings, data_dir=args.data, out=args.out, checkpoint=args.checkpoint,
-                   stand_in=args.stand_in, steps=args.steps, threads=args.threads, amp=args.amp)
+                   stand_in=args.stand_in, steps=args.steps, threads=args.threads, amp=args.amp,
+                   predict_units=args.predict_units)
 
 
 def _cmd_rehearsal_jobs(args: argparse.Namespace) -> None:

@@ -344,7 +344,7 @@ def rehearse_one(*, settings_json: str, data_dir: Path, checkpoint: Path, stand_
 
 
 def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint: Path, stand_in: str,
-                   steps: int = 3, threads: int = 1, amp: str | None = None) -> dict[str, Any]:
+                   steps: int = 3, threads: int = 1, amp: str | None = None, predict_units: int = 0) -> dict[str, Any]:
     """One paper run's rehearsal (:func:`rehearse_one`) written to ``out`` (``rehearsal.json``)."""
     import torch
 
@@ -352,7 +352,8 @@ def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint:
 
     torch.set_num_threads(threads)
     record = {**rehearse_one(settings_json=settings_json, data_dir=data_dir, checkpoint=checkpoint,
-                             stand_in=stand_in, steps=steps, amp=amp), "threads": threads}
+                             stand_in=stand_in, steps=steps, amp=amp, predict_units=predict_units),
+              "threads": threads}
     write_json_atomic(out, record)
     print(f"{record['run_id']}: {record['parameters']:,} parameters, {record['seconds_per_step']:.3g} s/step "
           f"(batch {record['batch_size']}, {record['device']}, amp {record['amp']}), resume reproduces weights: "
