@@ -6,7 +6,8 @@ from pathlib import Path
 
 from replibench.config import plan_runs, validate_config
 from replibench.plan import train_retries
-from replibench.rehearsal import REHEARSAL_STEPS, rehearsal_plan
+from replibench.rehearsal import (REHEARSAL_STEPS, rehearsal_data_folder, rehearsal_dataset_options, rehearsal_plan,
+                                  stand_in_of)
 from replibench.registry import dataset_spec
 
 # Jobs call the `replibench` CLI installed beside this Snakemake (e.g. `.venv/bin/snakemake` run

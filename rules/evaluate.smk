@@ -13,15 +13,11 @@ def shard_files(wildcards):
     return [f"results/{run_id(wildcards)}/shards/{shard}-of-{shards}.parquet" for shard in range(shards)]
 
 
-def evaluation_inputs(wildcards):
-    run = run_id(wildcards)
-    inputs = {"data": f"data/parquet/{wildcards.family}/{wildcards.dataset}",
-              "summary": f"checkpoints/{run}/train.json"}
+def predictions_source(wildcards):
+    """What the evaluate job predicts from: the run's shards when sharded, else its weights."""
     if sharded(wildcards):
-        inputs["shards"] = shard_files(wildcards)
-    else:
-        inputs["model"] = f"checkpoints/{run}/model.pt"
-    return inputs
+        return {"shards": shard_files(wildcards)}
+    return {"model": f"checkpoints/{run_id(wildcards)}/model.pt"}
 
 
 def evaluation_resource(key):
@@ -58,7 +54,9 @@ rule predict_shard:
 
 rule evaluate:
     input:
-        unpack(evaluation_inputs),
+        unpack(predictions_source),
+        data="data/parquet/{family}/{dataset}",
+        summary="checkpoints/" + RUN + "/train.json",
     output:
         metrics="results/" + RUN + "/metrics.json",
         predictions="results/" + RUN + "/predictions.parquet",

@@ -2,23 +2,18 @@
 # trains a few steps at its real sizes on its official data or a shape-faithful stand-in,
 # checkpoints and resumes → rehearsal/<run>/rehearsal.json, then one table. Never results.
 REHEARSED, NOT_REHEARSED = rehearsal_plan(list(PLAN.values()), config)
+REHEARSAL_OPTIONS = rehearsal_dataset_options(REHEARSED)  # one option set per rehearsal dataset, checked now
 
 
 def rehearsal_data_dir(wildcards):
     """The folder a rehearsal trains on: its official dataset's or its stand-in's, under data/rehearsal/."""
-    _, dataset, _, _ = REHEARSED[run_id(wildcards)]
-    return f"data/rehearsal/{wildcards.family}/{dataset}"
+    planned, dataset, _, _ = REHEARSED[run_id(wildcards)]
+    return rehearsal_data_folder(planned, dataset)
 
 
 def rehearsal_options_json(wildcards):
     """Preprocessing options of a rehearsal dataset (the same for every run that rehearses on it)."""
-    import json
-
-    options = {json.dumps(opts, sort_keys=True, separators=(",", ":"))
-               for _, dataset, opts, _ in REHEARSED.values() if dataset == wildcards.dataset}
-    if len(options) != 1:
-        raise ValueError(f"rehearsal dataset {wildcards.dataset}: {len(options)} option sets, expected one")
-    return options.pop()
+    return REHEARSAL_OPTIONS[wildcards.dataset]
 
 
 def rehearsal_raw_files(wildcards):
@@ -56,8 +51,7 @@ rule rehearse:
     params:
         settings=lambda wildcards: REHEARSED[run_id(wildcards)][3],
         checkpoint="rehearsal/" + RUN + "/last.pt",
-        stand_in=lambda wildcards: ("" if REHEARSED[run_id(wildcards)][1] == wildcards.dataset
-                                    else REHEARSED[run_id(wildcards)][1]),
+        stand_in=lambda wildcards: stand_in_of(*REHEARSED[run_id(wildcards)][:2]),
         steps=REHEARSAL_STEPS,
     threads: run_resource("train", "cpus")
     resources:

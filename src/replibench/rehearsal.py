@@ -68,6 +68,28 @@ def rehearsal_plan(planned_runs: list[PlannedRun], config: dict[str, Any]) -> tu
     return rehearsed, not_rehearsed
 
 
+def rehearsal_data_folder(planned: PlannedRun, dataset: str) -> str:
+    """The folder a run rehearses on: its official dataset's or its stand-in's (``dataset``)."""
+    return f"data/rehearsal/{planned.run.family}/{dataset}"
+
+
+def stand_in_of(planned: PlannedRun, dataset: str) -> str:
+    """The stand-in's name when a run rehearses on one, '' on its official data."""
+    return "" if dataset == planned.run.dataset else dataset
+
+
+def rehearsal_dataset_options(rehearsed: dict[str, tuple[PlannedRun, str, dict[str, Any], str]]) -> dict[str, str]:
+    """Rehearsal dataset → its preprocessing options (canonical JSON), checked when the plan is made:
+    every run that rehearses on a dataset must ask for the same options (one folder serves them)."""
+    options: dict[str, str] = {}
+    for run_id, (_, dataset, dataset_options, _) in rehearsed.items():
+        text = json.dumps(dataset_options, sort_keys=True, separators=(",", ":"))
+        if options.setdefault(dataset, text) != text:
+            raise ValueError(f"rehearsal dataset {dataset}: {run_id} asks for options {text}, "
+                             f"another run for {options[dataset]}; expected one set")
+    return options
+
+
 def write_rehearsal_jobs(config: dict[str, Any], out: str | Path, *, gpu_only: bool = False) -> list[dict[str, Any]]:
     """The rehearsal's runs of a validated config as one JSON file (``{"jobs": [...]}``: run id,
     settings JSON, data folder, stand-in, the GPUs its training asks for), for
@@ -77,10 +99,8 @@ def write_rehearsal_jobs(config: dict[str, Any], out: str | Path, *, gpu_only: b
     from replibench.config import plan_runs
 
     rehearsed, _ = rehearsal_plan(plan_runs(config), config)
-    jobs = [{"run_id": run_id, "settings_json": settings_json,
-             "data": f"data/rehearsal/{planned.run.family}/{dataset}",
-             "stand_in": "" if dataset == planned.run.dataset else dataset,
-             "gpus": planned.resources["train"].gpus}
+    jobs = [{"run_id": run_id, "settings_json": settings_json, "data": rehearsal_data_folder(planned, dataset),
+             "stand_in": stand_in_of(planned, dataset), "gpus": planned.resources["train"].gpus}
             for run_id, (planned, dataset, _, settings_json) in rehearsed.items()]
     jobs = [job for job in jobs if job["gpus"] > 0 or not gpu_only]
     # GPU-bound runs first, the families taking turns: a batch cut short by its time budget has

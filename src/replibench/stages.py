@@ -139,8 +139,8 @@ def weights_code(summary: dict[str, Any], evaluating: dict[str, Any]) -> dict[st
 
 def _trained_model(*, settings_json: str, data_dir: Path, model_path: Path | None, train_summary: Path):
     """(run, settings, train summary, task, data, model, device) of a trained run: the settings must
-    be the ones it was trained with; ``model_path`` None builds the model without loading weights
-    (a job that only gathers and scores predictions reads nothing but its attributes)."""
+    be the ones it was trained with; ``model_path`` None (a job that only gathers and scores
+    predictions) builds no model: model None, device the CPU."""
     import json
 
     import torch
@@ -154,10 +154,10 @@ def _trained_model(*, settings_json: str, data_dir: Path, model_path: Path | Non
         raise DataError(f"{train_summary}: trained with other settings than this evaluation asks for; retrain")
     task = resolve("task", run.task)
     data = task.load(Path(data_dir), run, settings)
-    seed_everything(run.seed)
-    model = task.build_model(data, run, settings)
-    device = torch.device("cpu")
+    model, device = None, torch.device("cpu")
     if model_path is not None:
+        seed_everything(run.seed)
+        model = task.build_model(data, run, settings)
         checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["state_dict"])
         device = resolve_device(settings["train"].get("device", "auto"))

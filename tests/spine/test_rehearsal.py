@@ -146,3 +146,36 @@ def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror, capsys):
     assert "\trehearsal (rehearsal-h200.json, amp off): " in lines["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
     local = rehearsal_costs(plan_runs(validate_config(config)), workdir / "rehearsal" / "rehearsal.json")
     assert local["oc20/s2ef-2m/s2ef/schnet/default/seed0"].source.startswith("rehearsal (rehearsal.json, amp off): ")
+
+
+def test_tables_of_several_gpu_passes_combine_per_run_and_precision():
+    """How src/replibench/recorded/rehearsal-h200.json was made from three passes: a later pass's
+    record replaces an earlier one's, a shorter one (a prediction slice) only adds its prediction,
+    and a failure is dropped once a pass rehearsed that run at that precision."""
+    from replibench.rehearsal import combine_rehearsal_tables
+
+    def rec(run, amp, steps, **extra):
+        return {"run_id": run, "amp_asked": amp, "steps": steps, "seconds_per_step": float(steps), **extra}
+
+    first = {"records": [rec("a", "off", 6), rec("b", "off", 6)],
+             "failed": [{"run_id": "a", "amp": "bf16", "reason": "error"}, {"run_id": "b", "amp": "bf16"}]}
+    second = {"records": [rec("a", "bf16", 6)], "failed": []}
+    third = {"records": [rec("a", "off", 3, predict_seconds_per_row=0.5, predicted_rows=10)], "failed": []}
+    table = combine_rehearsal_tables([first, second, third], {"device_name": "H200"})
+    records = {(r["run_id"], r["amp_asked"]): r for r in table["records"]}
+    assert sorted(records) == [("a", "bf16"), ("a", "off"), ("b", "off")] and table["device_name"] == "H200"
+    assert records["a", "off"]["steps"] == 6 and records["a", "off"]["predict_seconds_per_row"] == 0.5
+    assert [(f["run_id"], f["amp"]) for f in table["failed"]] == [("b", "bf16")]
+
+
+def test_every_rehearsal_dataset_has_one_option_set_checked_when_planned():
+    from replibench.rehearsal import rehearsal_dataset_options
+
+    config = validate_config(CONFIG)
+    rehearsed, _ = rehearsal_plan(plan_runs(config), config)
+    options = rehearsal_dataset_options(rehearsed)
+    assert set(options) == {data for _, data, _, _ in rehearsed.values()}
+    planned, data, dataset_options, settings = rehearsed["crystals/perov-5/gen/crysbfn/default/seed0"]
+    clash = {**rehearsed, "other/run": (planned, data, {**dataset_options, "files": []}, settings)}
+    with pytest.raises(ValueError, match="rehearsal dataset perov-5: other/run asks for options"):
+        rehearsal_dataset_options(clash)
