@@ -30,6 +30,7 @@ DATASETS: dict[str, str] = {
     "mp-20": "replibench.families.crystals.datasets:MP20",
     "perov-5": "replibench.families.crystals.datasets:PEROV5",
     "carbon-24": "replibench.families.crystals.datasets:CARBON24",
+    "mp-20-fork-subset": "replibench.families.crystals.datasets:MP20_FORK_SUBSET",
     # lra: the six LRA tasks, generated stand-ins, state-tracking tasks
     "listops": "replibench.families.lra.datasets.lra:LISTOPS",
     "text": "replibench.families.lra.datasets.lra:TEXT",
@@ -39,6 +40,10 @@ DATASETS: dict[str, str] = {
     "path-x": "replibench.families.lra.datasets.lra:PATH_X",
     "listops-generated": "replibench.families.lra.datasets.lra:LISTOPS_GENERATED",
     "pathfinder-generated": "replibench.families.lra.datasets.lra:PATHFINDER_GENERATED",
+    "path-x-generated": "replibench.families.lra.datasets.lra:PATH_X_GENERATED",
+    "text-generated": "replibench.families.lra.datasets.lra:TEXT_GENERATED",
+    "retrieval-generated": "replibench.families.lra.datasets.lra:RETRIEVAL_GENERATED",
+    "image-generated": "replibench.families.lra.datasets.lra:IMAGE_GENERATED",
     "parity": "replibench.families.lra.datasets.lra:PARITY",
     "mod-arithmetic": "replibench.families.lra.datasets.lra:MOD_ARITHMETIC",
     "mod-arithmetic-brackets": "replibench.families.lra.datasets.lra:MOD_ARITHMETIC_BRACKETS",

@@ -17,6 +17,7 @@ from replibench.data.download import fetch
 from replibench.families.crystals.datasets import (
     CARBON24,
     DATASETS,
+    MP20_FORK_SUBSET,
     PEROV5,
     UNPUBLISHED_CHECKSUMS,
     crystal_schema,
@@ -54,6 +55,22 @@ def test_remote_files_carry_the_manifest_checksums(data_dir):
             assert verify_checksum(data_dir / folder / f"{split}.csv", spec.checksum)[0]
     names = [remote.name for spec in (PEROV5, CARBON24) for remote in spec.remote_files]
     assert len(names) == len(set(names)) == 6  # one raw folder per family: names must not collide
+
+
+def test_the_rehearsal_stand_in_for_mp20_is_the_fork_subset_with_its_manifest_checksums(data_dir, tmp_path):
+    """mp-20-fork-subset: genuine MP-20 rows the mirror holds under mp_20/subset, fetched with the
+    sha256 and size of that folder's MANIFEST; the raw names must not collide with MP-20's own."""
+    manifest = _manifest(data_dir, "mp_20/subset")
+    for split in ("train", "val", "test"):
+        spec = remote_file("mp-20-fork-subset", split)
+        row = manifest[f"{split}.csv"]
+        assert spec.checksum == f"sha256:{row['sha256']}" and spec.size == int(row["bytes"])
+        assert spec.mirror_path == f"mp_20/subset/{split}.csv" and spec.name == f"mp_20_fork_subset-{split}.csv"
+        assert spec.url.startswith(f"https://raw.githubusercontent.com/OPRYAN90/cdvae/{row['upstream_commit']}")
+        assert spec.url.endswith(f"/data/mp_20/{split}.csv")
+        result = fetch(spec, tmp_path / spec.name, mirror=str(data_dir), progress=False)
+        assert result.sha256 == row["sha256"]
+    assert not {r.name for r in MP20_FORK_SUBSET.remote_files} & {remote_file("mp-20", s).name for s in ("train", "val", "test")}
 
 
 def test_train_files_without_published_checksum_need_a_pinned_one(tmp_path):

@@ -266,7 +266,9 @@ def test_every_registered_dataset_declares_files_and_preprocess(name):
     spec = resolve("dataset", name)
     assert spec.name == name and spec.family in FAMILIES
     assert callable(spec.preprocess)
-    assert name in resolve("family", spec.family).datasets
+    family = resolve("family", spec.family)
+    assert name in family.datasets + family.rehearsal_datasets
+    assert name not in family.datasets or name not in family.rehearsal_datasets
     for remote in spec.remote_files:
         assert remote.mirror_path.startswith(("ett/", "perov_5/", "carbon_24/", "mp_20/", "lra/", "oc20/"))
 

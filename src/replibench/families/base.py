@@ -167,6 +167,9 @@ class PaperTable:
 class Family(ABC):
     name: str = ""
     datasets: tuple[str, ...] = ()
+    #: registered datasets that only the paper preset's rehearsal reads (stand-ins for official
+    #: data not at hand, :meth:`rehearsal_data`); no config can ask for a run on one
+    rehearsal_datasets: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     #: files beside each run's metrics.json that :meth:`report_plots` reads (e.g.
     #: ``("predictions.parquet",)``); the report rule declares them as its inputs

@@ -115,6 +115,7 @@ class CrystalsFamily(Family):
                    labels=CRYSTAL_LABELS),
     )
     datasets = ("mp-20", "perov-5", "carbon-24")
+    rehearsal_datasets = ("mp-20-fork-subset",)
     tasks = ("csp", "gen")
     shardable_tasks = ("csp", "gen")  # sample batches (tasks/csp_gen.py)
     scores_on_cpu = True  # StructureMatcher, CrystalNN, CIF writing: pymatgen on the CPU
@@ -232,15 +233,23 @@ class CrystalsFamily(Family):
         return int(settings["task"]["num_generated"])
 
     def rehearsal_settings(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, Any]:
-        """val.csv trains (and validates), as in the smoke preset: the rehearsal has no train.csv."""
+        """Perov-5 / Carbon-24: val.csv trains (and validates), as in the smoke preset (the
+        rehearsal has no train.csv of theirs); MP-20's stand-in has all three splits."""
+        if run.dataset == "mp-20":
+            return settings
         return deep_merge(settings, {"task": {"splits": {"train": "val", "val": "val", "test": "test"}}})
 
     def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """The dataset's own val.csv and test.csv (in the offline mirror; train.csv is not): real
-        crystals of the paper's sizes, val standing in for train as in the smoke preset. MP-20 has
-        none of its files mirrored: no stand-in yet (its 847-row fork subset is for tests only)."""
+        """Perov-5 / Carbon-24: their own val.csv and test.csv (in the offline mirror; train.csv is
+        not): real crystals of the paper's sizes, val standing in for train as in the smoke preset.
+        MP-20 (none of its files mirrored): ``mp-20-fork-subset``, 847 / 123 / 142 genuine MP-20
+        rows kept in a fork, so a training batch of MP-20's size (up to 256) holds real MP-20 crystals."""
+        from replibench.families.crystals.datasets import SPLITS, raw_file_name
         from replibench.families.crystals.datasets.sources import SMOKE_DATASETS
 
+        if dataset == "mp-20":
+            stand_in = "mp-20-fork-subset"
+            return stand_in, {"files": [raw_file_name(stand_in, split) for split in SPLITS]}
         if dataset not in SMOKE_DATASETS:
             return None
         return dataset, self.dataset_options(family_config, dataset, "smoke")

@@ -27,6 +27,11 @@ from replibench.runs import RunSpec
 #: dataset stands in for
 LRA_DATASETS = ("listops", "text", "retrieval", "image", "pathfinder", "path-x")
 GENERATED_STAND_INS = {"listops-generated": "listops", "pathfinder-generated": "pathfinder"}
+#: the rehearsal's stand-ins for the tasks whose archives are not at hand and that have no
+#: generator of their own: random examples at the task's longest shape (:mod:`.datasets.shaped_gen`)
+#: and Path-X from the Pathfinder generator at 128 × 128; never a run's dataset
+REHEARSAL_STAND_INS = {"text": "text-generated", "retrieval": "retrieval-generated", "image": "image-generated",
+                       "path-x": "path-x-generated"}
 STATE_TRACKING_DATASETS = ("parity", "mod-arithmetic", "mod-arithmetic-brackets")
 #: dataset → task name in families/lra/models/presets.py
 PRESET_TASK = {"listops": "listops", "text": "text", "retrieval": "retrieval", "image": "image",
@@ -55,9 +60,14 @@ LISTOPS_SMOKE = {**LISTOPS_PAPER, "min_length": 60, "max_length": 200, "num_trai
 PATHFINDER_PAPER = {"resolution": 32, "contour_length": 14, "count": 200_000}
 PATHFINDER_SMOKE = {**PATHFINDER_PAPER, "count": 240}
 #: rehearsal stand-ins: the paper's shapes (lengths, image size) with just enough examples for
-#: a few steps at the largest paper batch (ListOps 50, Pathfinder 512: 80 % of 640 train, state tracking 256)
+#: a few steps at the largest paper batch (ListOps 50, Pathfinder 512: 80 % of 640 train, state
+#: tracking 256, Text 50, Retrieval 64, Image 256, Path-X 64: 80 % of 160; presets.py)
 REHEARSAL_COUNTS = {"listops-generated": {"num_train": 256, "num_val": 16, "num_test": 16},
                     "pathfinder-generated": {"count": 640},
+                    "path-x-generated": {"count": 160},
+                    "text-generated": {"num_train": 128, "num_val": 16, "num_test": 16},
+                    "retrieval-generated": {"num_train": 128, "num_val": 16, "num_test": 16},
+                    "image-generated": {"num_train": 512, "num_val": 16, "num_test": 16},
                     "state-tracking": {"num_train": 512, "num_val": 16, "num_test": 16}}
 #: state tracking (paper §5.1; unlocking_state_tracking parity_*.yaml): 5.12 M training
 #: sequences of sizes 3–40, 8,192 val/test of sizes 40–256, sizes uniform
@@ -174,6 +184,7 @@ class LraFamily(Family):
                            "mod-arithmetic-brackets": "Mod. arithmetic (brackets)"}),
     )
     datasets = LRA_DATASETS + tuple(GENERATED_STAND_INS) + STATE_TRACKING_DATASETS
+    rehearsal_datasets = tuple(REHEARSAL_STAND_INS.values())
     tasks = ("lra-classify", "state-tracking")
     task_datasets = {"lra-classify": LRA_DATASETS + tuple(GENERATED_STAND_INS),
                      "state-tracking": STATE_TRACKING_DATASETS}
@@ -256,16 +267,20 @@ class LraFamily(Family):
 
     def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """Generated data of the paper's shapes (sequence length, vocabulary, image size, classes)
-        and few examples: ListOps and Pathfinder from their generators, state tracking at its
-        paper lengths; Text, Retrieval, Image and Path-X have no stand-in yet (None)."""
-        stand_in = {"listops": "listops-generated", "pathfinder": "pathfinder-generated"}.get(dataset, dataset)
-        if stand_in not in GENERATED_STAND_INS and stand_in not in STATE_TRACKING_DATASETS:
+        and few examples: ListOps, Pathfinder and Path-X from their generators, Text, Retrieval
+        and Image as random examples at their longest shapes, state tracking at its paper lengths."""
+        stand_in = {"listops": "listops-generated", "pathfinder": "pathfinder-generated",
+                    **REHEARSAL_STAND_INS}.get(dataset, dataset)
+        if stand_in not in GENERATED_STAND_INS and stand_in not in STATE_TRACKING_DATASETS \
+                and stand_in not in REHEARSAL_STAND_INS.values():
             return None
         options = self.dataset_options(family_config, stand_in, "paper")
         if stand_in == "listops-generated":
             options["generator"].update(REHEARSAL_COUNTS["listops-generated"])
-        elif stand_in == "pathfinder-generated":
-            options["count"] = REHEARSAL_COUNTS["pathfinder-generated"]["count"]
+        elif stand_in in ("pathfinder-generated", "path-x-generated"):
+            options["count"] = REHEARSAL_COUNTS[stand_in]["count"]
+        elif stand_in in REHEARSAL_COUNTS:
+            options["generator"].update(REHEARSAL_COUNTS[stand_in])
         else:
             options["sizes"].update(REHEARSAL_COUNTS["state-tracking"])
         return stand_in, options
@@ -278,6 +293,12 @@ class LraFamily(Family):
             options = {"generator": dict(LISTOPS_PAPER if paper else LISTOPS_SMOKE), "seed": DATA_SEED}
         elif dataset == "pathfinder-generated":
             options = {**(PATHFINDER_PAPER if paper else PATHFINDER_SMOKE), "seed": DATA_SEED}
+        elif dataset == "path-x-generated":  # Path-X: the release's pathfinder128, contour length 14
+            options = {"resolution": 128, "contour_length": 14, "count": REHEARSAL_COUNTS[dataset]["count"],
+                       "seed": DATA_SEED}
+        elif dataset in REHEARSAL_COUNTS and dataset.endswith("-generated"):  # text/retrieval/image stand-ins
+            task = dataset.removesuffix("-generated")
+            options = {"generator": {"task": task, **REHEARSAL_COUNTS[dataset]}, "seed": DATA_SEED}
         elif dataset in STATE_TRACKING_DATASETS:
             options = {"sizes": dict(STATE_TRACKING_SIZES_PAPER if paper else STATE_TRACKING_SIZES_SMOKE),
                        "seed": DATA_SEED}

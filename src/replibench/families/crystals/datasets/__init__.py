@@ -58,9 +58,11 @@ class CrystalDataset:
 MP20 = CrystalDataset("mp-20")
 PEROV5 = CrystalDataset("perov-5")
 CARBON24 = CrystalDataset("carbon-24")
+#: the rehearsal's stand-in for MP-20 (genuine rows, not the benchmark split; never a run's dataset)
+MP20_FORK_SUBSET = CrystalDataset("mp-20-fork-subset")
 
 __all__ = [
-    "CARBON24", "CDVAE_COMMIT", "DATASETS", "FAMILY", "MP20", "MP20_SUBSET_FOR_TESTS_ONLY", "PEROV5",
+    "CARBON24", "CDVAE_COMMIT", "DATASETS", "FAMILY", "MP20", "MP20_FORK_SUBSET", "MP20_SUBSET_FOR_TESTS_ONLY", "PEROV5",
     "SMOKE_DATASETS", "SPLITS", "UNPUBLISHED_CHECKSUMS", "CrystalDataset", "CrystalDatasetSpec", "crystal_schema",
     "dataset_spec", "preprocess", "raw_file_name", "remote_file", "remote_files", "smoke_split_files",
     "split_of_raw_file", "upstream_url",

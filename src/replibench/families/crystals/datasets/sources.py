@@ -31,6 +31,8 @@ FAMILY = "crystals"
 CDVAE_COMMIT = "f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea"
 _RAW_BASE = f"https://raw.githubusercontent.com/txie-93/cdvae/{CDVAE_COMMIT}/data"
 SPLITS = ("train", "val", "test")
+#: the fork commit whose data/mp_20 holds the MP-20 subset (../shared/data/mp_20/subset/MANIFEST.tsv)
+MP20_FORK_COMMIT = "437566befc3b53756d8b18f1fe885fbae84e49a6"
 
 CDVAE_CITATION = (
     "Xie, T., Fu, X., Ganea, O.-E., Barzilay, R., Jaakkola, T. Crystal Diffusion Variational "
@@ -51,6 +53,8 @@ class CrystalDatasetSpec:
         max_atoms: CDVAE ``data.max_atoms`` (recorded, not used to filter: CDVAE does not filter).
         eval_model_name: CDVAE property-model / COV-cutoff key (``mp20``, ``perovskite``, ``carbon``).
         rows: published row counts per split (research notes section 1), for the data card.
+        url_base: where the split CSVs are online when not txie-93/cdvae's ``data/<folder>``.
+        mirror_folder: the files' folder in the mirror when it is not ``folder``.
     """
 
     name: str
@@ -64,6 +68,8 @@ class CrystalDatasetSpec:
     license: str
     citation: str
     rows: dict[str, int]
+    url_base: str | None = None
+    mirror_folder: str | None = None
 
 
 DATASETS: dict[str, CrystalDatasetSpec] = {
@@ -126,6 +132,25 @@ DATASETS: dict[str, CrystalDatasetSpec] = {
         ),
         rows={"train": 6091, "val": 2032, "test": 2030},
     ),
+    # The paper preset's rehearsal stand-in for MP-20, whose CSVs are not at hand offline (never a
+    # run's dataset, never reported): genuine MP-20 rows (material_id + CIF, MP-20's columns) kept
+    # in a fork, 847 / 123 / 142 rows; which official split each came from is not verified.
+    "mp-20-fork-subset": CrystalDatasetSpec(
+        name="mp-20-fork-subset",
+        folder="mp_20_fork_subset",
+        float_properties=("formation_energy_per_atom", "band_gap", "e_above_hull"),
+        target_property="formation_energy_per_atom",
+        niggli=True,
+        primitive=False,
+        max_atoms=20,
+        eval_model_name="mp20",
+        license="CC-BY-4.0 (Materials Project data, kept in the fork OPRYAN90/cdvae of txie-93/cdvae; code MIT)",
+        citation=("Jain, A. et al. The Materials Project, APL Materials 1, 011002 (2013). MP-20 rows from the "
+                  "fork OPRYAN90/cdvae@" + MP20_FORK_COMMIT + " of " + CDVAE_CITATION),
+        rows={"train": 847, "val": 123, "test": 142},
+        url_base=f"https://raw.githubusercontent.com/OPRYAN90/cdvae/{MP20_FORK_COMMIT}/data/mp_20",
+        mirror_folder="mp_20/subset",
+    ),
 }
 
 # (dataset, split) -> (checksum, size in bytes or None); sources named in the module docstring.
@@ -137,6 +162,9 @@ _CHECKSUMS: dict[tuple[str, str], tuple[str, int | None]] = {
     ("perov-5", "test"): ("sha256:a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6", 3671842),
     ("carbon-24", "val"): ("sha256:36c00689cd63073c954a58bc6ed6e2adb7aeed5a630c994970959a1babffd50e", 2321923),
     ("carbon-24", "test"): ("sha256:386b17c08816f434818d51e46687bf72ff3f92348f3ba24823e4758f1fe8a969", 2319350),
+    ("mp-20-fork-subset", "train"): ("sha256:88e85ab73e67053de2054063efb6241ccd0c3c175315fb91c282dbb7a2e75584", 1102700),
+    ("mp-20-fork-subset", "val"): ("sha256:aa1908f49931664150ffa996b6a955f948f8622e482d4f61eec6f6e134fddda6", 155418),
+    ("mp-20-fork-subset", "test"): ("sha256:f1b64fa3b5688a66e34e66b719167119b21853aa67024000e4b4ae7c01c50a52", 180313),
 }
 
 #: Files that exist upstream but have no published checksum we could verify against: their
@@ -154,7 +182,8 @@ UNPUBLISHED_CHECKSUMS: dict[tuple[str, str], str] = {
     ),
 }
 
-#: Genuine MP-20 rows from a fork (1,112 rows), NOT the official split: tests only, never reported.
+#: Genuine MP-20 rows from a fork (1,112 rows), NOT the official split: tests and the rehearsal's
+#: stand-in (``mp-20-fork-subset``) only, never reported.
 MP20_SUBSET_FOR_TESTS_ONLY = "mp_20/subset"
 
 
@@ -166,8 +195,9 @@ def dataset_spec(dataset: str) -> CrystalDatasetSpec:
 
 
 def upstream_url(dataset: str, split: str) -> str:
-    """Raw URL of ``{split}.csv`` at the pinned CDVAE commit."""
-    return f"{_RAW_BASE}/{dataset_spec(dataset).folder}/{split}.csv"
+    """Raw URL of ``{split}.csv`` at the pinned CDVAE commit (or the dataset's own ``url_base``)."""
+    spec = dataset_spec(dataset)
+    return f"{spec.url_base or _RAW_BASE + '/' + spec.folder}/{split}.csv"
 
 
 def raw_file_name(dataset: str, split: str) -> str:
@@ -195,7 +225,7 @@ def remote_file(dataset: str, split: str) -> RemoteFile:
     return RemoteFile(
         name=raw_file_name(dataset, split),
         url=upstream_url(dataset, split),
-        mirror_path=f"{spec.folder}/{split}.csv",
+        mirror_path=f"{spec.mirror_folder or spec.folder}/{split}.csv",
         size=size,
         checksum=checksum,
         license=spec.license,

@@ -18,6 +18,8 @@ pathfinder           lra_release.gz             —
 path-x               lra_release.gz             —
 listops-generated    none (generated)           ``generator`` (ListOpsConfig fields), ``seed``
 pathfinder-generated none (generated)           ``resolution``, ``count``, ``generator``, ``seed``
+path-x-generated     none (generated)           the same, at 128 × 128 (rehearsal stand-in)
+text-generated, …    none (generated)           ``generator`` (ShapedConfig fields), ``seed``
 parity, mod-…        none (generated)           ``sizes`` (StateTrackingConfig fields), ``seed``
 ==================== ========================= ===============================================
 """
@@ -49,7 +51,7 @@ class LraDataset:
     """One dataset of the family; ``kind`` selects the preprocessing."""
 
     name: str
-    kind: str  # "release" | "text" | "image" | "listops-generated" | "pathfinder-generated" | "state-tracking"
+    kind: str  # "release" | "text" | "image" | "listops-generated" | "pathfinder-generated" | "shaped-generated" | "state-tracking"
     family: str = FAMILY
 
     @property
@@ -94,6 +96,12 @@ class LraDataset:
                              **opts.get("generator", {}))
             return pre.preprocess_pathfinder_generated(out_dir, config=config, count=int(opts["count"]),
                                                        seed=int(opts["seed"]), dataset=self.name)
+        if self.kind == "shaped-generated":
+            from replibench.families.lra.datasets.shaped_gen import ShapedConfig
+
+            opts = _options(self.name, options, ("generator", "seed"))
+            return pre.preprocess_shaped_generated(out_dir, config=ShapedConfig(**opts["generator"]),
+                                                   seed=int(opts["seed"]), dataset=self.name)
         if self.kind == "state-tracking":
             from replibench.families.lra.datasets.state_tracking import StateTrackingConfig, preprocess_state_tracking
 
@@ -112,6 +120,11 @@ PATHFINDER = LraDataset("pathfinder", "release")
 PATH_X = LraDataset("path-x", "release")
 LISTOPS_GENERATED = LraDataset("listops-generated", "listops-generated")
 PATHFINDER_GENERATED = LraDataset("pathfinder-generated", "pathfinder-generated")
+# rehearsal stand-ins of the tasks whose archives are not at hand (never run datasets)
+PATH_X_GENERATED = LraDataset("path-x-generated", "pathfinder-generated")
+TEXT_GENERATED = LraDataset("text-generated", "shaped-generated")
+RETRIEVAL_GENERATED = LraDataset("retrieval-generated", "shaped-generated")
+IMAGE_GENERATED = LraDataset("image-generated", "shaped-generated")
 PARITY = LraDataset("parity", "state-tracking")
 MOD_ARITHMETIC = LraDataset("mod-arithmetic", "state-tracking")
 MOD_ARITHMETIC_BRACKETS = LraDataset("mod-arithmetic-brackets", "state-tracking")

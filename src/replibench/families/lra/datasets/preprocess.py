@@ -282,3 +282,35 @@ def preprocess_pathfinder_generated(out: str | Path, *, config, count: int, seed
     return write_pathfinder(images, labels, out, dataset=dataset, resolution=config.resolution, rejects=Rejects(),
                             sources=[_generated_source("lra_pathfinder_gen", config.as_dict(), seed)],
                             generated=True, notes={"generator": config.as_dict(), "seed": seed, "count": count})
+
+
+# --- Shape-faithful stand-ins (rehearsal only) --------------------------------------------------
+def preprocess_shaped_generated(out: str | Path, *, config, seed: int, dataset: str) -> dict:
+    """Random examples at Text / Retrieval / Image's shapes (``config``:
+    :class:`~.shaped_gen.ShapedConfig`): a rehearsal's data where the archive is not at hand."""
+    from replibench.families.lra.datasets.shaped_gen import BYTE_VOCABULARY, SHAPES, generate_shaped
+
+    kind, length, classes = SHAPES[config.task]
+    arrays = generate_shaped(config, np.random.default_rng(seed))
+    built, next_id = {}, 0
+    for split in tables.SPLITS:
+        part = arrays[split]
+        ids = range(next_id, next_id + len(part["label"]))
+        if kind == "pixels":
+            built[split] = tables.pixel_table(np.asarray(ids), part["pixels"], part["label"])
+        elif kind == "token-pairs":
+            built[split] = tables.pair_table(ids, part["input_ids"].tolist(), part["input_ids2"].tolist(), part["label"])
+        else:
+            built[split] = tables.token_table(ids, part["input_ids"].tolist(), part["label"])
+        next_id += len(part["label"])
+    schema = {"tokens": tables.token_schema, "token-pairs": tables.pair_schema, "pixels": tables.pixel_schema}[kind]()
+    notes: dict[str, Any] = {"num_classes": classes, "input": kind, "stands_in_for": config.task,
+                             "generator": config.as_dict(), "seed": seed}
+    if kind == "pixels":
+        notes["resolution"] = int(round(length ** 0.5))
+    else:
+        notes.update({"vocab": list(BYTE_VOCABULARY.tokens), "l_max": length})
+    return tables.write_dataset(
+        out, dataset=dataset, tables=built, schema=schema, rejects=Rejects(),
+        sources=[_generated_source("lra_shaped_stand_in", config.as_dict(), seed)], generated=True,
+        license="generated (random examples)", citation=tables.CITATION_LRA, notes=notes)
