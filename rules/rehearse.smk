@@ -60,11 +60,14 @@ rule rehearse:
         runtime=30,
     conda:
         "../envs/core.yaml"
-    # a run that cannot rehearse (killed for memory, an error) is a finding, not a broken workflow:
+    # without CUDA the process is capped at the job's memory or the machine's free memory (a run too
+    # large for it fails at once, recorded "out of memory", instead of swapping until it is killed);
+    # a run that cannot rehearse (out of memory, an error) is a finding, not a broken workflow:
     # it is recorded as failed (exit code, log tail) and listed by the report
     shell:
         "replibench rehearse --settings {params.settings:q} --data {input.data:q} --stand-in={params.stand_in:q} "
-        "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps:q} --threads {threads} > {log:q} 2>&1 "
+        "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps:q} --threads {threads} "
+        "--memory-mb {resources.mem_mb} > {log:q} 2>&1 "
         "|| replibench rehearsal-failure --settings {params.settings:q} --out {output:q} --log {log:q} --exit-code $?"
 
 

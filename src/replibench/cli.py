@@ -65,6 +65,9 @@ def _add_rehearse(sub) -> None:
     p.add_argument("--amp", choices=("off", "fp16", "bf16"), help="mixed precision instead of the run's own (CUDA)")
     p.add_argument("--predict-units", type=int, default=0,
                    help="also predict this many units of the test set (tasks that shard; default 0: none)")
+    p.add_argument("--memory-mb", type=int, default=None,
+                   help="the job's memory (MiB): without CUDA, the process is capped at it or at the machine's "
+                        "free memory, so a run too large fails at once with a reason instead of being killed")
     p.set_defaults(handler=_cmd_rehearse)
     j = sub.add_parser("rehearsal-jobs", help="the rehearsal's runs as one JSON file, for rehearse-batch")
     j.add_argument("--configfile", type=Path, default=Path("config.yaml"))
@@ -252,7 +255,7 @@ def _cmd_rehearse(args: argparse.Namespace) -> None:
 
     rehearse_stage(settings_json=args.settings, data_dir=args.data, out=args.out, checkpoint=args.checkpoint,
                    stand_in=args.stand_in, steps=args.steps, threads=args.threads, amp=args.amp,
-                   predict_units=args.predict_units)
+                   predict_units=args.predict_units, memory_mb=args.memory_mb)
 
 
 def _cmd_rehearsal_jobs(args: argparse.Namespace) -> None:

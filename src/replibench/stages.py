@@ -343,17 +343,53 @@ def rehearse_one(*, settings_json: str, data_dir: Path, checkpoint: Path, stand_
             "wall_s": time.perf_counter() - started}
 
 
+def available_memory_mb(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """The machine's ``MemAvailable`` (MiB), None where the kernel does not say (not Linux)."""
+    try:
+        for line in meminfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        return None
+    return None
+
+
+def limit_cpu_memory(asked_mb: int) -> int:
+    """Cap this process's address space at the memory its job asked for or the memory the machine
+    has free, whichever is less (MiB; returned). Why: a CPU rehearsal of a run sized for a GPU node
+    (Path-X: 16 sequences of 16,384 steps) would otherwise grow until the kernel's OOM killer ends
+    it — minutes of swapping, then SIGKILL and no word of why. Under the cap, the allocation that
+    does not fit fails at once with PyTorch's "can't allocate memory", which the rehearsal records.
+    CPU only: CUDA reserves far more address space than it uses, so a GPU job is never capped."""
+    import resource
+
+    free_mb = available_memory_mb()
+    cap_mb = min(asked_mb, free_mb) if free_mb else asked_mb
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap_bytes = cap_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        cap_bytes = min(cap_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, hard))
+    return cap_bytes // 2**20
+
+
 def rehearse_stage(*, settings_json: str, data_dir: Path, out: Path, checkpoint: Path, stand_in: str,
-                   steps: int = 3, threads: int = 1, amp: str | None = None, predict_units: int = 0) -> dict[str, Any]:
-    """One paper run's rehearsal (:func:`rehearse_one`) written to ``out`` (``rehearsal.json``)."""
+                   steps: int = 3, threads: int = 1, amp: str | None = None, predict_units: int = 0,
+                   memory_mb: int | None = None) -> dict[str, Any]:
+    """One paper run's rehearsal (:func:`rehearse_one`) written to ``out`` (``rehearsal.json``);
+    on a machine without CUDA, ``memory_mb`` (the job's memory) caps the process (:func:`limit_cpu_memory`)."""
     import torch
 
     from replibench.atomic import write_json_atomic
 
     torch.set_num_threads(threads)
+    memory_limit_mb = None
+    if memory_mb and not torch.cuda.is_available():
+        memory_limit_mb = limit_cpu_memory(memory_mb)
+        print(f"address space capped at {memory_limit_mb:,} MiB (job asked {memory_mb:,})")
     record = {**rehearse_one(settings_json=settings_json, data_dir=data_dir, checkpoint=checkpoint,
                              stand_in=stand_in, steps=steps, amp=amp, predict_units=predict_units),
-              "threads": threads}
+              "threads": threads, "memory_limit_mb": memory_limit_mb}
     write_json_atomic(out, record)
     print(f"{record['run_id']}: {record['parameters']:,} parameters, {record['seconds_per_step']:.3g} s/step "
           f"(batch {record['batch_size']}, {record['device']}, amp {record['amp']}), resume reproduces weights: "
@@ -416,6 +452,10 @@ def rehearse_batch_stage(*, jobs_file: Path, out: Path, checkpoint_dir: Path, st
     return table
 
 
+#: what PyTorch's CPU allocator says when an allocation exceeds the address-space cap
+OUT_OF_HOST_MEMORY = "can't allocate memory"
+
+
 def rehearsal_failure_stage(*, settings_json: str, out: Path, log: Path, exit_code: int) -> dict[str, Any]:
     """Record a rehearsal that did not finish (``replibench rehearse`` exited with ``exit_code``;
     137 = killed, usually for memory): what a rehearsal is for. The report lists it with the last
@@ -425,6 +465,8 @@ def rehearsal_failure_stage(*, settings_json: str, out: Path, log: Path, exit_co
     run, _ = parse_settings_json(settings_json)
     lines = Path(log).read_text(encoding="utf-8", errors="replace").splitlines() if Path(log).is_file() else []
     reason = {137: "killed (SIGKILL; out of memory on this machine?)", 75: "preempted"}.get(exit_code, "error")
+    if any(OUT_OF_HOST_MEMORY in line for line in lines):
+        reason = "out of memory: an allocation did not fit under the job's memory (the CPU rehearsal's cap)"
     record = {"run": run.as_dict(), "run_id": run.run_id, "status": "failed", "exit_code": exit_code,
               "reason": reason, "log_tail": lines[-5:]}
     write_json_atomic(out, record)

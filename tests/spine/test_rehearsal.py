@@ -115,6 +115,69 @@ def test_a_run_that_cannot_rehearse_is_recorded_and_reported_not_fatal(tmp_path)
     assert rehearsal_costs(plan_runs(config), tmp_path / "t.json") == {}
 
 
+def test_a_cpu_rehearsal_too_large_for_its_memory_fails_at_once_with_the_reason(tmp_path):
+    """Under the cap of limit_cpu_memory, an allocation beyond it raises PyTorch's "can't allocate
+    memory" at once (instead of the machine swapping until the OOM killer ends the job), and the
+    failure record says out of memory."""
+    import subprocess
+    import sys
+
+    from replibench.stages import OUT_OF_HOST_MEMORY, available_memory_mb, rehearsal_failure_stage
+
+    program = ("import torch; from replibench.stages import limit_cpu_memory; cap = limit_cpu_memory(2048); "
+               "print('cap', cap, flush=True); x = torch.empty(3 * 2**30, dtype=torch.uint8); x.fill_(1)")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and OUT_OF_HOST_MEMORY in result.stderr
+    assert result.stdout.split() == ["cap", str(min(2048, available_memory_mb() or 2048))]
+    (tmp_path / "job.log").write_text(result.stdout + result.stderr)
+    config = validate_config(CONFIG)
+    settings = rehearsal_plan(plan_runs(config), config)[0]["ett/etth1/forecast/dlinear/h96/seed2021"][3]
+    record = rehearsal_failure_stage(settings_json=settings, out=tmp_path / "r.json", log=tmp_path / "job.log",
+                                     exit_code=result.returncode)
+    assert record["reason"].startswith("out of memory: an allocation did not fit under the job's memory")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   20480000 kB\n")
+    assert available_memory_mb(meminfo) == 20000 and available_memory_mb(tmp_path / "none") is None
+
+
+@pytest.mark.workflow
+def test_rehearsal_of_one_run_per_family_end_to_end(tmp_path, mirror, capsys):
+    workdir = make_workdir(tmp_path, {**CONFIG, "data": {"mirror": mirror.url, "workers": 1}})
+    result = snakemake(workdir, "-c2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    table = json.loads((workdir / "rehearsal" / "rehearsal.json").read_text())
+    records = {record["run_id"]: record for record in table["records"]}
+    assert set(records) == {"ett/etth1/forecast/dlinear/h96/seed2021", "crystals/perov-5/gen/crysbfn/default/seed0",
+                            "lra/parity/state-tracking/deltanet/range-neg1-1/seed0",
+                            "oc20/s2ef-2m/s2ef/schnet/default/seed0"}
+    for record in records.values():
+        assert record["resume_reproduces_weights"] and record["steps"] == 2 and record["seconds_per_step"] > 0
+        assert record["parameters"] > 0 and record["peak_resident_memory_mb"] > 0
+    schnet = records["oc20/s2ef-2m/s2ef/schnet/default/seed0"]
+    assert (schnet["batch_size"], schnet["micro_batches"], schnet["batch_per_step_here"]) == (192, 8, 24)
+    assert records["ett/etth1/forecast/dlinear/h96/seed2021"]["steps_of_the_schedule_here"] == 2640
+    report = (workdir / "rehearsal" / "rehearsal.md").read_text()
+    assert "Not results" in report and "oc20/is2re-all/is2re/schnet/default/seed0: is2re-all" in report
+    assert not (workdir / "results" / "leaderboard.md").exists()  # a rehearsal never makes results
+    # the plan now has a figure for SchNet from the rehearsal
+    from replibench.cli import main
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.pop("rehearsal")
+    (workdir / "plan.yaml").write_text(yaml.safe_dump(config))
+    cwd = os.getcwd()
+    try:
+        os.chdir(workdir)
+        assert main(["plan", "--configfile", "plan.yaml"]) == 0
+    finally:
+        os.chdir(cwd)
+    lines = {tuple(line.split("\t")[:2]): line for line in capsys.readouterr().out.splitlines()}
+    # the committed H200 rehearsal is the plan's figure; this CPU rehearsal's is there behind it
+    assert "\trehearsal (rehearsal-h200.json, amp off): " in lines["oc20/s2ef-2m/s2ef/schnet/default/seed0", "train"]
+    local = rehearsal_costs(plan_runs(validate_config(config)), workdir / "rehearsal" / "rehearsal.json")
+    assert local["oc20/s2ef-2m/s2ef/schnet/default/seed0"].source.startswith("rehearsal (rehearsal.json, amp off): ")
+
+
 def test_tables_of_several_gpu_passes_combine_per_run_and_precision():
     """How src/replibench/recorded/rehearsal-h200.json was made from three passes: a later pass's
     record replaces an earlier one's, a shorter one (a prediction slice) only adds its prediction,
