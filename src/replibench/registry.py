@@ -48,6 +48,7 @@ DATASETS: dict[str, str] = {
     "mod-arithmetic": "replibench.families.lra.datasets.lra:MOD_ARITHMETIC",
     "mod-arithmetic-brackets": "replibench.families.lra.datasets.lra:MOD_ARITHMETIC_BRACKETS",
     "s2ef-synthetic-emt": "replibench.families.oc20.datasets.synthetic:S2EF_SYNTHETIC_EMT",
+    "is2re-synthetic-emt": "replibench.families.oc20.datasets.synthetic_is2re:IS2RE_SYNTHETIC_EMT",
     "s2ef-200k": "replibench.families.oc20.datasets.s2ef:S2EF_200K",
     "s2ef-2m": "replibench.families.oc20.datasets.s2ef:S2EF_2M",
     "is2re-10k": "replibench.families.oc20.datasets.is2re:IS2RE_10K",

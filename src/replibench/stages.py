@@ -355,8 +355,8 @@ def available_memory_mb(meminfo: Path = Path("/proc/meminfo")) -> int | None:
 
 
 def limit_cpu_memory(asked_mb: int) -> int:
-    """Cap this process's address space at the memory its job asked for or the memory the machine
-    has free, whichever is less (MiB; returned). Why: a CPU rehearsal of a run sized for a GPU node
+    """Cap this process's address space at the memory its job asked for or nine tenths of the
+    memory the machine has free (the rest stays for the machine), whichever is less (MiB; returned). Why: a CPU rehearsal of a run sized for a GPU node
     (Path-X: 16 sequences of 16,384 steps) would otherwise grow until the kernel's OOM killer ends
     it — minutes of swapping, then SIGKILL and no word of why. Under the cap, the allocation that
     does not fit fails at once with PyTorch's "can't allocate memory", which the rehearsal records.
@@ -364,7 +364,7 @@ def limit_cpu_memory(asked_mb: int) -> int:
     import resource
 
     free_mb = available_memory_mb()
-    cap_mb = min(asked_mb, free_mb) if free_mb else asked_mb
+    cap_mb = min(asked_mb, free_mb * 9 // 10) if free_mb else asked_mb
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap_bytes = cap_mb * 2**20
     if hard != resource.RLIM_INFINITY:

@@ -193,6 +193,7 @@ class OC20Family(Family):
                            "val_id_energy_forces_within_threshold": "val ID EFwT"}),
     )
     datasets = S2EF_DATASETS + IS2RE_DATASETS
+    rehearsal_datasets = ("is2re-synthetic-emt",)  # datasets/synthetic_is2re.py
     tasks = ("s2ef", "is2re")
     shardable_tasks = ("s2ef", "is2re")  # blocks of evaluation batches (tasks/s2ef_is2re.py UNIT_BATCHES)
     task_datasets = {"s2ef": S2EF_DATASETS, "is2re": IS2RE_DATASETS}
@@ -261,20 +262,25 @@ class OC20Family(Family):
 
     def rehearsal_data(self, dataset: str, family_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """S2EF: the synthetic EMT set (real adslab geometry and force labels, ASE's EMT instead of
-        DFT; its slabs are smaller than OC20's ~80 atoms, so a step here underestimates one there);
-        IS2RE: no stand-in yet (None)."""
-        if not dataset.startswith("s2ef"):
-            return None
-        return SYNTHETIC_DATASET, self.dataset_options(family_config, SYNTHETIC_DATASET, "paper")
+        DFT); IS2RE: its IS2RE-shaped sibling (initial structures, EMT relaxed energies). Their slabs
+        are smaller than OC20's ~80 atoms, so a step here underestimates one there."""
+        from replibench.families.oc20.datasets.synthetic_is2re import DATASET_NAME as IS2RE_SYNTHETIC
+
+        if dataset.startswith("s2ef"):
+            return SYNTHETIC_DATASET, self.dataset_options(family_config, SYNTHETIC_DATASET, "paper")
+        if dataset in IS2RE_DATASETS:
+            return IS2RE_SYNTHETIC, self.dataset_options(family_config, IS2RE_SYNTHETIC, "paper")
+        return None
 
     def dataset_options(self, family_config: dict[str, Any], dataset: str, preset: str) -> dict[str, Any]:
-        """The synthetic set's sizes and seed (the same under both presets; override with
-        ``oc20.synthetic_data``); downloaded datasets have none."""
-        if dataset != SYNTHETIC_DATASET:
-            return {}
-        from replibench.families.oc20.datasets.synthetic import DEFAULT_OPTIONS  # numpy only
+        """The synthetic sets' sizes and seed (the same under both presets; override the S2EF set's
+        with ``oc20.synthetic_data``); downloaded datasets have none."""
+        if dataset == SYNTHETIC_DATASET:
+            from replibench.families.oc20.datasets.synthetic import DEFAULT_OPTIONS  # numpy only
 
-        return {**DEFAULT_OPTIONS, **family_config.get("synthetic_data", {})}
+            return {**DEFAULT_OPTIONS, **family_config.get("synthetic_data", {})}
+        from replibench.families.oc20.datasets.synthetic_is2re import DATASET_NAME, DEFAULT_OPTIONS
 
+        return dict(DEFAULT_OPTIONS) if dataset == DATASET_NAME else {}
 
 FAMILY = OC20Family()
