@@ -223,8 +223,8 @@ def plan_text(rows: list[PlanRow], *, sources: bool = True) -> str:
 def train_retries(planned_runs: list[PlannedRun], preemptions: int = 2) -> int:
     """Snakemake ``retries`` of the train rule: the most attempts any planned training needs by
     its cost (:func:`training_attempts`), plus ``preemptions`` spare, and never fewer than 3."""
-    needed = [training_attempts(p.costs[0].train_hours, p.resources["train"].runtime_min)
-              for p in planned_runs if p.costs]
+    hours = [(p, next((c.train_hours for c in p.costs if c.train_hours is not None), None)) for p in planned_runs]
+    needed = [training_attempts(wall, p.resources["train"].runtime_min) for p, wall in hours if wall is not None]
     return max([3, *(n - 1 + preemptions for n in needed)])
 
 

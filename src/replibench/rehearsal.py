@@ -19,6 +19,7 @@ Imported by the Snakefile (which runs only the helpers without torch here).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,13 +190,81 @@ def _record_for(records: dict[str, list[dict[str, Any]]], planned: PlannedRun) -
     return next((record for record in group if record.get("amp_asked", amp) == amp), None)
 
 
+def _evaluation_hours(record: dict[str, Any], planned: PlannedRun, family: Any) -> tuple[float | None, str]:
+    """Hours of the run's evaluation on the official test rows, and how they were found: seconds
+    per predicted row of the rehearsal's prediction slice; else, where predicting a row is one
+    forward pass, the rehearsal's timed forward pass — a batch of ``eval_batch_size`` at most the
+    rehearsed batch costs at most that batch's forward (an upper bound where launches dominate)."""
+    import math
+
+    rows = family.official_prediction_rows(planned.run, planned.settings)
+    if rows is None:
+        return None, "evaluation not rehearsed"
+    per_row = record.get("predict_seconds_per_row")
+    if per_row is not None:
+        return per_row * rows / 3600, (f"evaluation: {per_row:.3g} s per predicted row ({record['predicted_rows']:,} rows"
+                                       f"{' of the stand-in' if record['stand_in'] else ''}) × {rows:,} official rows")
+    per_example = record.get("forward_seconds_per_example")
+    if per_example is None or not family.prediction_is_one_forward_pass(planned.run):
+        return None, "evaluation not rehearsed"
+    batch_here = record["batch_per_step_here"]
+    eval_batch = int(planned.settings.get("task", {}).get("eval_batch_size") or batch_here)
+    if eval_batch > batch_here:
+        return per_example * rows / 3600, (f"evaluation: {per_example:.3g} s per example of a forward pass × "
+                                           f"{rows:,} official rows")
+    per_batch = per_example * batch_here
+    batches = math.ceil(rows / eval_batch)
+    return batches * per_batch / 3600, (f"evaluation: {batches:,} forward passes of {eval_batch} of the {rows:,} "
+                                        f"official rows, each at most the rehearsed batch of {batch_here}'s "
+                                        f"{per_batch:.3g} s (an upper bound)")
+
+
+def _proxy_cost(records: dict[str, list[dict[str, Any]]], planned: PlannedRun, family: Any, path: Path):
+    """A :class:`~replibench.families.base.Cost` (an estimate) from the first of the family's
+    :meth:`~replibench.families.base.Family.rehearsal_proxies` that the table rehearsed at the run's
+    mixed precision with a prediction slice: its seconds per predicted row × the official rows, and,
+    for a proxy that prices training, its seconds per training example × the official training
+    examples × the run's epochs on its GPUs; None if there is none."""
+    from replibench.families.base import Cost
+
+    rows = family.official_prediction_rows(planned.run, planned.settings)
+    amp = planned.settings.get("train", {}).get("amp", "off")
+    for proxy in family.rehearsal_proxies(planned.run, planned.settings):
+        for key, group in records.items():
+            record = next((r for r in group if r.get("amp_asked", amp) == amp
+                           and r.get("predict_seconds_per_row") is not None), None)
+            if not (key + "/").startswith(proxy.prefix) or record is None:
+                continue
+            device = record.get("device_name") or record["device"]
+            per_row = record["predict_seconds_per_row"] * proxy.factor
+            evaluate_hours = per_row * rows / 3600 if rows is not None else None
+            notes = [f"{per_row:.3g} s per predicted row × {rows:,} official rows"] if rows is not None else []
+            train_hours = None
+            examples = family.official_train_examples(planned.run.dataset)
+            epochs = planned.settings.get("train", {}).get("epochs")
+            if proxy.train and examples and epochs:
+                gpus = max(1, planned.resources["train"].gpus)
+                per_example = record["seconds_per_step"] / record["batch_per_step_here"] * proxy.factor
+                train_hours = per_example * examples * epochs / gpus / 3600
+                notes.insert(0, f"training {per_example:.3g} s per example × {examples:,} × {epochs} epochs "
+                                f"on {gpus} GPUs")
+            if train_hours is None and evaluate_hours is None:
+                continue
+            return Cost(train_hours, evaluate_hours, device,
+                        f"estimate from the rehearsal ({path.name}, amp {amp}) of {record['run_id']} on {device} "
+                        f"({proxy.why}): " + "; ".join(notes), estimate=True)
+    return None
+
+
 def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSAL_TABLE):  # -> dict[str, Cost]
     """Run id → :class:`~replibench.families.base.Cost` from a rehearsal table, for every planned
     paper run whose seed group was rehearsed at its own mixed precision: training = s/step × the
     schedule's steps on the official data (the stand-in's steps × official / stand-in training
     examples, where the family states the official size), each global step ⌈micro_batches / GPUs⌉
     one-GPU steps; evaluation = s per predicted row × the official test rows, where the rehearsal
-    made a prediction slice and the family states the rows."""
+    made a prediction slice and the family states the rows, else the timed forward pass where a
+    row is one (:func:`_evaluation_hours`), else the family's proxies (:func:`_proxy_cost`:
+    an estimate; a run the table did not rehearse may get its figures that way)."""
     from replibench.families.base import Cost
 
     path = Path(table)
@@ -206,10 +275,13 @@ def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSA
         records.setdefault(group_key(record["run_id"]), []).append(record)
     costs = {}
     for planned in planned_runs:
+        family = family_object(planned.run.family)
         record = _record_for(records, planned)
         if record is None or not record["steps"]:
+            proxy = _proxy_cost(records, planned, family, path)
+            if proxy is not None:
+                costs[planned.run.run_id] = proxy
             continue
-        family = family_object(planned.run.family)
         official = family.official_train_examples(planned.run.dataset)
         steps = record["steps_of_the_schedule_here"]
         scale_note = "on its own official data"
@@ -221,15 +293,15 @@ def rehearsal_costs(planned_runs: list[PlannedRun], table: str | Path = REHEARSA
         gpus = max(1, planned.resources["train"].gpus)
         shares = -(-record["micro_batches"] // gpus)  # one GPU's steps per global step
         device = record.get("device_name") or record["device"]
-        rows = family.official_prediction_rows(planned.run, planned.settings)
-        per_row = record.get("predict_seconds_per_row")
-        evaluate_hours = per_row * rows / 3600 if per_row is not None and rows is not None else None
-        evaluation = (f"evaluation: {per_row:.3g} s per predicted row ({record['predicted_rows']:,} rows"
-                      f"{' of the stand-in' if record['stand_in'] else ''}) × {rows:,} official rows"
-                      if evaluate_hours is not None else "evaluation not rehearsed")
+        evaluate_hours, evaluation = _evaluation_hours(record, planned, family)
         costs[planned.run.run_id] = Cost(
             record["seconds_per_step"] * shares * steps / 3600, evaluate_hours, device,
             f"rehearsal ({path.name}, amp {record.get('amp', 'off')}): {record['seconds_per_step']:.3g} s per "
             f"one-GPU batch of {record['batch_per_step_here']} on {device} × {shares} per global step on {gpus} GPUs "
             f"× {steps:,.0f} steps ({scale_note}); {evaluation}")
+        if evaluate_hours is None:
+            proxy = _proxy_cost(records, planned, family, path)
+            if proxy is not None and proxy.evaluate_hours is not None:
+                costs[planned.run.run_id] = replace(costs[planned.run.run_id], evaluate_hours=proxy.evaluate_hours,
+                                                    source=costs[planned.run.run_id].source + "; " + proxy.source)
     return costs

@@ -123,7 +123,7 @@ class Cost:
     and where the figure comes from (a paper's or repository's log, a measured run, a rehearsal,
     an estimate and its model). :mod:`replibench.plan` turns it into attempts and GPU-hours."""
 
-    train_hours: float
+    train_hours: float | None  # None: no figure for the training (a figure for the evaluation only)
     evaluate_hours: float | None  # None: no figure for the evaluation (its prediction, on ``device``)
     device: str
     source: str
@@ -132,6 +132,18 @@ class Cost:
     score_core_hours: float | None = None
     #: an estimate from a model (not a log, not a measurement): a rehearsal on the GPU beats it
     estimate: bool = False
+
+
+@dataclass(frozen=True)
+class RehearsalProxy:
+    """A rehearsed run that prices another's stages from above (:meth:`Family.rehearsal_proxies`):
+    its run id starts with ``prefix``; its seconds per predicted row (and, when ``train``, per
+    training example) × ``factor`` stand for the other run's; ``why`` says why that bounds it."""
+
+    prefix: str
+    factor: float
+    why: str
+    train: bool = False
 
 
 SMOKE_RESOURCES = Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
@@ -245,6 +257,18 @@ class Family(ABC):
         """Rows the paper run's test prediction has on the official data (crystals sampled, frames
         predicted), to scale a rehearsal's seconds per predicted row; None when unknown."""
         return None
+
+    def prediction_is_one_forward_pass(self, run: RunSpec) -> bool:
+        """Whether predicting a test row is one forward pass of the trained model (a forecast, an
+        imputation, a classification) rather than many (a sampler): then a rehearsal's timed forward
+        pass prices the evaluation where it made no prediction slice (:mod:`replibench.rehearsal`)."""
+        return False
+
+    def rehearsal_proxies(self, run: RunSpec, settings: dict[str, Any]) -> list[RehearsalProxy]:
+        """Where a rehearsal table has no figure for ``run`` (or none for its prediction): rehearsed
+        runs that cost at least as much per predicted row (and, with ``train``, per training
+        example), best first. The plan marks a figure taken this way an estimate. None by default."""
+        return []
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """The family's best figure for a paper run's wall time (:class:`Cost`, with its source), or

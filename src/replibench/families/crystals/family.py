@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from replibench.errors import ConfigError
-from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
+from replibench.families.base import RehearsalProxy, Cost, Family, PaperTable, Resources, deep_merge, entry_preset, entry_seeds
 from replibench.families.crystals.presets import (
     CRYSBFN_PAPER,
     CRYSBFN_SMOKE,
@@ -45,6 +45,9 @@ from replibench.runs import RunSpec
 PAPER_CONVENTION = {"diffcsp": "diffcsp", "crysbfn": "crysbfn"}
 #: the model config field that holds the sampling step count
 STEP_FIELD = {"diffcsp": "timesteps", "crysbfn": "num_steps"}
+#: sampling steps of the paper presets (DiffCSP conf/model/diffusion.yaml timesteps; CrysBFN's
+#: released scripts STEPS=1000), the steps a run has when its variant does not set them
+PAPER_SAMPLING_STEPS = {"diffcsp": 1000, "crysbfn": 1000}
 _PRESETS = {("diffcsp", "paper"): DIFFCSP_PAPER, ("diffcsp", "smoke"): DIFFCSP_SMOKE,
             ("crysbfn", "paper"): CRYSBFN_PAPER, ("crysbfn", "smoke"): CRYSBFN_SMOKE}
 #: (model, preset) -> dataset -> model settings of 1-sample CSP runs that differ from multi-sample ones
@@ -231,6 +234,22 @@ class CrystalsFamily(Family):
         if run.task == "csp":
             return run.values["samples"] * TEST_CRYSTALS[run.dataset]
         return int(settings["task"]["num_generated"])
+
+    def rehearsal_proxies(self, run: RunSpec, settings: dict[str, Any]) -> list[RehearsalProxy]:
+        """Sampling a crystal costs one network call per sampling step for crystals of up to
+        ``max_atoms``: Carbon-24's runs of the same model (up to 24 atoms, more than MP-20's 20 and
+        Perov-5's 5) price any dataset's from above — the same task first, then the other task
+        (the same network per step) — scaled by the run's sampling steps over theirs (the paper
+        default, :data:`PAPER_SAMPLING_STEPS`)."""
+        steps = settings.get("model", {}).get(STEP_FIELD[run.model], PAPER_SAMPLING_STEPS[run.model])
+        factor = steps / PAPER_SAMPLING_STEPS[run.model]
+        proxies = []
+        for task in (run.task, "gen" if run.task == "csp" else "csp"):
+            for variant in (("k20", "k1") if task == "csp" else ("default",)):
+                proxies.append(RehearsalProxy(f"crystals/carbon-24/{task}/{run.model}/{variant}/", factor,
+                                              f"Carbon-24 {task} {variant} (up to 24 atoms per crystal) × {steps} / "
+                                              f"{PAPER_SAMPLING_STEPS[run.model]} sampling steps"))
+        return proxies
 
     def rehearsal_settings(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, Any]:
         """Perov-5 / Carbon-24: val.csv trains (and validates), as in the smoke preset (the

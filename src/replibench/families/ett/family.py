@@ -179,6 +179,17 @@ class EttFamily(Family):
                          reason="TimesNet's paper test loader has batch size 1: 2,785–11,425 single-window "
                                 "forwards (ETTh1: 26 s on an H200, measured)")
 
+    def prediction_is_one_forward_pass(self, run: RunSpec) -> bool:
+        return True  # a forecast or an imputation of one window
+
+    def official_prediction_rows(self, run: RunSpec, settings: dict[str, Any]) -> int | None:
+        """Test windows of the official split: TSLib's borders, every window counted."""
+        from replibench.families.ett.datasets.ett import num_windows, split_borders_ett
+
+        task = settings["task"]
+        start, end = split_borders_ett(run.dataset, task["seq_len"])["test"]
+        return num_windows(end - start, task["seq_len"], task.get("pred_len", 0))
+
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """Measured CPU figures for the baselines and DLinear; the calibrated H200 estimate for
         TimesNet forecasting; none yet for TimesNet imputation (to be rehearsed)."""

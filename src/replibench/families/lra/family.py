@@ -224,6 +224,9 @@ class LraFamily(Family):
                     f"{seen / train_n:.3g} epochs of this run's schedule (same per-example time assumed for "
                     "every LRA model)")
 
+    def prediction_is_one_forward_pass(self, run: RunSpec) -> bool:
+        return True  # a classification of one sequence
+
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         return Resources(gpus=0, cpus=4, mem_mb=32000, runtime_min=180,
                          reason="LRA release archive (7.7 GB) → Parquet: Path-X images of 128 × 128")

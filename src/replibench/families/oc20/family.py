@@ -43,7 +43,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from replibench.families.base import Cost, Family, PaperTable, Resources, deep_merge, expand_sweep
+from replibench.families.base import RehearsalProxy, Cost, Family, PaperTable, Resources, deep_merge, expand_sweep
 from replibench.runs import RunSpec
 
 S2EF_DATASETS = ("s2ef-synthetic-emt", "s2ef-200k", "s2ef-2m")
@@ -164,6 +164,10 @@ V100_SAMPLES_PER_S = {"dimenet-pp": 4.6}
 #: frames or systems per split (OC20 README; research/oc20.md §1)
 TRAIN_SIZE = {"s2ef-2m": 2_000_000, "is2re-all": 460_328}
 VAL_SIZE = {"s2ef-2m": 4 * 1_000_000, "is2re-all": 25_000}
+#: single-core seconds per validation frame of fairchem's S2EF metrics, measured here by
+#: benchmarks/oc20_score.py (200,000 random frames of 77 atoms, 2026-12-04: 66 µs, with another
+#: job sharing the 2 cores, so an upper bound); sizes the job that scores gathered shards
+SCORE_SECONDS_PER_FRAME = 66e-6
 
 
 class OC20Family(Family):
@@ -219,16 +223,37 @@ class OC20Family(Family):
         """DimeNet++: the EquiformerV2 paper's V100 training throughput × the run's epochs × its
         training set, evaluation at the same rate over the validation splits (an upper bound: no
         backward pass; IS2RE uses the S2EF figure, also an upper bound). SchNet and our equivariant
-        models: no published throughput — rehearse them."""
+        models: no published throughput — rehearse them; their Cost prices only the CPU scoring of
+        the gathered shards (measured rate, :data:`SCORE_SECONDS_PER_FRAME`)."""
         rate = V100_SAMPLES_PER_S.get(run.model)
-        if rate is None:
-            return None
+        scoring = VAL_SIZE[run.dataset] * SCORE_SECONDS_PER_FRAME / 3600
+        score_note = (f"scoring: {VAL_SIZE[run.dataset]:,} frames × {SCORE_SECONDS_PER_FRAME * 1e6:.0f} µs "
+                      "(benchmarks/oc20_score.py)")
+        if rate is None:  # a figure for the CPU scoring only; the rehearsal prices the GPU stages
+            return Cost(None, None, "cpu", score_note, score_core_hours=scoring, estimate=True)
         epochs = settings["train"]["epochs"]
         train_gpus, evaluate_gpus = (self.paper_resources(run, stage).gpus for stage in ("train", "evaluate"))
         return Cost(epochs * TRAIN_SIZE[run.dataset] / rate / 3600 / train_gpus,
                     VAL_SIZE[run.dataset] / rate / 3600 / evaluate_gpus, "V100",
                     f"EquiformerV2 paper Table 2: DimeNet++ trains {rate} samples/GPU-s on a V100; × {epochs} "
-                    f"epochs × {TRAIN_SIZE[run.dataset]:,}, evaluated at the same rate")
+                    f"epochs × {TRAIN_SIZE[run.dataset]:,}, evaluated at the same rate; {score_note}",
+                    score_core_hours=scoring)
+
+    def rehearsal_proxies(self, run: RunSpec, settings: dict[str, Any]) -> list[RehearsalProxy]:
+        """IS2RE SchNet, where no rehearsal of its own is at hand: S2EF SchNet's per structure, an
+        upper bound (it also predicts forces — a second backward pass — with a larger model:
+        hidden 1024, 5 interactions against IS2RE's 384 and 4)."""
+        if run.task == "is2re" and run.model == "schnet":
+            return [RehearsalProxy("oc20/s2ef-2m/s2ef/schnet/", 1.0, "S2EF SchNet per structure (forces and a "
+                                   "larger model: an upper bound for direct IS2RE)", train=True)]
+        return []
+
+    def score_resources(self, run: RunSpec) -> Resources:
+        """The gathered prediction of S2EF-2M's four validation splits (~4 M frames: forces of
+        ~300 M atoms, float64 predicted and true, ~15 GB) is scored in memory."""
+        return Resources(gpus=0, cpus=2, mem_mb=64000, runtime_min=60,
+                         reason="gathers ~4 M validation frames' forces (~15 GB predicted + true) and scores "
+                                "them in memory with fairchem's metrics (single-threaded NumPy)")
 
     def preprocess_resources(self, dataset: str, preset: str) -> Resources:
         if dataset == "s2ef-synthetic-emt":
