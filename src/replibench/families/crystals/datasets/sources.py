@@ -22,7 +22,7 @@ NaN rejects a row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from replibench.data.download import RemoteFile
 from replibench.errors import DataError
@@ -72,24 +72,27 @@ class CrystalDatasetSpec:
     mirror_folder: str | None = None
 
 
-DATASETS: dict[str, CrystalDatasetSpec] = {
-    "mp-20": CrystalDatasetSpec(
-        name="mp-20",
-        folder="mp_20",
-        float_properties=("formation_energy_per_atom", "band_gap", "e_above_hull"),
-        target_property="formation_energy_per_atom",
-        niggli=True,
-        primitive=False,
-        max_atoms=20,
-        eval_model_name="mp20",
-        license="CC-BY-4.0 (Materials Project data, redistributed in txie-93/cdvae; code MIT)",
-        citation=(
-            "Jain, A. et al. Commentary: The Materials Project: A materials genome approach to "
-            "accelerating materials innovation. APL Materials 1, 011002 (2013). Benchmark split: "
-            + CDVAE_CITATION
-        ),
-        rows={"train": 27136, "val": 9047, "test": 9046},
+_MP20 = CrystalDatasetSpec(
+    name="mp-20",
+    folder="mp_20",
+    float_properties=("formation_energy_per_atom", "band_gap", "e_above_hull"),
+    target_property="formation_energy_per_atom",
+    niggli=True,
+    primitive=False,
+    max_atoms=20,
+    eval_model_name="mp20",
+    license="CC-BY-4.0 (Materials Project data, redistributed in txie-93/cdvae; code MIT)",
+    citation=(
+        "Jain, A. et al. Commentary: The Materials Project: A materials genome approach to "
+        "accelerating materials innovation. APL Materials 1, 011002 (2013). Benchmark split: "
+        + CDVAE_CITATION
     ),
+    rows={"train": 27136, "val": 9047, "test": 9046},
+)
+
+
+DATASETS: dict[str, CrystalDatasetSpec] = {
+    "mp-20": _MP20,
     "perov-5": CrystalDatasetSpec(
         name="perov-5",
         folder="perov_5",
@@ -132,26 +135,21 @@ DATASETS: dict[str, CrystalDatasetSpec] = {
         ),
         rows={"train": 6091, "val": 2032, "test": 2030},
     ),
-    # The paper preset's rehearsal stand-in for MP-20, whose CSVs are not at hand offline (never a
-    # run's dataset, never reported): genuine MP-20 rows (material_id + CIF, MP-20's columns) kept
-    # in a fork, 847 / 123 / 142 rows; which official split each came from is not verified.
-    "mp-20-fork-subset": CrystalDatasetSpec(
+    # The paper preset's rehearsal stand-in for MP-20, whose CSVs are not at hand offline (never a run's
+    # dataset, never reported): genuine MP-20 rows (material_id + CIF, MP-20's columns) kept in a fork,
+    # 847 / 123 / 142 rows; which official split each came from is not verified. MP-20's spec otherwise.
+    "mp-20-fork-subset": replace(
+        _MP20,
         name="mp-20-fork-subset",
         folder="mp_20_fork_subset",
-        float_properties=("formation_energy_per_atom", "band_gap", "e_above_hull"),
-        target_property="formation_energy_per_atom",
-        niggli=True,
-        primitive=False,
-        max_atoms=20,
-        eval_model_name="mp20",
         license="CC-BY-4.0 (Materials Project data, kept in the fork OPRYAN90/cdvae of txie-93/cdvae; code MIT)",
-        citation=("Jain, A. et al. The Materials Project, APL Materials 1, 011002 (2013). MP-20 rows from the "
-                  "fork OPRYAN90/cdvae@" + MP20_FORK_COMMIT + " of " + CDVAE_CITATION),
+        citation=_MP20.citation + "; rows from the fork OPRYAN90/cdvae@" + MP20_FORK_COMMIT,
         rows={"train": 847, "val": 123, "test": 142},
         url_base=f"https://raw.githubusercontent.com/OPRYAN90/cdvae/{MP20_FORK_COMMIT}/data/mp_20",
         mirror_folder="mp_20/subset",
     ),
 }
+
 
 # (dataset, split) -> (checksum, size in bytes or None); sources named in the module docstring.
 _CHECKSUMS: dict[tuple[str, str], tuple[str, int | None]] = {

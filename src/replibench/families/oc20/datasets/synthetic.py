@@ -96,18 +96,25 @@ DEFAULT_OPTIONS = {"seed": 20201, "train_systems": 96, "train_frames_per_system"
                    "val_systems": 16, "val_frames_per_system": 4, "val_frames_per_file": 64}
 
 
-def synthetic_splits(options: dict | None = None) -> tuple[SyntheticSplit, ...]:
-    """The five splits for ``options`` (keys of :data:`DEFAULT_OPTIONS`; missing ones default)."""
+def checked_options(dataset: str, defaults: dict[str, int], options: dict | None) -> dict[str, int]:
+    """``options`` over ``defaults``: known keys only, positive integers (a seed may be 0), else a
+    :class:`~replibench.errors.ConfigError` naming ``dataset`` (the synthetic sets' generator options)."""
     from replibench.errors import ConfigError
 
-    values = {**DEFAULT_OPTIONS, **(options or {})}
-    unknown = sorted(set(values) - set(DEFAULT_OPTIONS))
+    values = {**defaults, **(options or {})}
+    unknown = sorted(set(values) - set(defaults))
     if unknown:
-        raise ConfigError(f"{DATASET_NAME}: unknown option(s) {unknown}; allowed: {sorted(DEFAULT_OPTIONS)}")
+        raise ConfigError(f"{dataset}: unknown option(s) {unknown}; allowed: {sorted(defaults)}")
     bad = {key: value for key, value in values.items()
            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1)}
     if bad:
-        raise ConfigError(f"{DATASET_NAME}: options must be positive integers (seed >= 0), got {bad}")
+        raise ConfigError(f"{dataset}: options must be positive integers (seed >= 0), got {bad}")
+    return values
+
+
+def synthetic_splits(options: dict | None = None) -> tuple[SyntheticSplit, ...]:
+    """The five splits for ``options`` (keys of :data:`DEFAULT_OPTIONS`; missing ones default)."""
+    values = checked_options(DATASET_NAME, DEFAULT_OPTIONS, options)
     splits = []
     for split, (metals, adsorbates) in SPLIT_CHEMISTRY.items():
         kind = "train" if split == "train" else "val"

@@ -29,20 +29,6 @@ DATASET_NAME = "is2re-synthetic-emt"
 DEFAULT_OPTIONS = {"seed": 20202, "train_systems": 128, "val_systems": 16, "relax_steps": 20}
 
 
-def _checked(options: dict | None) -> dict[str, int]:
-    from replibench.errors import ConfigError
-
-    values = {**DEFAULT_OPTIONS, **(options or {})}
-    unknown = sorted(set(values) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise ConfigError(f"{DATASET_NAME}: unknown option(s) {unknown}; allowed: {sorted(DEFAULT_OPTIONS)}")
-    bad = {key: value for key, value in values.items()
-           if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1)}
-    if bad:
-        raise ConfigError(f"{DATASET_NAME}: options must be positive integers (seed >= 0), got {bad}")
-    return values
-
-
 def relaxation_rows(split_index: int, metals, adsorbates, *, systems: int, relax_steps: int, seed: int) -> dict:
     """Columns of one split: per system its initial structure (the rattled start of the EMT
     descent), relaxed positions (the descent's last frame) and energies minus the reference (eV)."""
@@ -91,7 +77,9 @@ class SyntheticIS2REDataset:
 
         if raw_files:
             raise DataError(f"{self.name}: a generated dataset takes no raw files, got {[str(p) for p in raw_files]}")
-        values = _checked(options)
+        from replibench.families.oc20.datasets.synthetic import checked_options
+
+        values = checked_options(self.name, DEFAULT_OPTIONS, options)
         out_dir, rows = Path(out_dir), {}
         for split_index, (split, (metals, adsorbates)) in enumerate(SPLIT_CHEMISTRY.items()):
             systems = values["train_systems" if split == "train" else "val_systems"]
