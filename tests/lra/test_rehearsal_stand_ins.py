@@ -57,3 +57,18 @@ def test_path_x_stands_in_with_the_pathfinder_generator_at_128_and_stand_ins_are
     assert 0.8 * options["count"] >= 64  # the largest Path-X batch of a paper preset (the LRA Transformer)
     assert set(FAMILY.rehearsal_datasets) == set(REHEARSAL_STAND_INS.values())
     assert not set(FAMILY.rehearsal_datasets) & set(FAMILY.datasets)  # rehearsal only: no run can ask for one
+
+
+def test_a_config_cannot_ask_for_a_run_on_a_rehearsal_stand_in():
+    """Stand-ins are rehearsal data only: the config schema's dataset list (the family's
+    ``datasets``) leaves them out, so validation names the allowed datasets."""
+    from pathlib import Path
+
+    from replibench.config import load_config, validate_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config.yaml")
+    config["families"] = ["lra"]
+    config["lra"] = {"seeds": [0], "runs": [{"task": "lra-classify", "models": ["s4d-legs"],
+                                          "datasets": ["text-generated"]}]}
+    with pytest.raises(ConfigError, match="text-generated"):
+        validate_config(config)

@@ -98,6 +98,37 @@ def test_rehearsal_figures_scale_to_the_official_schedule(tmp_path):
     assert group_key("ett/etth1/forecast/dlinear/h96/seed2022") == "ett/etth1/forecast/dlinear/h96"
 
 
+def test_without_a_prediction_slice_a_forward_pass_or_a_proxy_prices_the_evaluation(tmp_path):
+    """A forecast is one forward pass per test window: the timed forward pass × TSLib's test
+    windows (a test batch above the rehearsed one is priced per example). IS2RE SchNet, not
+    rehearsed in this table, takes S2EF SchNet's seconds per structure for training and
+    prediction, and says it is an estimate."""
+    config = validate_config(CONFIG)
+    planned = [p for p in plan_runs(config) if p.run.preset == "paper"]
+    record = {"stand_in": "", "steps": 3, "seconds_per_step": 2.0, "device": "cpu", "micro_batches": 1,
+              "steps_of_the_schedule_here": 100, "train_examples_here": 8_449, "batch_per_step_here": 32,
+              "forward_seconds_per_example": 0.001}
+    table = {"records": [
+        {**record, "run_id": "ett/etth1/forecast/dlinear/h96/seed2021"},
+        {**record, "run_id": "oc20/s2ef-2m/s2ef/schnet/default/seed0", "stand_in": "s2ef-synthetic-emt",
+         "train_examples_here": 768, "micro_batches": 8, "batch_per_step_here": 24, "seconds_per_step": 0.048,
+         "predict_seconds_per_row": 0.002, "predicted_rows": 24_000},
+    ]}
+    path = tmp_path / "rehearsal.json"
+    path.write_text(json.dumps(table))
+    costs = rehearsal_costs(planned, path)
+    ett = next(p for p in planned if p.run.run_id == "ett/etth1/forecast/dlinear/h96/seed2021")
+    assert ett.settings["task"]["eval_batch_size"] > 32
+    windows = (2880 + 96) - 96 - 96 + 1  # the test split starts seq_len early; n - L - H + 1 windows
+    assert costs[ett.run.run_id].evaluate_hours == pytest.approx(0.001 * windows / 3600)
+    assert f"× {windows:,} official rows" in costs[ett.run.run_id].source
+    is2re = costs["oc20/is2re-all/is2re/schnet/default/seed0"]
+    assert is2re.estimate and is2re.source.startswith("estimate from the rehearsal (rehearsal.json, amp off) of "
+                                                      "oc20/s2ef-2m/s2ef/schnet/default/seed0")
+    assert is2re.train_hours == pytest.approx(0.048 / 24 * 460_328 * 30 / 4 / 3600)  # 30 epochs on 4 GPUs
+    assert is2re.evaluate_hours == pytest.approx(0.002 * 25_000 / 3600)
+
+
 def test_a_run_that_cannot_rehearse_is_recorded_and_reported_not_fatal(tmp_path):
     from replibench.rehearsal import write_rehearsal_report
     from replibench.stages import rehearsal_failure_stage
