@@ -67,7 +67,7 @@ rule rehearse:
     shell:
         "replibench rehearse --settings {params.settings:q} --data {input.data:q} --stand-in={params.stand_in:q} "
         "--out {output:q} --checkpoint {params.checkpoint:q} --steps {params.steps:q} --threads {threads} "
-        "--memory-mb {resources.mem_mb} > {log:q} 2>&1 "
+        "--memory-mb {resources.mem_mb:q} > {log:q} 2>&1 "
         "|| replibench rehearsal-failure --settings {params.settings:q} --out {output:q} --log {log:q} --exit-code $?"
 
 
