@@ -8,7 +8,9 @@ interaction block mixes the message of edge k->j into edge j->i through a radial
 2D spherical (Bessel x Legendre) basis of the distance d_kj and the angle between the edges.
 We use torch_geometric's DimeNet++ blocks (``BesselBasisLayer``, ``EmbeddingBlock``,
 ``InteractionPPBlock``, the Bessel zeros ``Jn_zeros``) on our precomputed periodic edges; the
-output block is :class:`OutputBlock` below (fairchem's layout, which differs from PyG's). The 2D spherical basis is evaluated by ``SphericalBasis`` below: the same
+output block is :class:`OutputBlock` (fairchem's layout, which differs from PyG's). The 2D spherical
+basis is evaluated by ``SphericalBasis`` (both in ``replibench/nn/dimenet_pp_blocks.py``, shared
+with CDVAE's DimeNet++ encoder): the same
 functions as PyG's ``SphericalBasisLayer`` (checked in the tests), but by recurrences instead of
 sympy-simplified closed forms, whose construction takes ~30 s for 7 x 6 functions.
 
@@ -29,22 +31,16 @@ Registry name ``dimenet-pp``; the OC20 tasks pass the graph's ``cutoff`` and ``r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn.inits import glorot_orthogonal
 from torch_geometric.nn.models.dimenet import (
     BesselBasisLayer,
     EmbeddingBlock,
-    Envelope,
     InteractionPPBlock,
 )
-from torch_geometric.utils import scatter
-from torch_geometric.nn.models.dimenet_utils import Jn_zeros
 
 from replibench.families.oc20.models._atoms import (
     conservative_forces,
@@ -55,6 +51,9 @@ from replibench.families.oc20.models._atoms import (
     sum_per_structure,
 )
 from replibench.families.oc20.types import AtomsGraph
+from replibench.nn.dimenet_pp_blocks import OutputBlock, SphericalBasis, spherical_bessel
+
+__all__ = ["DimeNetPP", "DimeNetPPConfig", "OutputBlock", "SphericalBasis", "periodic_triplets", "spherical_bessel"]
 
 #: periodic images closer than this (Å) count as the same image when removing back-tracking
 BACKTRACK_SHIFT_TOLERANCE = 1e-4
@@ -79,90 +78,6 @@ class DimeNetPPConfig:
     detach_angles: bool = True  # fairchem: angles from pos.detach() (see module docstring)
     direct_forces: bool = False  # fairchem's DimeNet++ regresses forces as -dE/dpos
     regress_forces: bool = True  # S2EF True; IS2RE configs set False (energy only)
-
-
-def spherical_bessel(order: int, x: torch.Tensor) -> torch.Tensor:
-    """(..., order + 1) spherical Bessel functions j_0..j_order at x > 0 (upward recurrence)."""
-    values = [torch.sin(x) / x, torch.sin(x) / x**2 - torch.cos(x) / x]
-    for l in range(1, order):
-        values.append((2 * l + 1) / x * values[l] - values[l - 1])  # j_{l+1}
-    return torch.stack(values[: order + 1], dim=-1)
-
-
-class SphericalBasis(nn.Module):
-    """DimeNet's 2D basis a_ln(d/c) * Y_l0(angle) * envelope(d/c), l < S, n < R: (T, S * R).
-
-    a_ln(x) = j_l(z_ln x) / sqrt(j_{l+1}(z_ln)^2 / 2), z_ln the n-th zero of j_l; Y_l0 the real
-    spherical harmonic of order 0 (orthonormal), as in DimeNet and PyG's SphericalBasisLayer.
-    """
-
-    def __init__(self, num_spherical: int, num_radial: int, cutoff: float, envelope_exponent: int) -> None:
-        super().__init__()
-        self.num_spherical, self.num_radial, self.cutoff = num_spherical, num_radial, cutoff
-        self.envelope = Envelope(envelope_exponent)
-        zeros = torch.from_numpy(Jn_zeros(num_spherical, num_radial).astype(np.float64))  # (S, R)
-        next_order = spherical_bessel(num_spherical, zeros)  # (S, R, S + 1)
-        j_next = next_order.gather(-1, torch.arange(1, num_spherical + 1)[:, None, None].expand(-1, num_radial, 1))
-        # derived constants (not learnt, so not in state_dict); used in float64 in forward
-        self.register_buffer("zeros", zeros, persistent=False)  # (S, R)
-        self.register_buffer("normalizer", (0.5 * j_next.squeeze(-1) ** 2).rsqrt(), persistent=False)  # (S, R)
-        prefactor = [math.sqrt((2 * l + 1) / (4 * math.pi)) for l in range(num_spherical)]
-        self.register_buffer("prefactor", torch.tensor(prefactor, dtype=torch.float64), persistent=False)  # (S,)
-
-    def forward(self, distance: torch.Tensor, angle: torch.Tensor, idx_kj: torch.Tensor) -> torch.Tensor:
-        # float64 inside: the closed forms of j_l cancel badly at small arguments in float32
-        x = (distance.double() / self.cutoff).unsqueeze(-1).unsqueeze(-1)  # (E, 1, 1)
-        bessel = spherical_bessel(self.num_spherical - 1, self.zeros.double() * x)  # (E, S, R, S): j_0..j_{S-1}
-        order = torch.arange(self.num_spherical, device=x.device)
-        radial = bessel[:, order, :, order].transpose(0, 1) * self.normalizer.double()  # (E, S, R): j_l(z_ln x)
-        radial = self.envelope(x.squeeze(-1)).unsqueeze(-1) * radial  # (E, S, R)
-        cosine = torch.cos(angle.double())  # (T,)
-        legendre = [torch.ones_like(cosine), cosine]
-        for l in range(1, self.num_spherical - 1):
-            legendre.append(((2 * l + 1) * cosine * legendre[l] - l * legendre[l - 1]) / (l + 1))  # P_{l+1}
-        angular = torch.stack(legendre[: self.num_spherical], dim=-1) * self.prefactor.double()  # (T, S)
-        basis = radial[idx_kj] * angular.unsqueeze(-1)  # (T, S, R)
-        return basis.flatten(1).to(distance.dtype)  # (T, S * R)
-
-
-class OutputBlock(nn.Module):
-    """DimeNet++ output block as fairchem's OC20 baseline has it (``OutputPPBlock`` in
-    ``fairchem/core/models/dimenet_plus_plus.py``): edge messages (E, H), gated by a linear map
-    of the radial basis, summed onto their target atom, up-projected to ``out_emb_channels``
-    **with a bias** (PyG's block has none), ``num_layers`` SiLU layers, and a bias-free linear
-    map to ``out_channels`` per atom, initialised to zero.
-
-    Parameter names (``lin_rbf``, ``lin_up``, ``lins.<k>``, ``lin``) are fairchem's and PyG's, so
-    their state dicts load as they are. Initialisation as fairchem's: glorot-orthogonal (scale
-    2) weights, zero biases in ``lins``, zero ``lin``; the ``lin_up`` bias keeps PyTorch's default
-    uniform(±1/sqrt(hidden)) because fairchem never resets it.
-    """
-
-    def __init__(self, num_radial: int, hidden_channels: int, out_emb_channels: int, out_channels: int,
-                 num_layers: int, act) -> None:
-        super().__init__()
-        self.act = act
-        self.lin_rbf = nn.Linear(num_radial, hidden_channels, bias=False)
-        self.lin_up = nn.Linear(hidden_channels, out_emb_channels, bias=True)
-        self.lins = nn.ModuleList(nn.Linear(out_emb_channels, out_emb_channels) for _ in range(num_layers))
-        self.lin = nn.Linear(out_emb_channels, out_channels, bias=False)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        glorot_orthogonal(self.lin_rbf.weight, scale=2.0)
-        glorot_orthogonal(self.lin_up.weight, scale=2.0)
-        for layer in self.lins:
-            glorot_orthogonal(layer.weight, scale=2.0)
-            layer.bias.data.fill_(0)
-        self.lin.weight.data.fill_(0)
-
-    def forward(self, x: torch.Tensor, rbf: torch.Tensor, target: torch.Tensor, num_nodes: int) -> torch.Tensor:
-        """x (E, H) edge messages, rbf (E, R), target (E,) atom index i of edge j->i → (N, out_channels)."""
-        per_atom = scatter(self.lin_rbf(rbf) * x, target, dim=0, dim_size=num_nodes, reduce="sum")  # (N, H)
-        h = self.lin_up(per_atom)  # (N, out_emb)
-        for layer in self.lins:
-            h = self.act(layer(h))
-        return self.lin(h)  # (N, out_channels)
 
 
 def periodic_triplets(edge_index: torch.Tensor, edge_shift: torch.Tensor, num_nodes: int):

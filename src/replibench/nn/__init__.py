@@ -1,0 +1,1 @@
+"""Neural-network building blocks shared by several families (no family imports another)."""
