@@ -20,6 +20,15 @@ def predictions_source(wildcards):
     return {"model": f"checkpoints/{run_id(wildcards)}/model.pt"}
 
 
+def evaluation_files(wildcards):
+    """Files the run's scoring reads besides data and weights (its family's ``evaluation_files``: e.g.
+    CDVAE's released property model for wdist_prop and the SR rates), downloaded and verified first."""
+    from replibench.config import family_object
+
+    planned = PLAN[run_id(wildcards)]
+    return family_object(wildcards.family).evaluation_files(planned.run, planned.settings)
+
+
 def evaluation_resource(key):
     """The evaluate job's resource: the whole evaluation's, or the CPU scoring job's when sharded."""
     return lambda wildcards: getattr(run_resources("score" if sharded(wildcards) else "evaluate")(wildcards), key)
@@ -55,6 +64,7 @@ rule predict_shard:
 rule evaluate:
     input:
         unpack(predictions_source),
+        unpack(evaluation_files),
         data="data/parquet/{family}/{dataset}",
         summary="checkpoints/" + RUN + "/train.json",
     output:

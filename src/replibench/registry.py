@@ -30,6 +30,7 @@ DATASETS: dict[str, str] = {
     "mp-20": "replibench.families.crystals.datasets:MP20",
     "perov-5": "replibench.families.crystals.datasets:PEROV5",
     "carbon-24": "replibench.families.crystals.datasets:CARBON24",
+    "mpts-52": "replibench.families.crystals.datasets:MPTS52",
     "mp-20-fork-subset": "replibench.families.crystals.datasets:MP20_FORK_SUBSET",
     # lra: the six LRA tasks, generated stand-ins, state-tracking tasks
     "listops": "replibench.families.lra.datasets.lra:LISTOPS",
@@ -61,6 +62,8 @@ TASKS: dict[str, str] = {
     "impute": "replibench.families.ett.tasks.impute:IMPUTE",
     "csp": "replibench.families.crystals.tasks.csp_gen:CSP",
     "gen": "replibench.families.crystals.tasks.csp_gen:GEN",
+    "recon": "replibench.families.crystals.tasks.cdvae_tasks:RECON",
+    "opt": "replibench.families.crystals.tasks.cdvae_tasks:OPT",
     "lra-classify": "replibench.families.lra.tasks.classify:LRA_CLASSIFY",
     "state-tracking": "replibench.families.lra.tasks.state_tracking:STATE_TRACKING",
     "s2ef": "replibench.families.oc20.tasks.s2ef_is2re:S2EF",
@@ -72,6 +75,7 @@ MODELS: dict[str, str] = {
     "naive-mean": "replibench.families.ett.models.naive:NaiveMean",
     "dlinear": "replibench.families.ett.models.dlinear:DLinear",
     "timesnet": "replibench.families.ett.models.timesnet:TimesNet",
+    "cdvae": "replibench.families.crystals.models.cdvae:CDVAE",
     "diffcsp": "replibench.families.crystals.models.diffcsp:DiffCSP",
     "crysbfn": "replibench.families.crystals.models.crysbfn:CrysBFN",
     # lra: every LRA model is a preset of one classifier (families/lra/models/presets.py)
@@ -138,10 +142,17 @@ def remote_file(family: str, file_name: str) -> RemoteFile:
             if remote.name == file_name:
                 return remote
             known.append(remote.name)
+    for remote in resolve("family", family).released_files() if family in FAMILIES else ():
+        if remote.name == file_name:
+            return remote
+        known.append(remote.name)
     raise ConfigError(f"no remote file {file_name!r} in family {family!r}; known: {', '.join(sorted(set(known)))}")
 
 
 def declared_mirror_paths() -> dict[str, RemoteFile]:
     """Every declared remote file of every registered dataset, by its ``mirror_path`` (the key of a
     ``data.checksums`` pin)."""
-    return {remote.mirror_path: remote for name in DATASETS for remote in dataset_spec(name).remote_files}
+    declared = {remote.mirror_path: remote for name in DATASETS for remote in dataset_spec(name).remote_files}
+    for family in FAMILIES:
+        declared.update({remote.mirror_path: remote for remote in resolve("family", family).released_files()})
+    return declared

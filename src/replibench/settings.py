@@ -104,7 +104,9 @@ _CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")  # replibench.families.crystals.t
 
 @dataclass
 class CrystalSettings:
-    """``csp`` / ``gen`` (crystals): scoring convention, samples, batch sizes (structures)."""
+    """``csp`` / ``gen`` / ``recon`` / ``opt`` (crystals): scoring convention, samples, batch sizes
+    (structures); CDVAE's property optimisation: starting points, Adam steps and rate on z, decodings,
+    and the folder of the released property model (``property_model``)."""
 
     convention: str = "diffcsp"
     extra_conventions: list[str] = field(default_factory=list)
@@ -117,10 +119,16 @@ class CrystalSettings:
     allow_fewer_valid: bool = False
     sample_batch_size: int = 500
     num_workers: int | None = None
+    num_starting_points: int = 100
+    num_gradient_steps: int = 5000
+    opt_lr: float = 1e-3
+    num_saved_crys: int = 10
+    property_model: str | None = None
     RULES = {"convention": one_of(*_CONVENTIONS), "extra_conventions": each(one_of(*_CONVENTIONS)),
              "eval_batch_size": at_least(1), "limit_test": at_least(1), "num_samples": at_least(1),
              "report_samples": each(at_least(1)), "num_generated": at_least(1), "sample_batch_size": at_least(1),
-             "num_workers": at_least(1)}
+             "num_workers": at_least(1), "num_starting_points": at_least(1), "num_gradient_steps": at_least(1),
+             "opt_lr": above(0.0), "num_saved_crys": at_least(2)}
 
 
 @dataclass
@@ -149,6 +157,7 @@ def _oc20_settings():
 #: task name → its settings dataclass (OC20's lives beside its task and is imported on demand)
 TASK_SETTINGS: dict[str, Any] = {
     "forecast": ForecastSettings, "impute": ImputeSettings, "csp": CrystalSettings, "gen": CrystalSettings,
+    "recon": CrystalSettings, "opt": CrystalSettings,
     "lra-classify": LraClassifySettings, "state-tracking": StateTrackingSettings,
     "s2ef": _oc20_settings, "is2re": _oc20_settings,
 }

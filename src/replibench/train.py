@@ -626,6 +626,7 @@ class _Training:
         state, config = self.state, self.config
         order = epoch_order(self.num_examples, seed=self.run.seed, epoch=state.epoch)
         self.model.train()
+        self.task.start_epoch(getattr(self.model, "module", self.model), state.epoch)  # DDP wraps the model
         losses = state.epoch_losses  # a resumed epoch keeps the losses of its steps before the stop
         bar = _progress_bar(total=self.steps_per_epoch, initial=state.step_in_epoch,
                             disable=not progress or not self.world.is_main,

@@ -191,3 +191,28 @@ def test_parallel_preprocessing_equals_serial(tmp_path, data_dir):
     preprocess({"val": source}, tmp_path / "serial", dataset="perov-5", workers=1)
     preprocess({"val": source}, tmp_path / "parallel", dataset="perov-5", workers=2)
     assert pq.read_table(tmp_path / "serial" / "val.parquet").equals(pq.read_table(tmp_path / "parallel" / "val.parquet"))
+
+
+def test_preprocess_adds_cdvae_crystalnn_graphs_when_asked(tmp_path, data_dir):
+    """``crystal_graph: crystalnn`` (a CDVAE run uses the dataset): every row holds the CrystalNN graph of
+    its canonical cell, as the graph module builds it from the stored structure; the CDVAE reader
+    turns it into (E, 2) edges and (E, 3) images."""
+    from replibench.families.crystals.crystal_graph import crystalnn_graph, structure_from_arrays
+    from replibench.families.crystals.tasks.cdvae_data import read_crystal_graphs
+
+    source = csv_head(data_dir / "perov_5" / "val.csv", tmp_path / "perov_5-val.csv", 6)
+    card = PEROV5.preprocess([source], tmp_path / "out", options={"crystal_graph": "crystalnn"})
+    assert card["rows"] == {"val": 6}
+    path = tmp_path / "out" / "val.parquet"
+    table = pq.read_table(path)
+    assert table.schema.equals(crystal_schema("perov-5", crystal_graph="crystalnn"))
+    row = table.slice(2, 1).to_pylist()[0]
+    structure = structure_from_arrays(row["lengths"], row["angles"], row["atomic_numbers"],
+                                      np.reshape(row["frac_coords"], (-1, 3)))
+    edges, images = crystalnn_graph(structure)
+    assert row["crystalnn_edges"] == edges.T.reshape(-1).tolist() and row["crystalnn_images"] == images.reshape(-1).tolist()
+    graphs = read_crystal_graphs(path, "heat_ref")
+    assert graphs.edges[graphs.first_bond[2]:graphs.first_bond[2] + graphs.num_bonds[2]].T.tolist() == edges.tolist()
+    assert graphs.property.shape == (6, 1)
+    with pytest.raises(DataError, match="crystal_graph='voronoi'"):
+        PEROV5.preprocess([source], tmp_path / "bad", options={"crystal_graph": "voronoi"})

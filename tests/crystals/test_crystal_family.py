@@ -40,18 +40,24 @@ def test_variants_are_typed_values_with_names_spelled_once():
             variant_name(task, bad)
 
 
-def test_smoke_plan_is_perov_and_carbon_both_models_both_tasks_on_val_and_test():
+def test_smoke_plan_is_perov_and_carbon_all_models_and_tasks_on_val_and_test():
     plan = _plan("smoke")
-    assert set(plan) == {f"crystals/{d}/{t}/{m}/{v}/seed0" for d in ("perov-5", "carbon-24")
-                         for t, v in (("csp", "k20"), ("gen", "default")) for m in ("diffcsp", "crysbfn")}
+    assert set(plan) == ({f"crystals/{d}/{t}/{m}/{v}/seed0" for d in ("perov-5", "carbon-24")
+                          for t, v in (("csp", "k20"), ("gen", "default")) for m in ("diffcsp", "crysbfn")}
+                         | {f"crystals/{d}/{t}/cdvae/default/seed0" for d in ("perov-5", "carbon-24")
+                            for t in ("recon", "gen", "opt")})
     for run_id, planned in plan.items():
         task = planned.settings["task"]
-        assert task["splits"] == {"train": "val", "val": "val", "test": "test"} and task["allow_fewer_valid"]
+        assert task["splits"] == {"train": "val", "val": "val", "test": "test"}
+        assert task.get("allow_fewer_valid") or planned.run.task != "gen"
+        assert "property_model" not in task  # auto: the smoke mirror holds no property model
         assert task["convention"] == planned.run.model  # each model under its own paper's rules
         if planned.run.task == "csp":
             assert task["num_samples"] == 20 and task["report_samples"] == [1]
         TrainConfig.from_settings(planned.settings["train"])  # every key is a trainer field
     assert FAMILY.dataset_options({}, "perov-5", "smoke") == {"files": ["perov_5-test.csv", "perov_5-val.csv"]}
+    config = load_config(ROOT / "config.yaml")["crystals"]  # CDVAE runs on Perov-5: its CrystalNN graphs too
+    assert FAMILY.dataset_options(config, "perov-5", "smoke")["crystal_graph"] == "crystalnn"
     with pytest.raises(DataError, match="not a smoke dataset"):
         FAMILY.dataset_options({}, "mp-20", "smoke")
 
@@ -81,7 +87,9 @@ def test_paper_plan_has_the_papers_settings_for_all_three_datasets():
     assert plan["crystals/mp-20/gen/diffcsp/default/seed0"].settings["task"]["num_generated"] == 10000
     for planned in plan.values():
         TrainConfig.from_settings(planned.settings["train"])
-        config_class = {"diffcsp": DiffCSPConfig, "crysbfn": CrysBFNConfig}[planned.run.model]
+        from replibench.families.crystals.models.cdvae import CDVAEConfig
+
+        config_class = {"cdvae": CDVAEConfig, "diffcsp": DiffCSPConfig, "crysbfn": CrysBFNConfig}[planned.run.model]
         config = model_config(config_class, planned.settings["model"], {"task": planned.run.task},
                               name=planned.run.model)
         assert dataclasses.is_dataclass(config)
@@ -174,3 +182,38 @@ def test_property_distribution_plot_from_generation_records(tmp_path):
     assert [(p.path.name, p.match) for p in plots] == [("property_distributions_perov-5.png",
                                                        {"dataset": "perov-5", "task": "gen"})]
     assert plots[0].path.stat().st_size > 1000 and plots[0].belongs_to({"family": "crystals", **record})
+
+
+def test_paper_plan_has_cdvae_on_three_datasets_with_its_released_settings():
+    """CDVAE's recon/gen/opt at the paper preset: vae.yaml + conf/data/*.yaml values, Langevin 50 x 100 at
+    step 1e-4, the opt protocol of evaluate.py, and the released property model for gen/opt scoring."""
+    from replibench.families.crystals.models.cdvae import CDVAEConfig
+
+    plan = _plan("paper")
+    for dataset, epochs, batch, max_atoms, forcing in (("mp-20", 1000, 256, 20, 500), ("perov-5", 3000, 512, 20, 1500),
+                                                       ("carbon-24", 4000, 256, 24, 1000)):
+        for task in ("recon", "gen", "opt"):
+            planned = plan[f"crystals/{dataset}/{task}/cdvae/default/seed0"]
+            settings = planned.settings
+            assert (settings["train"]["epochs"], settings["train"]["batch_size"]) == (epochs, batch)
+            assert settings["train"]["grad_clip_value"] == 0.5 and settings["train"]["plateau_patience"] == 30
+            config = CDVAEConfig(**{**settings["model"], "task": task})
+            assert (config.max_atoms, config.teacher_forcing_max_epoch) == (max_atoms, forcing)
+            assert (config.num_noise_level, config.n_step_each, config.step_lr) == (50, 100, 1e-4)
+            assert config.predict_property == (task == "opt")
+            assert settings["task"]["convention"] == "cdvae"
+            files = FAMILY.evaluation_files(planned.run, settings)
+            if task == "recon":
+                assert settings["task"]["sample_batch_size"] == 256 and files == {}
+            else:
+                name = {"mp-20": "mp20", "perov-5": "perovskite", "carbon-24": "carbon"}[dataset]
+                assert sorted(files) == ["property_model_checkpoint", "property_model_hparams",
+                                         "property_model_lattice_scaler", "property_model_prop_scaler"]
+                assert all(path.startswith(f"data/raw/crystals/{name}-") for path in files.values())
+        opt = plan[f"crystals/{dataset}/opt/cdvae/default/seed0"].settings["task"]
+        assert (opt["num_starting_points"], opt["num_gradient_steps"], opt["opt_lr"], opt["num_saved_crys"]) == (
+            100, 5000, 1e-3, 10)
+    # every gen row scores wdist_prop with the property model, DiffCSP's and CrysBFN's too
+    assert plan["crystals/mp-20/gen/diffcsp/default/seed0"].settings["task"]["property_model"] == "data/raw/crystals"
+    none = _plan("paper", property_models="none")
+    assert "property_model" not in none["crystals/mp-20/gen/diffcsp/default/seed0"].settings["task"]

@@ -276,3 +276,40 @@ def test_crystalnn_graph_of_rock_salt_is_octahedral():
     assert (edge_index[:, 0::2] == edge_index[::-1, 1::2]).all() and (to_jimages[0::2] == -to_jimages[1::2]).all()
     species = np.array([11] * 4 + [17] * 4)
     assert (species[edge_index[0]] != species[edge_index[1]]).all()  # Na-Cl bonds only
+
+
+def test_generation_scoring_computes_wdist_prop_with_the_property_model_folder(released_format_files, tmp_path,
+                                                                            shared_data):
+    """The gen task's scoring path with ``task.property_model`` naming a folder of the released files
+    (here the test checkpoint, renamed as the download rule names them): wdist_prop is computed, on the
+    valid generated crystals and the test crystals, each through CrystalNN graph + model, and equals
+    the EMD of the predictor's own values."""
+    import shutil
+
+    import pandas as pd
+    from pymatgen.core import Structure
+
+    from replibench.families.crystals.metrics import evaluate_gen
+    from replibench.families.crystals.models.cdvae_property_files import property_model_files
+    from replibench.families.crystals.tasks.cdvae_tasks import load_property_model_for
+    from replibench.families.crystals.metrics.properties import earth_movers_distance
+
+    _, paths = released_format_files
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    remotes = property_model_files("perovskite")
+    for key, path in zip(("checkpoint", "hparams", "prop_scaler", "lattice_scaler"), paths):
+        shutil.copy(path, folder / remotes[key].name)
+    predictor = load_property_model_for({"property_model": str(folder)}, "perovskite")
+    cifs = pd.read_csv(shared_data / "perov_5" / "test.csv", nrows=8)["cif"].tolist()
+    result = evaluate_gen(generated=cifs[:4], truths=cifs[4:], dataset="perov-5", convention="cdvae",
+                          allow_fewer_valid=True, property_model=predictor)
+    value = result["variants"]["default"]["wdist_prop"]
+    assert value is not None and "wdist_prop" not in result["unavailable"]
+    assert result["counts"]["num_valid"] == 4  # every generated crystal is in the EMD sample
+    from replibench.families.crystals.canonical import build_crystal
+
+    generated = predictor([Structure.from_str(c, fmt="cif") for c in cifs[:4]])
+    reference = predictor([build_crystal(c, niggli=True, primitive=False) for c in cifs[4:]])  # cdvae: Niggli truth
+    assert len(set(generated)) == 4  # distinct crystals, distinct predictions
+    assert value == pytest.approx(earth_movers_distance(generated=generated, reference=reference), rel=1e-5)

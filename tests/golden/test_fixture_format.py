@@ -36,6 +36,7 @@ GOLDEN_TESTS = {
     "naive-mean": ("test_ett_golden.py::test_naive_impute_hand_values", None),
     "dlinear": ("test_ett_golden.py::test_dlinear_matches_tslib", "ett_dlinear"),
     "timesnet": ("test_ett_golden.py::test_timesnet_matches_tslib", "ett_timesnet_forecast"),
+    "cdvae": ("test_cdvae_model_golden.py::test_loss_terms_match_forward_and_compute_stats", "cdvae_model"),
     "diffcsp": ("test_crystals_golden.py::test_diffcsp_loss_terms_match", "diffcsp"),
     "crysbfn": ("test_crystals_golden.py::test_crysbfn_network_matches_upstream", "crysbfn"),
     "s4d-legs": ("test_lra_ssm_golden.py::test_s4_family_kernel_and_layer_match_upstream", "s4d-legs"),

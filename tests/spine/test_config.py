@@ -132,7 +132,7 @@ def test_variants_are_typed_values_and_their_names_are_spelled_from_them(config)
     """Every planned run (both presets) carries its variant as typed values; the name in its path
     is the family's spelling of exactly those values, and both survive the job's JSON."""
     expected = {("ett", "forecast"): {"horizon": int}, ("ett", "impute"): {"mask_ratio": float},
-                ("crystals", "csp"): {"samples": int}, ("crystals", "gen"): {},
+                ("crystals", "csp"): {"samples": int}, ("crystals", "gen"): {}, ("crystals", "recon"): {}, ("crystals", "opt"): {},
                 ("lra", "state-tracking"): {"eigenvalue_low": int, "eigenvalue_high": int},
                 ("lra", "lra-classify"): {}, ("oc20", "s2ef"): {}, ("oc20", "is2re"): {}}
     seen = set()
@@ -270,7 +270,7 @@ def test_every_registered_dataset_declares_files_and_preprocess(name):
     assert name in family.datasets + family.rehearsal_datasets
     assert name not in family.datasets or name not in family.rehearsal_datasets
     for remote in spec.remote_files:
-        assert remote.mirror_path.startswith(("ett/", "perov_5/", "carbon_24/", "mp_20/", "lra/", "oc20/"))
+        assert remote.mirror_path.startswith(("ett/", "perov_5/", "carbon_24/", "mp_20/", "mpts_52/", "lra/", "oc20/"))
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

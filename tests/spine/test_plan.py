@@ -91,7 +91,11 @@ def test_totals_and_the_cli(rows, capsys):
     totals = plan_totals(list(rows.values()))
     known = [row for row in rows.values() if row.gpu_hours is not None]
     assert totals.gpu_hours == pytest.approx(sum(row.gpu_hours for row in known))
-    assert totals.unknown_jobs == len(rows) - len(known) == 0  # every paper job has a figure
+    # every paper job has a figure, except CDVAE's: no published training time, and its GPU rehearsal
+    # (src/replibench/recorded/rehearsal-h200.json) predates the model — the plan says "no figure yet"
+    unknown = {(row.run_id, row.stage) for row in rows.values() if row.gpu_hours is None}
+    assert totals.unknown_jobs == len(rows) - len(known) == len(unknown)
+    assert unknown and all(run_id.split("/")[3] == "cdvae" for run_id, _ in unknown)
     assert main(["plan", "--configfile", str(ROOT / "config.yaml"), "--config", "preset=paper"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split("\t")[:3] == ["run", "stage", "gpus"] and out[0].endswith("source")
@@ -162,8 +166,10 @@ def test_evaluate_shards_setting_forces_shards_on_tasks_that_can_split(paper_con
     config = load_config(ROOT / "config.yaml")
     config["evaluate_shards"] = 3
     planned = {p.run.run_id: p for p in plan_runs(validate_config(config))}
-    crystals = [p for p in planned.values() if p.run.family == "crystals"]
+    crystals = [p for p in planned.values() if p.run.family == "crystals" and p.run.task != "opt"]
     assert crystals and all(p.shards == 3 and p.resources["score"].gpus == 0 for p in crystals)
+    # CDVAE's property optimisation moves 100 latents together: one job
+    assert all(p.shards == 0 for p in planned.values() if p.run.task == "opt")
     assert all(p.shards == 0 and "score" not in p.resources for p in planned.values() if p.run.family in ("ett", "lra"))
     config["evaluate_shards"] = 0
     from replibench.errors import ConfigError

@@ -77,8 +77,9 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
     assert sum(run.family == "ett" for run in runs) == 16 * (3 + 1 + 1) + 16 * 3 + 2 * 4 * 2
     assert sum(run.family == "oc20" for run in runs) == 4 + 2  # S2EF-2M: 4 models; IS2RE-All: 2 models
     # crystals: csp DiffCSP k20 and CrysBFN k1 on 3 datasets (+ CrysBFN k1-steps10 on MP-20, + DiffCSP's own
-    # Carbon-24 k1 run: its Langevin step differs); gen 2 models (+ steps10)
-    assert sum(run.family == "crystals" for run in runs) == 3 + 3 + 1 + 1 + 3 * 2 + 1
+    # Carbon-24 k1 run: its Langevin step differs; + MPTS-52: DiffCSP k20, CrysBFN k1-steps200); gen 3 models
+    # (+ steps10); CDVAE recon and opt on 3 datasets
+    assert sum(run.family == "crystals" for run in runs) == 3 + 3 + 1 + 1 + 2 + 3 * 3 + 1 + 2 * 3
     assert jobs["train"] == jobs["evaluate"] == len(runs)  # every family's runs, each planned once
     # each job asks for what its run needs: no GPU for the naive baselines, other limits per family
     needs = {}

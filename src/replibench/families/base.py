@@ -285,6 +285,17 @@ class Family(ABC):
         param, so changing them rebuilds only that dataset. Downloaded datasets need none."""
         return {}
 
+    def released_files(self) -> tuple:
+        """Files besides datasets that runs read, e.g. released weights a metric needs (CDVAE's property
+        models): :class:`replibench.data.download.RemoteFile` specs, fetched by the download rule into
+        ``data/raw/<family>/`` and verified like dataset files. None by default."""
+        return ()
+
+    def evaluation_files(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, str]:
+        """Workflow files the evaluate job of ``run`` reads beyond its data and weights (name → path),
+        e.g. a released property model under ``data/raw/<family>/``; Snakemake makes them first."""
+        return {}
+
     def report_plots(self, runs: list, board, out_dir) -> list:
         """The family's own figures for the leaderboard (e.g. distributions of generated crystals).
 

@@ -58,6 +58,10 @@ class Task(ABC):
     def validation_loss(self, model, data: Any, settings: dict[str, Any]) -> float:
         """Scalar on the validation split, lower is better; drives early stopping."""
 
+    def start_epoch(self, model, epoch: int) -> None:
+        """Called by the trainer before the steps of 0-based ``epoch`` (also when a resumed epoch
+        continues), for objectives that change with the epoch (CDVAE's teacher forcing). Default: nothing."""
+
     @abstractmethod
     def predict(self, model, data: Any, run: RunSpec, settings: dict[str, Any]):  # -> pyarrow.Table
         """Test-split predictions as a table, one row per scored unit, in test order."""

@@ -1,8 +1,8 @@
-"""Crystal benchmarks from CDVAE (MP-20, Perov-5, Carbon-24): download specs and preprocessing.
+"""Crystal benchmarks from CDVAE (MP-20, Perov-5, Carbon-24) and DiffCSP (MPTS-52): download specs and preprocessing.
 
 Importing this package is cheap (no pymatgen, pandas or pyarrow at import time), so the CLI and
 ``snakemake -n`` can list datasets without loading the materials stack. :data:`MP20`,
-:data:`PEROV5` and :data:`CARBON24` are the registry's dataset objects (``name``, ``family``,
+:data:`PEROV5`, :data:`CARBON24` and :data:`MPTS52` are the registry's dataset objects (``name``, ``family``,
 ``remote_files``, ``preprocess``).
 """
 
@@ -17,6 +17,7 @@ from replibench.families.crystals.datasets.preprocess import crystal_schema, pre
 from replibench.families.crystals.datasets.sources import (
     CDVAE_COMMIT,
     DATASETS,
+    DIFFCSP_COMMIT,
     FAMILY,
     MP20_SUBSET_FOR_TESTS_ONLY,
     SMOKE_DATASETS,
@@ -52,17 +53,21 @@ class CrystalDataset:
     def preprocess(self, raw_files: list[Path], out_dir: Path, *, workers: int = 1,
                    options: dict[str, Any] | None = None) -> dict[str, Any]:
         by_split = {split_of_raw_file(self.name, Path(path).name): Path(path) for path in raw_files}
-        return preprocess(by_split, Path(out_dir), dataset=self.name, workers=workers)
+        return preprocess(by_split, Path(out_dir), dataset=self.name, workers=workers,
+                          crystal_graph=(options or {}).get("crystal_graph"))
 
 
 MP20 = CrystalDataset("mp-20")
 PEROV5 = CrystalDataset("perov-5")
 CARBON24 = CrystalDataset("carbon-24")
+#: DiffCSP's MPTS-52 (time-split Materials Project crystals of up to 52 atoms; files from jiaor17/DiffCSP)
+MPTS52 = CrystalDataset("mpts-52")
 #: the rehearsal's stand-in for MP-20 (genuine rows, not the benchmark split; never a run's dataset)
 MP20_FORK_SUBSET = CrystalDataset("mp-20-fork-subset")
 
 __all__ = [
-    "CARBON24", "CDVAE_COMMIT", "DATASETS", "FAMILY", "MP20", "MP20_FORK_SUBSET", "MP20_SUBSET_FOR_TESTS_ONLY", "PEROV5",
+    "CARBON24", "CDVAE_COMMIT", "DATASETS", "DIFFCSP_COMMIT", "FAMILY", "MP20", "MP20_FORK_SUBSET",
+    "MP20_SUBSET_FOR_TESTS_ONLY", "MPTS52", "PEROV5",
     "SMOKE_DATASETS", "SPLITS", "UNPUBLISHED_CHECKSUMS", "CrystalDataset", "CrystalDatasetSpec", "crystal_schema",
     "dataset_spec", "preprocess", "raw_file_name", "remote_file", "remote_files", "smoke_split_files",
     "split_of_raw_file", "upstream_url",

@@ -1,4 +1,9 @@
-"""CDVAE CSVs → ``{split}.parquet`` (explicit schema) + ``rejects.parquet`` + ``card.json``.
+"""CDVAE-style CSVs → ``{split}.parquet`` (explicit schema) + ``rejects.parquet`` + ``card.json``.
+
+MP-20, Perov-5, Carbon-24 (CDVAE) and MPTS-52 (DiffCSP) share the layout — an unnamed index column,
+``material_id``, ``cif`` and property columns — and differ in their property columns, which each
+dataset's :class:`~.sources.CrystalDatasetSpec` names (MPTS-52 adds the integer ``year`` and the
+boolean ``theoretical``, kept so that its chronological split can be checked).
 
 Every CSV row is parsed and canonicalised as CDVAE does (:mod:`.canonical`); a row that cannot be
 used is recorded in ``rejects.parquet`` with its 1-based record number (data rows after the header,
@@ -8,6 +13,7 @@ over ``workers`` processes; the output is identical to a serial run (order prese
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -24,8 +30,17 @@ _RAW_TEXT_LIMIT = 4000  # characters of a rejected row kept in rejects.parquet
 _MP20_SPACEGROUP_COLUMN = "spacegroup.number"
 
 
-def crystal_schema(dataset: str):  # -> pa.Schema
+#: crystal graphs preprocessing can add (option ``crystal_graph``): CDVAE's ``graph_method: crystalnn``
+CRYSTAL_GRAPHS = ("crystalnn",)
+
+
+def crystal_schema(dataset: str, *, crystal_graph: str | None = None):  # -> pa.Schema
     """The Parquet schema of every split of ``dataset``; the models side relies on the first 10 columns.
+
+    With ``crystal_graph="crystalnn"`` (a CDVAE run uses the dataset) every row also holds CDVAE's
+    CrystalNN graph of the canonical cell: ``crystalnn_edges`` (2E atom indices, (source, target)
+    pairs) and ``crystalnn_images`` (3E: the periodic image of each target), as
+    ``cdvae/common/data_utils.py`` ``build_crystal_graph`` builds it.
 
     ``frac_coords`` is row-major (3N), wrapped to [0, 1); ``lattice`` holds the row vectors a, b, c
     (Å) of the canonical lattice; ``source_row`` is the 1-based CSV record number and
@@ -46,8 +61,13 @@ def crystal_schema(dataset: str):  # -> pa.Schema
         pa.field("formula", pa.string(), nullable=False),
     ]
     fields += [pa.field(name, pa.float64(), nullable=True) for name in spec.float_properties]
+    fields += [pa.field(name, pa.int32(), nullable=True) for name in spec.int_columns]
+    fields += [pa.field(name, pa.bool_(), nullable=True) for name in spec.bool_columns]
     if dataset == "mp-20":
         fields.append(pa.field("spacegroup_number", pa.int32(), nullable=True))
+    if crystal_graph is not None:
+        fields += [pa.field("crystalnn_edges", pa.list_(pa.int32()), nullable=False),
+                   pa.field("crystalnn_images", pa.list_(pa.int8()), nullable=False)]
     fields += [
         pa.field("source_row", pa.int64(), nullable=False),
         pa.field("source_index", pa.int64(), nullable=True),
@@ -64,6 +84,35 @@ def _parse_optional_float(text: str) -> float | None:
     return value
 
 
+def _parse_optional_int(text: str) -> int | None:
+    """CSV cell → int, ``None`` for an empty/NaN cell. ``2019.0`` reads as 2019 (pandas writes an
+    integer column that holds a NaN as floats); a value with a fraction (``2019.5``) or any other
+    text is a ``ValueError``, never rounded."""
+    text = text.strip()
+    if text == "" or text.lower() in ("nan", "none", "null", "na"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        value = parse_decimal(text)
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{text!r} is not an integer") from None
+        return int(value)
+
+
+def _parse_optional_bool(text: str) -> bool | None:
+    """CSV cell → bool (``True``/``False`` as pandas writes them, any case, or ``1``/``0``), ``None``
+    for an empty/NaN cell; ``ValueError`` for anything else."""
+    text = text.strip().lower()
+    if text in ("", "nan", "none", "null", "na"):
+        return None
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (expected True or False)")
+
+
 def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Rejects) -> list[dict[str, Any]]:
     """Read one CSV into plain row dicts (cells as text); reject rows with unusable property cells."""
     import pandas as pd
@@ -72,7 +121,7 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise DataError(f"{path}: cannot read split {split!r} as CSV: {error}") from error
-    required = ["material_id", "cif", *spec.float_properties]
+    required = ["material_id", "cif", *spec.float_properties, *spec.int_columns, *spec.bool_columns]
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise DataError(
@@ -95,6 +144,17 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
             spacegroup = None
             if spec.name == "mp-20" and record.get(_MP20_SPACEGROUP_COLUMN, "") != "":
                 spacegroup = int(record[_MP20_SPACEGROUP_COLUMN])
+            extra: dict[str, Any] = {"spacegroup_number": spacegroup} if spec.name == "mp-20" else {}
+            for name in spec.int_columns:
+                try:
+                    extra[name] = _parse_optional_int(record[name])
+                except ValueError as error:
+                    raise ValueError(f"column {name!r}: {error}") from error
+            for name in spec.bool_columns:
+                try:
+                    extra[name] = _parse_optional_bool(record[name])
+                except ValueError as error:
+                    raise ValueError(f"column {name!r}: {error}") from error
         except ValueError as error:
             rejects.add(source=str(path), row=row_number, reason=f"unparseable number: {error}", raw=raw)
             continue
@@ -113,7 +173,6 @@ def _read_rows(path: Path, spec: CrystalDatasetSpec, split: str, rejects: Reject
                                f"{first_row[record['material_id']]}; each crystal must appear once")
             continue
         first_row[record["material_id"]] = row_number
-        extra = {"spacegroup_number": spacegroup} if spec.name == "mp-20" else {}
         rows.append({
             "row": row_number, "material_id": record["material_id"], "cif": record["cif"],
             "properties": properties, "source_index": source_index, "extra": extra,
@@ -152,11 +211,24 @@ def canonicalise_row(row: dict[str, Any]) -> tuple[str, Any]:
     except Exception as error:  # pymatgen raises many types for a bad CIF; each becomes a reject
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return "reject", f"CIF could not be built: {type(error).__name__}: {message}"[:500]
+    if row.get("crystal_graph") == "crystalnn":
+        from replibench.families.crystals.crystal_graph import crystalnn_graph
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                edge_index, to_jimages = crystalnn_graph(structure)
+        except Exception as error:  # CDVAE's preprocessing would stop here; we keep the reason instead
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return "reject", f"CrystalNN graph could not be built: {type(error).__name__}: {message}"[:500]
+        columns["crystalnn_edges"] = [int(v) for v in edge_index.T.reshape(-1)]  # (E, 2) pairs, row-major
+        columns["crystalnn_images"] = [int(v) for v in to_jimages.reshape(-1)]
     return "ok", columns
 
 
 def preprocess(
     raw_csv_by_split: dict[str, Path], out_dir: Path, *, dataset: str, workers: int = 1,
+    crystal_graph: str | None = None,
 ) -> dict[str, Any]:
     """Write ``{split}.parquet``, ``rejects.parquet`` and ``card.json`` into ``out_dir``; return the card.
 
@@ -168,7 +240,9 @@ def preprocess(
 
     spec = dataset_spec(dataset)
     out_dir = Path(out_dir)
-    schema = crystal_schema(dataset)
+    if crystal_graph is not None and crystal_graph not in CRYSTAL_GRAPHS:
+        raise DataError(f"{dataset}: preprocess option crystal_graph={crystal_graph!r}; expected one of {CRYSTAL_GRAPHS}")
+    schema = crystal_schema(dataset, crystal_graph=crystal_graph)
     rejects = Rejects()
     split_rows: dict[str, int] = {}
     split_notes: dict[str, Any] = {}
@@ -182,6 +256,7 @@ def preprocess(
         before = len(rejects)
         rows = _read_rows(path, spec, split, rejects)
         rows = _without_other_split_ids(rows, path, split, seen_in, rejects)
+        rows = [{**row, "crystal_graph": crystal_graph} for row in rows]
         results = ordered_map(canonicalise_row, rows, workers=workers)
         columns: dict[str, list] = {name: [] for name in schema.names}
         for row, (status, payload) in zip(rows, results):

@@ -1,12 +1,16 @@
-"""The three CDVAE crystal benchmarks: files, checksums, licences, citations, protocol constants.
+"""The three CDVAE crystal benchmarks and DiffCSP's MPTS-52: files, checksums, licences, citations, protocol constants.
 
-All three are the CSVs of txie-93/cdvae at the pinned commit :data:`CDVAE_COMMIT` (DiffCSP and
+MP-20, Perov-5 and Carbon-24 are the CSVs of txie-93/cdvae at the pinned commit :data:`CDVAE_COMMIT` (DiffCSP and
 CrysBFN train and test on the same data; their own copies are not byte-identical, see the research
-notes). Checksums are the published or mirror-recorded ones only:
+notes). MPTS-52 is not in CDVAE: it is the CSVs of jiaor17/DiffCSP at :data:`DIFFCSP_COMMIT`
+(``data/mpts_52``; CrysBFN's tree holds the same three blobs). Checksums are the published or
+mirror-recorded ones only:
 
 - MP-20: upstream publishes only git blob SHA-1s (``../shared/data/mp_20/MANIFEST.tsv``).
 - Perov-5 / Carbon-24 val and test: sha256 and size recorded in ``../shared/data/*/MANIFEST.tsv``
   (byte-identical to upstream).
+- MPTS-52: the git blob SHA-1s of DiffCSP's tree at :data:`DIFFCSP_COMMIT` (``git ls-tree``; the
+  repository has no ``.gitattributes``, so the blobs are the CSVs, not Git-LFS pointers).
 - Perov-5 / Carbon-24 train: no checksum is published anywhere we could read. Their
   :class:`RemoteFile` declares ``checksum=None``: fetching fails before any byte is used unless the
   user pins a checksum in ``config.yaml`` (``data.checksums``, keyed by the mirror path, e.g.
@@ -33,6 +37,8 @@ _RAW_BASE = f"https://raw.githubusercontent.com/txie-93/cdvae/{CDVAE_COMMIT}/dat
 SPLITS = ("train", "val", "test")
 #: the fork commit whose data/mp_20 holds the MP-20 subset (../shared/data/mp_20/subset/MANIFEST.tsv)
 MP20_FORK_COMMIT = "437566befc3b53756d8b18f1fe885fbae84e49a6"
+#: the DiffCSP commit whose data/mpts_52 holds MPTS-52 (the research notes' pinned DiffCSP commit)
+DIFFCSP_COMMIT = "7121d159826efa2ba9500bf299250d96da37f146"
 
 CDVAE_CITATION = (
     "Xie, T., Fu, X., Ganea, O.-E., Barzilay, R., Jaakkola, T. Crystal Diffusion Variational "
@@ -55,6 +61,9 @@ class CrystalDatasetSpec:
         rows: published row counts per split (research notes section 1), for the data card.
         url_base: where the split CSVs are online when not txie-93/cdvae's ``data/<folder>``.
         mirror_folder: the files' folder in the mirror when it is not ``folder``.
+        int_columns: further CSV columns kept as nullable int32 (MPTS-52's ``year``).
+        bool_columns: further CSV columns kept as nullable booleans, written ``True``/``False``
+            (MPTS-52's ``theoretical``).
     """
 
     name: str
@@ -70,6 +79,8 @@ class CrystalDatasetSpec:
     rows: dict[str, int]
     url_base: str | None = None
     mirror_folder: str | None = None
+    int_columns: tuple[str, ...] = ()
+    bool_columns: tuple[str, ...] = ()
 
 
 _MP20 = CrystalDatasetSpec(
@@ -148,6 +159,39 @@ DATASETS: dict[str, CrystalDatasetSpec] = {
         url_base=f"https://raw.githubusercontent.com/OPRYAN90/cdvae/{MP20_FORK_COMMIT}/data/mp_20",
         mirror_folder="mp_20/subset",
     ),
+    # DiffCSP Table 1's fourth dataset (README: "MPTS-52 is collected from its original codebase",
+    # sparks-baird/mp-time-split). Columns: unnamed index, material_id, theoretical, energy_above_hull,
+    # formation_energy_per_atom, year, cif. Split chronologically (by the structures' year), not at random:
+    # 27,380 / 5,000 / 8,096 crystals as published (a third-party summary of the MPTS-52 split; the blobs
+    # were not at hand here to count or to check which years each split holds).
+    # Protocol: DiffCSP conf/data/mpts_52.yaml (prop formation_energy_per_atom, niggli true, primitive
+    # False, max_atoms 52, eval_model_name mp20); CrysBFN's conf/data/mpts.yaml agrees except
+    # eval_model_name carbon (generation only, which neither paper reports on MPTS-52).
+    "mpts-52": CrystalDatasetSpec(
+        name="mpts-52",
+        folder="mpts_52",
+        float_properties=("energy_above_hull", "formation_energy_per_atom"),
+        target_property="formation_energy_per_atom",
+        niggli=True,
+        primitive=False,
+        max_atoms=52,
+        eval_model_name="mp20",
+        license=(
+            "CC-BY-4.0 (Materials Project data, time-split by sparks-baird/mp-time-split and "
+            "redistributed in jiaor17/DiffCSP; code MIT)"
+        ),
+        citation=(
+            "Jain, A. et al. Commentary: The Materials Project: A materials genome approach to "
+            "accelerating materials innovation. APL Materials 1, 011002 (2013). Time split: "
+            "sparks-baird/mp-time-split (Baird, S. G. et al., matbench-genmetrics). Benchmark as used by: "
+            "Jiao, R. et al. Crystal Structure Prediction by Joint Equivariant Diffusion. NeurIPS 2023. "
+            "arXiv:2309.04475"
+        ),
+        rows={"train": 27380, "val": 5000, "test": 8096},
+        url_base=f"https://raw.githubusercontent.com/jiaor17/DiffCSP/{DIFFCSP_COMMIT}/data/mpts_52",
+        int_columns=("year",),
+        bool_columns=("theoretical",),
+    ),
 }
 
 
@@ -156,6 +200,10 @@ _CHECKSUMS: dict[tuple[str, str], tuple[str, int | None]] = {
     ("mp-20", "train"): ("git-sha1:b1c9d498565ac2fd8d075a51ff2ef5e51ba6c21f", None),
     ("mp-20", "val"): ("git-sha1:7efe4d7ebeb4f460ceaad35e5326c42111d9c9a1", None),
     ("mp-20", "test"): ("git-sha1:5dc643041df53f5ce4970a79930ad262b4f07acd", None),
+    # jiaor17/DiffCSP@7121d15 `git ls-tree -r HEAD data/mpts_52` (the same blobs in GenSI-THUAIR/CrysBFN)
+    ("mpts-52", "train"): ("git-sha1:28c53b0a0fd3f32fb8078aca8e5b484e372790c6", None),
+    ("mpts-52", "val"): ("git-sha1:a377ba0ca7bee37ee69d9f50f8362eaa35d9f690", None),
+    ("mpts-52", "test"): ("git-sha1:2e8af159618f63be346b6527f155514323964423", None),
     ("perov-5", "val"): ("sha256:326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2", 3673814),
     ("perov-5", "test"): ("sha256:a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6", 3671842),
     ("carbon-24", "val"): ("sha256:36c00689cd63073c954a58bc6ed6e2adb7aeed5a630c994970959a1babffd50e", 2321923),
@@ -186,14 +234,16 @@ MP20_SUBSET_FOR_TESTS_ONLY = "mp_20/subset"
 
 
 def dataset_spec(dataset: str) -> CrystalDatasetSpec:
-    """The :class:`CrystalDatasetSpec` registered as ``dataset`` (``mp-20``, ``perov-5``, ``carbon-24``)."""
+    """The :class:`CrystalDatasetSpec` registered as ``dataset`` (``mp-20``, ``perov-5``, ``carbon-24``,
+    ``mpts-52``)."""
     if dataset not in DATASETS:
         raise DataError(f"unknown crystal dataset {dataset!r}; expected one of {sorted(DATASETS)}")
     return DATASETS[dataset]
 
 
 def upstream_url(dataset: str, split: str) -> str:
-    """Raw URL of ``{split}.csv`` at the pinned CDVAE commit (or the dataset's own ``url_base``)."""
+    """Raw URL of ``{split}.csv`` at the pinned CDVAE commit (or the dataset's own ``url_base``:
+    MPTS-52's is DiffCSP's)."""
     spec = dataset_spec(dataset)
     return f"{spec.url_base or _RAW_BASE + '/' + spec.folder}/{split}.csv"
 

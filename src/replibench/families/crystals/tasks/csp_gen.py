@@ -50,7 +50,9 @@ def evaluation_seed(run_seed: int, purpose: str, index: int = 0) -> int:
 
 
 class _CrystalTask(Task):
-    """Shared loading, batching, training and validation for the two crystal tasks."""
+    """Shared loading, batching, training and validation for the crystal tasks."""
+
+    scored_as = "csp"  # the metric suite the predictions get: "csp" (match rate, RMSE) or "gen"
 
     def add_score_file_arguments(self, parser) -> None:
         from replibench.families.crystals.byo import add_crystal_arguments
@@ -69,23 +71,45 @@ class _CrystalTask(Task):
                 from replibench.errors import ConfigError
 
                 raise ConfigError(f"settings['task'] conventions must be among {CONVENTIONS}, found {convention!r}")
-        return load_crystal_data(
+        data = load_crystal_data(
             Path(data_dir), dataset=run.dataset, seed=run.seed, split_files=task.get("splits", DEFAULT_SPLITS)
         )
+        if _reads_crystal_graphs(run.model):  # CDVAE: CrystalNN graph, lengths/angles, the training property
+            from replibench.families.crystals.datasets.sources import dataset_spec
+            from replibench.families.crystals.tasks.cdvae_data import read_crystal_graphs
+
+            prop = dataset_spec(run.dataset).target_property
+            stems = {stem: read_crystal_graphs(Path(data_dir) / f"{stem}.parquet", prop)
+                     for stem in dict.fromkeys(data.split_files.values())}
+            data.graphs = {role: stems[stem] for role, stem in data.split_files.items()}
+        return data
 
     def build_model(self, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
         from replibench.families.task import build_registered_model
 
         # the elements the data holds are a fact; lattice_std is a setting (CrysBFN's released
         # configs fix it per dataset: the presets carry their values)
-        return build_registered_model(run.model, dict(settings.get("model", {})), task=self.name,
-                                      type_vocab=tuple(int(z) for z in data.type_vocab))
+        model = build_registered_model(run.model, dict(settings.get("model", {})), task=self.name,
+                                       type_vocab=tuple(int(z) for z in data.type_vocab))
+        if data.graphs is not None:  # scalers fitted on the training split, as CDVAE's data module does
+            model.fit_data_statistics(data.splits["train"], data.graphs["train"])
+        return model
 
     def num_train_examples(self, data: CrystalData) -> int:
         return len(data.splits["train"])
 
     def make_batch(self, data: CrystalData, split: str, indices):
+        if data.graphs is not None:
+            from replibench.families.crystals.tasks.cdvae_data import gather_cdvae_batch
+
+            return gather_cdvae_batch(data.splits[split], data.graphs[split], indices)
         return gather_batch(data.splits[split], indices)
+
+    def start_epoch(self, model, epoch: int) -> None:
+        """CDVAE feeds the true lattice to its decoder while ``epoch <= teacher_forcing_max_epoch``
+        (Lightning's 0-based ``current_epoch``); other models have no per-epoch switch."""
+        if hasattr(model, "teacher_forcing"):
+            model.teacher_forcing = epoch <= model.config.teacher_forcing_max_epoch
 
     def training_loss(self, model, batch):
         return model.loss(batch)
@@ -99,12 +123,13 @@ class _CrystalTask(Task):
         generator = torch.Generator(device=device).manual_seed(evaluation_seed(data.seed, "validation"))
         split = data.splits["val"]
         size = int(settings.get("task", {}).get("eval_batch_size", 256))
+        objective = getattr(model, "validation_loss", model.loss)  # CDVAE validates on coord + type terms only
         was_training, total = model.training, 0.0
         model.eval()
         with torch.no_grad():
             for lo in range(0, len(split), size):
                 idx = torch.arange(lo, min(lo + size, len(split)))
-                total += float(model.loss(gather_batch(split, idx).to(device), generator)) * idx.shape[0]
+                total += float(objective(self.make_batch(data, "val", idx).to(device), generator)) * idx.shape[0]
         model.train(was_training)
         return total / len(split)
 
@@ -126,21 +151,32 @@ class _CrystalTask(Task):
         task = settings.get("task", {})
         truth = pa.table({"material_id": test.material_ids[:n], "cif": test.cifs[:n]})
         evaluation = evaluate_samples(
-            task=self.name,
+            task=self.scored_as,
             predictions=predictions.select(["material_id", "sample_index", "cif"]),
             truth=truth,
             convention=task.get("convention", "diffcsp"),
             dataset=data.dataset,
             seed=data.seed,
             num_workers=metric_workers(task),
-            primary_samples=int(task.get("num_samples", 1)) if self.name == "csp" else None,
+            primary_samples=int(task.get("num_samples", 1)) if self.scored_as == "csp" else None,
             ks=task.get("report_samples"),
             extra_conventions=task.get("extra_conventions", ()),
             allow_fewer_valid=bool(task.get("allow_fewer_valid", False)),
+            property_model=self._property_model(data, task),
         )
         metrics = {**evaluation["metrics"], **sampling_cost(predictions)}
         data.evaluation = {"unavailable": evaluation["unavailable"], "by_convention": evaluation["details"]}
         return metrics
+
+    def _property_model(self, data: CrystalData, task: dict[str, Any]):
+        """Generation: the released property model of the dataset when ``task.property_model`` names its
+        folder (wdist_prop), else None (wdist_prop unavailable, with the reason)."""
+        if self.scored_as != "gen" or not task.get("property_model"):
+            return None
+        from replibench.families.crystals.datasets.sources import dataset_spec
+        from replibench.families.crystals.tasks.cdvae_tasks import load_property_model_for
+
+        return load_property_model_for(task, dataset_spec(data.dataset).eval_model_name)
 
     def metric_info(self) -> dict[str, Any]:
         """Direction and unit of every metric this task can write (suffixed names included)."""
@@ -162,7 +198,7 @@ class _CrystalTask(Task):
             "type_vocab_size": len(data.type_vocab),
             "train_lattice_std": data.lattice_std,
         }
-        if self.name == "csp":
+        if self.scored_as == "csp":
             protocol.update(num_samples=int(task.get("num_samples", 1)),
                             report_samples=sorted(task.get("report_samples") or []))
         else:
@@ -191,6 +227,13 @@ class _MetricInfoTable(dict):
 
     def __missing__(self, name: str):
         return self._lookup(name)
+
+
+def _reads_crystal_graphs(model_name: str) -> bool:
+    """Whether registry model ``model_name`` reads the CrystalNN graph (CDVAE's encoder) — a class attribute."""
+    from replibench.registry import resolve
+
+    return bool(getattr(resolve("model", model_name), "reads_crystal_graphs", False))
 
 
 def metric_workers(task_settings: dict[str, Any]) -> int:
@@ -273,6 +316,7 @@ class AbInitioGeneration(_CrystalTask):
     once from the training histogram (all of them in every shard: the draw is cheap and fixed)."""
 
     name = "gen"
+    scored_as = "gen"
     score_file_help = "ab initio generation: a CSV with material_id, cif, one row per generated crystal"
 
     def prediction_units(self, data: CrystalData, settings: dict[str, Any]) -> int:
@@ -282,8 +326,11 @@ class AbInitioGeneration(_CrystalTask):
         import torch
 
         count, size = int(settings.get("task", {}).get("num_generated", 10000)), _sampling_sizes(settings)[1]
-        counts_gen = torch.Generator().manual_seed(evaluation_seed(run.seed, "gen-counts"))
-        num_atoms = torch.multinomial(data.num_atoms_probs.float(), count, replacement=True, generator=counts_gen)
+        if getattr(model, "decodes_atom_counts", False):  # CDVAE: counts come from z, not from a histogram
+            num_atoms = count
+        else:
+            counts_gen = torch.Generator().manual_seed(evaluation_seed(run.seed, "gen-counts"))
+            num_atoms = torch.multinomial(data.num_atoms_probs.float(), count, replacement=True, generator=counts_gen)
         stats = measure_sampling(model, num_atoms, None, batch_size=size, seed=evaluation_seed(run.seed, "gen"),
                                  batches=units)
         rows = range(units.start * size, min(count, units.stop * size)) if len(units) else range(0)
@@ -308,10 +355,12 @@ def sampling_efficiency(
 
     size = int(settings.get("task", {}).get("sample_batch_size", 500))
     seed = evaluation_seed(run.seed, "efficiency")
-    if model.config.task == "csp":
+    if model.config.task in ("csp", "recon", "opt"):
         test = data.splits["test"]
         batch = gather_batch(test, torch.arange(num_crystals) % len(test))
         stats = measure_sampling(model, batch.num_atoms, batch.atomic_numbers, batch_size=size, seed=seed)
+    elif getattr(model, "decodes_atom_counts", False):
+        stats = measure_sampling(model, num_crystals, None, batch_size=size, seed=seed)
     else:
         counts = torch.multinomial(
             data.num_atoms_probs.float(), num_crystals, replacement=True, generator=torch.Generator().manual_seed(seed)

@@ -46,6 +46,7 @@ class CrystalData:
     type_vocab: tuple[int, ...]  # sorted atomic numbers present in the loaded splits
     lattice_std: float  # std of all training lattice-matrix entries (Å)
     evaluation: dict[str, Any] | None = None  # set by the task's score(): reasons, counts, histograms
+    graphs: dict[str, Any] | None = None  # role -> CrystalGraphs (tasks/cdvae_data.py) for models that read them
 
 
 def _first_bad_row(mask: np.ndarray) -> int:

@@ -143,7 +143,8 @@ def num_sample_batches(count: int, batch_size: int) -> int:
 
 def measure_sampling(model, num_atoms, atomic_numbers, *, batch_size: int, seed: int,
                      batches: range | None = None) -> dict[str, Any]:
-    """Sample crystals with the given atom counts (and compositions, CSP) in batches of
+    """Sample crystals with the given atom counts (and compositions, CSP) — or, when ``num_atoms`` is an
+    int, that many crystals from a model that decodes its own atom counts (CDVAE's ``generate``) — in batches of
     ``batch_size`` — all of them, or only the batches numbered in ``batches`` (a shard) — and report
     wall time and network evaluations, also per 1,000 crystals. Batch b draws from a generator
     seeded with :func:`batch_seed`. ``network_evaluations_per_crystal`` is the number of backbone
@@ -153,8 +154,9 @@ def measure_sampling(model, num_atoms, atomic_numbers, *, batch_size: int, seed:
     import torch
 
     device = next(model.parameters()).device
-    first_atom = torch.cumsum(num_atoms, 0) - num_atoms
-    total = int(num_atoms.shape[0])
+    decodes_counts = isinstance(num_atoms, int)
+    total = num_atoms if decodes_counts else int(num_atoms.shape[0])
+    first_atom = None if decodes_counts else torch.cumsum(num_atoms, 0) - num_atoms
     if batches is None:
         batches = range(num_sample_batches(total, batch_size))
     calls, parts, n = 0, [], 0
@@ -164,15 +166,18 @@ def measure_sampling(model, num_atoms, atomic_numbers, *, batch_size: int, seed:
     start = time.perf_counter()
     for number in batches:
         lo = number * batch_size
-        counts = num_atoms[lo : lo + batch_size]
-        types = None
-        if atomic_numbers is not None:
-            types = atomic_numbers[int(first_atom[lo]) : int(first_atom[lo] + counts.sum())].to(device)
         generator = torch.Generator(device=device).manual_seed(batch_seed(seed, number))
-        result = model.sample(counts.to(device), types, generator=generator)
+        if decodes_counts:
+            result = model.generate(min(batch_size, total - lo), generator=generator)
+        else:
+            counts = num_atoms[lo : lo + batch_size]
+            types = None
+            if atomic_numbers is not None:
+                types = atomic_numbers[int(first_atom[lo]) : int(first_atom[lo] + counts.sum())].to(device)
+            result = model.sample(counts.to(device), types, generator=generator)
         calls += result.network_evaluations
         parts.append(result.crystals)
-        n += int(counts.shape[0])
+        n += result.crystals.num_structures
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - start
