@@ -105,9 +105,8 @@ class Reconstruction(CrystalStructurePrediction):
 
 
 class PropertyOptimisation(_CrystalTask):
-    """One prediction unit: the optimisation couples every starting point through nothing, but it is
-    100 latents — one job. Rows: ``material_id`` of the starting test crystal, ``sample_index`` = the
-    decoding checkpoint (0 … 10)."""
+    """Not sharded: 100 latents optimised together, one job. Rows: ``material_id`` of the starting test
+    crystal, ``sample_index`` = the decoding checkpoint (0 … 10)."""
 
     name = "opt"
     scored_as = "opt"
@@ -121,9 +120,6 @@ class PropertyOptimisation(_CrystalTask):
 
         raise ConfigError("task 'opt' scores only the pipeline's own optimisation runs")
 
-    def prediction_units(self, data: CrystalData, settings: dict[str, Any]) -> int:
-        return 1
-
     def checkpoints(self, settings: dict[str, Any]) -> list[int]:
         """Gradient steps (0-based) after which z is decoded: upstream's interval rule."""
         task = settings.get("task", {})
@@ -131,11 +127,10 @@ class PropertyOptimisation(_CrystalTask):
         interval = steps // (saved - 1)
         return [i for i in range(steps) if i % interval == 0 or i == steps - 1]
 
-    def predict_units(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any], units: range):
+    def _optimise(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
+        """The decoded crystals of every checkpoint, as a prediction table without CIFs."""
         import torch
 
-        if not len(units):
-            return predictions_table([], [], empty_crystals(), {})
         task = settings.get("task", {})
         n = min(int(task.get("num_starting_points", 100)), self._test_count(data, settings))
         steps, lr = int(task.get("num_gradient_steps", 5000)), float(task.get("opt_lr", 1e-3))
@@ -174,7 +169,7 @@ class PropertyOptimisation(_CrystalTask):
         return merge_prediction_tables(tables)
 
     def predict(self, model, data: CrystalData, run: RunSpec, settings: dict[str, Any]):
-        return self.merge_predictions([self.predict_units(model, data, run, settings, range(1))], data, settings)
+        return self.merge_predictions([self._optimise(model, data, run, settings)], data, settings)
 
     def score(self, predictions, data: CrystalData, settings: dict[str, Any]) -> dict[str, float | None]:
         """SR5/10/15 (%) with the released property model, validity of the decoded crystals (CDVAE rules)."""
