@@ -76,7 +76,7 @@ class Reconstruction(CrystalStructurePrediction):
 
     name = "recon"
     scored_as = "csp"
-    score_file_help = "reconstruction: CSVs with material_id, cif (one reconstruction per test crystal)"
+    score_file_help = None  # outside files are scored as csp (`replibench metrics crystals csp`), the same metrics
 
     def prediction_units(self, data: CrystalData, settings: dict[str, Any]) -> int:
         return num_sample_batches(self._test_count(data, settings), int(settings.get("task", {}).get("sample_batch_size", 256)))
@@ -110,15 +110,7 @@ class PropertyOptimisation(_CrystalTask):
 
     name = "opt"
     scored_as = "opt"
-    score_file_help = "property optimisation: not scored from outside files"
-
-    def add_score_file_arguments(self, parser) -> None:
-        return None
-
-    def score_file(self, options: dict[str, Any]) -> dict[str, Any]:
-        from replibench.errors import ConfigError
-
-        raise ConfigError("task 'opt' scores only the pipeline's own optimisation runs")
+    score_file_help = None  # SR needs the run's own starting points and decodings: no outside files
 
     def checkpoints(self, settings: dict[str, Any]) -> list[int]:
         """Gradient steps (0-based) after which z is decoded: upstream's interval rule."""
