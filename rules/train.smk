@@ -1,8 +1,18 @@
 # One run: train (resuming from checkpoints/<run>/last.pt when it exists) → best-validation weights.
 # A preempted or timed-out attempt exits 75 after writing last.pt; `retries` resubmits it and the new
 # attempt resumes, as many times as the longest planned training needs (TRAIN_RETRIES, rules/common.smk).
+def training_files(wildcards):
+    """Files the run's training reads besides its data (its family's ``training_files``: e.g.
+    Moirai-MoE's released config.json and model.safetensors), downloaded and verified first."""
+    from replibench.config import family_object
+
+    planned = PLAN[run_id(wildcards)]
+    return family_object(wildcards.family).training_files(planned.run, planned.settings)
+
+
 rule train:
     input:
+        unpack(training_files),
         data="data/parquet/{family}/{dataset}",
     output:
         model="checkpoints/" + RUN + "/model.pt",

@@ -60,6 +60,7 @@ DATASETS: dict[str, str] = {
 TASKS: dict[str, str] = {
     "forecast": "replibench.families.ett.tasks.forecast:FORECAST",
     "impute": "replibench.families.ett.tasks.impute:IMPUTE",
+    "zeroshot": "replibench.families.ett.tasks.zeroshot:ZEROSHOT",
     "csp": "replibench.families.crystals.tasks.csp_gen:CSP",
     "gen": "replibench.families.crystals.tasks.csp_gen:GEN",
     "recon": "replibench.families.crystals.tasks.cdvae_tasks:RECON",
@@ -75,6 +76,8 @@ MODELS: dict[str, str] = {
     "naive-mean": "replibench.families.ett.models.naive:NaiveMean",
     "dlinear": "replibench.families.ett.models.dlinear:DLinear",
     "timesnet": "replibench.families.ett.models.timesnet:TimesNet",
+    "moirai-moe-small": "replibench.families.ett.models.moirai_moe:MoiraiMoESmall",
+    "moirai-moe-base": "replibench.families.ett.models.moirai_moe:MoiraiMoEBase",
     "cdvae": "replibench.families.crystals.models.cdvae:CDVAE",
     "diffcsp": "replibench.families.crystals.models.diffcsp:DiffCSP",
     "crysbfn": "replibench.families.crystals.models.crysbfn:CrysBFN",

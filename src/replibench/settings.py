@@ -99,6 +99,34 @@ class ImputeSettings:
              "mask_seed": at_least(0), "eval_batch_size": at_least(1), "val_batch_size": at_least(1)}
 
 
+def _weights_ok(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    if value.get("source") == "released":
+        return set(value) == {"source", "size", "config", "weights"} and value["size"] in ("small", "base")
+    return value.get("source") == "tiny" and set(value) == {"source", "seed"} and isinstance(value["seed"], int)
+
+
+@dataclass
+class ZeroShotSettings:
+    """``zeroshot`` (ETT, Moirai-MoE): forecast length (time steps), rolling windows, the context the
+    model reads (time steps), patch size, sample paths per item, items per batch, and the weights:
+    ``{source: released, size, config, weights}`` (paths of the downloaded hub files) or
+    ``{source: tiny, seed}`` (the smoke preset's random checkpoint in the released format)."""
+
+    prediction_length: int = 24
+    windows: int = 7
+    context_length: int = 1000
+    patch_size: int = 16
+    num_samples: int = 100
+    batch_size: int = 32
+    weights: dict[str, Any] = field(default_factory=lambda: {"source": "tiny", "seed": 0})
+    RULES = {"prediction_length": at_least(1), "windows": at_least(1), "context_length": at_least(1),
+             "patch_size": at_least(1), "num_samples": at_least(1), "batch_size": at_least(1),
+             "weights": Rule(_weights_ok, "{source: released, size: small|base, config: path, weights: path} "
+                                          "or {source: tiny, seed: int}")}
+
+
 _CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")  # replibench.families.crystals.tasks.csp_gen.CONVENTIONS (contract test)
 
 
@@ -156,7 +184,7 @@ def _oc20_settings():
 
 #: task name → its settings dataclass (OC20's lives beside its task and is imported on demand)
 TASK_SETTINGS: dict[str, Any] = {
-    "forecast": ForecastSettings, "impute": ImputeSettings, "csp": CrystalSettings, "gen": CrystalSettings,
+    "forecast": ForecastSettings, "impute": ImputeSettings, "zeroshot": ZeroShotSettings, "csp": CrystalSettings, "gen": CrystalSettings,
     "recon": CrystalSettings, "opt": CrystalSettings,
     "lra-classify": LraClassifySettings, "state-tracking": StateTrackingSettings,
     "s2ef": _oc20_settings, "is2re": _oc20_settings,

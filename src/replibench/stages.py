@@ -120,8 +120,9 @@ def train_stage(*, settings_json: str, data_dir: Path, out_model: Path, out_summ
         torch.save({"state_dict": model.state_dict(), "run_id": run.run_id,
                     "settings_sha256": summary["settings_sha256"], "code": summary["code"]}, tmp)
     write_json_atomic(out_summary, {"run": run.as_dict(), "settings": settings, **summary})
+    best = summary["best_val_loss"]  # None: a task with no validation split (zero-shot)
     print(f"{run.run_id}: {summary['steps']} steps, {summary['epochs']} epochs, "
-          f"best val {summary['best_val_loss']:.6f}, {summary['wall_s']:.1f} s")
+          f"best val {'none' if best is None else f'{best:.6f}'}, {summary['wall_s']:.1f} s")
     return summary
 
 

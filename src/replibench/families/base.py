@@ -291,6 +291,12 @@ class Family(ABC):
         ``data/raw/<family>/`` and verified like dataset files. None by default."""
         return ()
 
+    def training_files(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, str]:
+        """Workflow files the train job of ``run`` reads beyond its data (name → path), e.g. the
+        released weights a zero-shot model starts from under ``data/raw/<family>/``; Snakemake makes
+        them first. None by default."""
+        return {}
+
     def evaluation_files(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, str]:
         """Workflow files the evaluate job of ``run`` reads beyond its data and weights (name → path),
         e.g. a released property model under ``data/raw/<family>/``; Snakemake makes them first."""

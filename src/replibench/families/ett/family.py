@@ -54,19 +54,54 @@ BATCH_INDEPENDENT_TEST_BATCH = 256
 
 
 #: task → the one variant value its runs carry: forecast horizon (time steps), test mask ratio
-VARIANT_VALUE = {"forecast": "horizon", "impute": "mask_ratio"}
+VARIANT_VALUE = {"forecast": "horizon", "impute": "mask_ratio", "zeroshot": "horizon"}
 
 
 def variant_values(task: str, value: float) -> dict[str, int | float]:
     """``{"horizon": 96}`` for a forecast horizon, ``{"mask_ratio": 0.125}`` for a mask ratio."""
-    return {"horizon": int(value)} if task == "forecast" else {"mask_ratio": float(value)}
+    return {"mask_ratio": float(value)} if task == "impute" else {"horizon": int(value)}
 
 
 def variant_name(task: str, values: dict[str, Any]) -> str:
     """``h96`` for ``{"horizon": 96}``, ``mask0.125`` for ``{"mask_ratio": 0.125}``."""
     if set(values) != {VARIANT_VALUE[task]}:
         raise ValueError(f"ETT {task} variant values {values} must be exactly {{{VARIANT_VALUE[task]!r}: …}}")
-    return f"h{values['horizon']}" if task == "forecast" else f"mask{values['mask_ratio']:g}"
+    return f"mask{values['mask_ratio']:g}" if task == "impute" else f"h{values['horizon']}"
+
+
+#: Moirai-MoE zero-shot settings. Prediction length and windows: uni2ts eval_util/_pf_dataset.py
+#: (_load_etth: 24 steps, _load_ettm: 96, 7 rolling windows). patch_size 16: the only one the
+#: released models have (config.json patch_sizes [16]). num_samples 100 and batch size 32: the
+#: Moirai-MoE README example (project/moirai-moe-1/README.md; uni2ts cli/conf/eval default batch 512
+#: only changes which draws go to which item). context_length 1000: the README example's CTX; the
+#: paper does not state the context of its zero-shot table and its scripts are "coming soon" —
+#: our choice, recorded in every row's protocol.
+MOIRAI_ZEROSHOT = {"windows": 7, "patch_size": 16, "num_samples": 100, "batch_size": 32, "context_length": 1000}
+#: the smoke preset's tiny checkpoint: same format and code path, random weights, CPU-sized
+MOIRAI_TINY = {"d_model": 64, "d_ff": 32, "num_layers": 2}
+MOIRAI_SIZES = {"moirai-moe-small": "small", "moirai-moe-base": "base"}
+#: where the download rule puts released files of this family
+RAW_FOLDER = "data/raw/ett"
+
+
+def pf_prediction_length(dataset: str) -> int:
+    """uni2ts's PF prediction length: 24 steps (one day) hourly, 96 (one day) every 15 minutes."""
+    return 24 if dataset.startswith("etth") else 96
+
+
+def zeroshot_settings(run: RunSpec, preset: str) -> dict[str, Any]:
+    """Moirai-MoE on the PF protocol: the released weights (paper) or the tiny test checkpoint (smoke)."""
+    from replibench.families.ett.models.moirai_moe_files import moirai_moe_files
+
+    task = dict(MOIRAI_ZEROSHOT, prediction_length=int(run.values["horizon"]))
+    if preset == "smoke":
+        task.update(context_length=128, num_samples=20, weights={"source": "tiny", "seed": run.seed})
+        return {"task": task, "model": dict(MOIRAI_TINY), "train": {"epochs": 1, "batch_size": 1}}
+    files = moirai_moe_files(MOIRAI_SIZES[run.model])
+    task["weights"] = {"source": "released", "size": MOIRAI_SIZES[run.model],
+                       "config": f"{RAW_FOLDER}/{files['config'].name}",
+                       "weights": f"{RAW_FOLDER}/{files['weights'].name}"}
+    return {"task": task, "model": {}, "train": {"epochs": 1, "batch_size": 1}}
 
 
 def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -79,6 +114,8 @@ def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[
 
 def paper_settings(run: RunSpec) -> dict[str, Any]:
     """The papers' settings for ``run`` (the ``paper`` preset)."""
+    if run.task == "zeroshot":
+        return zeroshot_settings(run, "paper")
     value = run.values[VARIANT_VALUE[run.task]]
     # The paper-era TSLib loaders (Feb 2023) validated with the training batch size and tested
     # with batch size 1 (timeseries.md §2, drop_last history); TimesNet's batch-averaged periods
@@ -108,6 +145,8 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
     TimesNet (~2.4 s per CPU step with the ETTh1 config) trains a handful of steps and is tested in
     batches of 32, not one window at a time as the paper's test loader does: a smoke run checks the
     pipeline, never the paper, and the batch-1 test took 2 of the default run's 30 minutes."""
+    if run.task == "zeroshot":
+        return zeroshot_settings(run, "smoke")
     settings = paper_settings(run)
     if not run.model == "timesnet":  # batch-independent models: the test batch size changes only speed
         settings["task"]["eval_batch_size"] = settings["task"]["val_batch_size"] = 256
@@ -118,11 +157,15 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
 
 
 #: how TimesNet's and DLinear's tables order and spell the ETT rows and columns
-ETT_ORDER = {"dataset": ("etth1", "etth2", "ettm1", "ettm2"), "variant": ("h96", "h192", "h336", "h720", "avg"),
-             "model": ("timesnet", "dlinear", "naive"), "metric": ("mse", "mae", "mse_droplast32", "mae_droplast32")}
+ETT_ORDER = {"dataset": ("etth1", "etth2", "ettm1", "ettm2"),
+             "variant": ("h24", "h96", "h192", "h336", "h720", "avg"),
+             "model": ("timesnet", "dlinear", "naive", "moirai-moe-small", "moirai-moe-base"),
+             "metric": ("mse", "mae", "mse_droplast32", "mae_droplast32", "crps", "mase")}
 ETT_LABELS = {"etth1": "ETTh1", "etth2": "ETTh2", "ettm1": "ETTm1", "ettm2": "ETTm2", "h96": "96", "h192": "192",
               "h336": "336", "h720": "720", "avg": "Avg", "timesnet": "TimesNet", "dlinear": "DLinear",
-              "naive": "Repeat", "mse": "MSE", "mae": "MAE", "mse_droplast32": "MSE", "mae_droplast32": "MAE"}
+              "naive": "Repeat", "mse": "MSE", "mae": "MAE", "mse_droplast32": "MSE", "mae_droplast32": "MAE",
+              "h24": "24", "moirai-moe-small": "Moirai-MoE-S", "moirai-moe-base": "Moirai-MoE-B", "crps": "CRPS",
+              "mase": "MASE"}
 
 
 #: TimesNet forecasting on one H200, seconds per run (training to its last epoch + the batch-1 test):
@@ -142,10 +185,36 @@ CPU_MEASURED_S = {("dlinear", "etth"): (17, 5), ("dlinear", "ettm"): (76, 17),
                   ("naive", "etth"): (1, 4), ("naive", "ettm"): (8, 16)}
 
 
+#: Moirai-MoE parameters a token goes through (2 of 32 experts): uni2ts project/moirai-moe-1/README.md
+MOIRAI_ACTIVE_PARAMETERS = {"moirai-moe-small": 11e6, "moirai-moe-base": 86e6}
+#: sustained float32 rate assumed for the zero-shot estimate (FLOP/s): far below an H200's peak,
+#: because each forward is a batch of ~65-token sequences and the 32 experts run one after another
+MOIRAI_ASSUMED_FLOPS = 5e12
+#: loading the released weights and writing the run's model.pt (base: 3.7 GB): seconds
+MOIRAI_LOAD_S = {"moirai-moe-small": 30.0, "moirai-moe-base": 120.0}
+
+
+def zeroshot_cost(run: RunSpec, settings: dict[str, Any]) -> Cost:
+    """An estimate (no run measured yet): 2 FLOP per active parameter per token; the first forward
+    sees each item once, every further patch re-runs all ``num_samples`` paths (decoder-only
+    autoregression), ``ceil(context/16) + ceil(H/16)`` tokens each time."""
+    import math
+
+    task = settings["task"]
+    tokens = math.ceil(task["context_length"] / task["patch_size"]) + math.ceil(
+        task["prediction_length"] / task["patch_size"])
+    passes = 1 + task["num_samples"] * (math.ceil(task["prediction_length"] / task["patch_size"]) - 1)
+    items = task["windows"] * 7
+    flop = 2 * MOIRAI_ACTIVE_PARAMETERS[run.model] * tokens * passes * items
+    return Cost(MOIRAI_LOAD_S[run.model] / 3600, (flop / MOIRAI_ASSUMED_FLOPS + MOIRAI_LOAD_S[run.model]) / 3600,
+                "H200", f"estimate: {flop:.2g} FLOP (2 × active parameters × tokens × passes × items) at an "
+                "assumed 5 TFLOP/s, plus loading the released weights", estimate=True)
+
+
 class EttFamily(Family):
     name = "ett"
     datasets = ("etth1", "etth2", "ettm1", "ettm2")
-    tasks = ("forecast", "impute")
+    tasks = ("forecast", "impute", "zeroshot")
     paper_tables = (
         PaperTable("TimesNet Table 13 (ETT part): long-term forecasting, input length 96 (Avg rows: Table 2)",
                    rows=("dataset", "variant"), columns=("model", "metric"),
@@ -158,10 +227,28 @@ class EttFamily(Family):
                    rows=("dataset", "variant"), columns=("model", "metric"),
                    select={"task": ("forecast",), "model": ("naive",)}, paper="DLinear", order=ETT_ORDER,
                    labels=ETT_LABELS),
+        PaperTable("Moirai-MoE Table 2 (ETT part): zero-shot CRPS / MASE (paper's ETT1/ETT2 read as ETTh1/ETTh2)",
+                   rows=("dataset", "variant"), columns=("model", "metric"), select={"task": ("zeroshot",)},
+                   paper="Moirai-MoE", order=ETT_ORDER, labels=ETT_LABELS),
     )
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
         """Parameter-free baselines and DLinear are CPU jobs; TimesNet trains on one GPU."""
+        if run.task == "zeroshot":
+            if stage == "train":  # loads the released weights and writes them as the run's model.pt
+                return Resources(gpus=0, cpus=1, mem_mb=16000, runtime_min=30,
+                                 reason="zero-shot: nothing is trained; the job checks and loads the released "
+                                        "weights (up to 3.7 GB) into the run's model file on a CPU")
+            if run.model == "moirai-moe-base" and run.preset == "paper":
+                return Resources(gpus=1, cpus=4, mem_mb=32000, runtime_min=60,
+                                 reason="inference only: 935 M parameters (3.7 GB float32) and 100 sample "
+                                        "paths × 49 items per run; one GPU")
+            if run.preset == "paper":
+                return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=60,
+                                 reason="inference only: 117 M parameters (469 MB) and 100 sample paths × "
+                                        "49 items per run; one GPU")
+            return Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
+                             reason="smoke: a tiny random checkpoint, 20 sample paths; seconds on a CPU")
         if run.model in ("naive", "naive-mean"):
             return Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
                              reason="no parameters: nothing to learn; the default run scores every ETT "
@@ -187,12 +274,16 @@ class EttFamily(Family):
         from replibench.families.ett.datasets.ett import num_windows, split_borders_ett
 
         task = settings["task"]
+        if run.task == "zeroshot":
+            return task["windows"] * 7  # the 7 columns, each a univariate item per rolling window
         start, end = split_borders_ett(run.dataset, task["seq_len"])["test"]
         return num_windows(end - start, task["seq_len"], task.get("pred_len", 0))
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """Measured CPU figures for the baselines and DLinear; the calibrated H200 estimate for
         TimesNet forecasting; none yet for TimesNet imputation (to be rehearsed)."""
+        if run.task == "zeroshot":
+            return zeroshot_cost(run, settings)
         if run.model in ("naive", "naive-mean", "dlinear"):
             kind = "naive" if run.model.startswith("naive") else "dlinear"
             train_s, test_s = CPU_MEASURED_S[kind, run.dataset[:4]]
@@ -210,6 +301,7 @@ class EttFamily(Family):
         return expand_sweep(self, family_config, preset, variant_axes={
             "forecast": ("horizons", lambda h: variant_values("forecast", h)),
             "impute": ("mask_ratios", lambda r: variant_values("impute", r)),
+            "zeroshot": ("horizons", lambda h: variant_values("zeroshot", h)),
         })
 
     def variant_name(self, task: str, values: dict[str, Any]) -> str:
@@ -239,12 +331,27 @@ class EttFamily(Family):
     def variant_settings(self, run: RunSpec) -> dict[str, Any]:
         if run.task == "forecast":
             return {"task.pred_len": run.values["horizon"]}
+        if run.task == "zeroshot":
+            return {"task.prediction_length": run.values["horizon"]}
         return {"task.mask_ratio": run.values["mask_ratio"]}
 
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         base = smoke_settings(run) if run.preset == "smoke" else paper_settings(run)
         override = copy.deepcopy(family_config.get("overrides", {}).get(run.model, {}))
         return deep_merge(base, override)
+
+    def released_files(self) -> tuple:
+        """Moirai-MoE's released weights, both sizes (a run reads its size's two files)."""
+        from replibench.families.ett.models.moirai_moe_files import MOIRAI_MOE_FILES, moirai_moe_files
+
+        return tuple(remote for size in MOIRAI_MOE_FILES for remote in moirai_moe_files(size).values())
+
+    def training_files(self, run: RunSpec, settings: dict[str, Any]) -> dict[str, str]:
+        """A released-weights run's config.json and model.safetensors: its train job loads them."""
+        weights = settings.get("task", {}).get("weights", {})
+        if weights.get("source") != "released":
+            return {}
+        return {"released_config": weights["config"], "released_weights": weights["weights"]}
 
 
 FAMILY = EttFamily()
