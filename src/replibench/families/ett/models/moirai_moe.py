@@ -444,8 +444,20 @@ class Mixture(Distribution):
         return (probs * torch.stack([c.mean for c in self.components])).sum(dim=0)
 
 
+class AffineTransformed(TransformedDistribution):
+    """base × scale + loc, with the mean carried through (uni2ts ``distribution/_base.AffineTransformed``)."""
+
+    def __init__(self, base: Distribution, loc: torch.Tensor, scale: torch.Tensor) -> None:
+        self.loc, self.scale = loc, scale
+        super().__init__(base, [AffineTransform(loc=loc, scale=scale)], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.base_dist.mean * self.scale + self.loc
+
+
 def mixture_distribution(params: dict[str, Any], loc: torch.Tensor, scale: torch.Tensor,
-                         normal_scale: float = 1e-3) -> TransformedDistribution:
+                         normal_scale: float = 1e-3) -> AffineTransformed:
     """The predictive distribution in the series' units: the mixture, then × scale + loc."""
     student, normal, negbin, lognormal = params["components"]
     components = [
@@ -457,7 +469,7 @@ def mixture_distribution(params: dict[str, Any], loc: torch.Tensor, scale: torch
         LogNormal(lognormal["loc"], _positive(lognormal["scale"]), validate_args=False),
     ]
     mixture = Mixture(Categorical(logits=params["weights_logits"], validate_args=False), components)
-    return TransformedDistribution(mixture, [AffineTransform(loc=loc, scale=scale)], validate_args=False)
+    return AffineTransformed(mixture, loc, scale)
 
 
 def _positive(raw: torch.Tensor) -> torch.Tensor:

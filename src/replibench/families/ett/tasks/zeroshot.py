@@ -183,7 +183,7 @@ class ZeroShotTask(Task):
                 windows = [past_window(data.history(i), task["context_length"]) for i in items]
                 past = torch.from_numpy(np.stack([w[0] for w in windows]))[:, :, None].to(device)  # (B, L, 1)
                 is_pad = torch.from_numpy(np.stack([w[1] for w in windows])).to(device)  # (B, L)
-                observed = torch.ones_like(past, dtype=torch.bool)
+                observed = ~is_pad[:, :, None]  # the splitter pads the observed indicator with 0 too
                 out.append(model.forecast(past, observed, is_pad).float().cpu().numpy())  # (B, S, H)
         return np.concatenate(out, axis=0)
 
