@@ -61,6 +61,7 @@ TASKS: dict[str, str] = {
     "forecast": "replibench.families.ett.tasks.forecast:FORECAST",
     "impute": "replibench.families.ett.tasks.impute:IMPUTE",
     "zeroshot": "replibench.families.ett.tasks.zeroshot:ZEROSHOT",
+    "zeroshot-lsf": "replibench.families.ett.tasks.zeroshot:ZEROSHOT_LSF",
     "csp": "replibench.families.crystals.tasks.csp_gen:CSP",
     "gen": "replibench.families.crystals.tasks.csp_gen:GEN",
     "recon": "replibench.families.crystals.tasks.cdvae_tasks:RECON",

@@ -127,6 +127,24 @@ class ZeroShotSettings:
                                           "or {source: tiny, seed: int}")}
 
 
+@dataclass
+class ZeroShotLsfSettings:
+    """``zeroshot-lsf`` (ETT, Moirai-MoE on Moirai's long-sequence protocol): forecast length and
+    context (time steps), patch size, sample paths, items per batch, the weights (as ``zeroshot``),
+    and ``max_windows``: the first test windows only (smoke; None = every window, the protocol)."""
+
+    prediction_length: int = 96
+    context_length: int = 5000
+    patch_size: int = 16
+    num_samples: int = 100
+    batch_size: int = 32
+    max_windows: int | None = None
+    weights: dict[str, Any] = field(default_factory=lambda: {"source": "tiny", "seed": 0})
+    RULES = {"prediction_length": at_least(1), "context_length": at_least(1), "patch_size": at_least(1),
+             "num_samples": at_least(1), "batch_size": at_least(1), "max_windows": at_least(1),
+             "weights": ZeroShotSettings.RULES["weights"]}
+
+
 _CONVENTIONS = ("cdvae", "diffcsp", "crysbfn")  # replibench.families.crystals.tasks.csp_gen.CONVENTIONS (contract test)
 
 
@@ -184,7 +202,8 @@ def _oc20_settings():
 
 #: task name → its settings dataclass (OC20's lives beside its task and is imported on demand)
 TASK_SETTINGS: dict[str, Any] = {
-    "forecast": ForecastSettings, "impute": ImputeSettings, "zeroshot": ZeroShotSettings, "csp": CrystalSettings, "gen": CrystalSettings,
+    "forecast": ForecastSettings, "impute": ImputeSettings, "zeroshot": ZeroShotSettings,
+    "zeroshot-lsf": ZeroShotLsfSettings, "csp": CrystalSettings, "gen": CrystalSettings,
     "recon": CrystalSettings, "opt": CrystalSettings,
     "lra-classify": LraClassifySettings, "state-tracking": StateTrackingSettings,
     "s2ef": _oc20_settings, "is2re": _oc20_settings,

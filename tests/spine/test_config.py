@@ -132,6 +132,7 @@ def test_variants_are_typed_values_and_their_names_are_spelled_from_them(config)
     """Every planned run (both presets) carries its variant as typed values; the name in its path
     is the family's spelling of exactly those values, and both survive the job's JSON."""
     expected = {("ett", "forecast"): {"horizon": int}, ("ett", "impute"): {"mask_ratio": float},
+                ("ett", "zeroshot"): {"horizon": int}, ("ett", "zeroshot-lsf"): {"horizon": int},
                 ("crystals", "csp"): {"samples": int}, ("crystals", "gen"): {}, ("crystals", "recon"): {}, ("crystals", "opt"): {},
                 ("lra", "state-tracking"): {"eigenvalue_low": int, "eigenvalue_high": int},
                 ("lra", "lra-classify"): {}, ("oc20", "s2ef"): {}, ("oc20", "is2re"): {}}

@@ -147,3 +147,62 @@ def test_smoke_evaluation_end_to_end_is_seeded(etth1_dir):
 
         swapped = table.set_column(1, "channel", pa.array(["HULL", "HUFL"] + table.column("channel").to_pylist()[2:]))
         ZEROSHOT.score(swapped, data, settings)
+
+
+def _lsf_run(preset: str = "smoke") -> RunSpec:
+    return RunSpec(family="ett", dataset="etth1", task="zeroshot-lsf", model="moirai-moe-small", variant="h96",
+                   seed=2021, preset=preset, variant_values={"horizon": 96})
+
+
+def test_lsf_data_is_scaled_and_cut_as_uni2ts_lsf_dataset(etth1_dir):
+    import pandas as pd
+
+    from replibench.families.ett.tasks.zeroshot import load_lsf
+
+    data = load_lsf(etth1_dir, "etth1", prediction_length=96, max_windows=None)
+    frame = pd.read_parquet(etth1_dir / "series.parquet")[list(data.channels)]
+    train = frame.iloc[:8640]
+    expected = ((frame - train.mean()) / train.std()).to_numpy()[:14400]  # pandas std: ddof 1
+    np.testing.assert_allclose(data.scaled, expected, rtol=1e-12, atol=1e-12)
+    assert (data.mode, data.test_start, data.window_count()) == ("M", 11520, 2880 - 96 + 1)
+    assert data.items()[:2] == [(0, None), (1, None)]
+    np.testing.assert_allclose(data.target(2784), expected[14304:14400], rtol=1e-12, atol=1e-12)
+    data.mode = "S"  # ETTm1's mode: per column, every window of the column before the next column
+    assert data.items()[2784:2786] == [(2784, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("task_name", ["zeroshot", "zeroshot-lsf"])
+def test_prediction_shards_draw_exactly_what_one_job_draws(etth1_dir, task_name):
+    from replibench.registry import resolve
+
+    task = resolve("task", task_name)
+    run = _run() if task_name == "zeroshot" else _lsf_run()
+    settings = smoke_settings(run)
+    settings["task"]["batch_size"] = 4
+    data = task.load(etth1_dir, run, settings)
+    model = task.build_model(data, run, settings)
+    units = task.prediction_units(data, settings)
+    whole = task.predict(model, data, run, settings)
+    parts = [task.predict_units(model, data, run, settings, range(a, b)) for a, b in ((0, 1), (1, units))]
+    assert task.merge_predictions(parts, data, settings).equals(whole)
+
+
+def test_lsf_smoke_scores_mse_of_the_mean_and_mae_of_the_median(etth1_dir):
+    from replibench.families.ett.tasks.zeroshot import ZEROSHOT_LSF
+
+    run = _lsf_run()
+    settings = smoke_settings(run)
+    assert settings["task"]["max_windows"] == 8 and settings["task"]["context_length"] == 128
+    data = ZEROSHOT_LSF.load(etth1_dir, run, settings)
+    table = ZEROSHOT_LSF.predict(ZEROSHOT_LSF.build_model(data, run, settings), data, run, settings)
+    assert table.num_rows == 8 * 7 and set(table.column_names) == {"window", "channel", "mean", "median"}
+    metrics = ZEROSHOT_LSF.score(table, data, settings)
+    truth = np.stack([data.target(w)[:, data.channels.index(c)] for w, c in
+                      zip(table.column("window").to_pylist(), table.column("channel").to_pylist())])
+    mean = np.array(table.column("mean").to_pylist())
+    assert metrics["mse"] == pytest.approx(float(np.mean((truth - mean) ** 2)), rel=1e-12)
+    import pyarrow as pa
+
+    duplicated = pa.concat_tables([table.slice(0, 55), table.slice(0, 1)])  # last row replaced by the first
+    with pytest.raises(DataError, match="not each test window × channel once"):
+        ZEROSHOT_LSF.score(duplicated, data, settings)

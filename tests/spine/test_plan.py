@@ -170,7 +170,11 @@ def test_evaluate_shards_setting_forces_shards_on_tasks_that_can_split(paper_con
     assert crystals and all(p.shards == 3 and p.resources["score"].gpus == 0 for p in crystals)
     # CDVAE's property optimisation moves 100 latents together: one job
     assert all(p.shards == 0 for p in planned.values() if p.run.task == "opt")
-    assert all(p.shards == 0 and "score" not in p.resources for p in planned.values() if p.run.family in ("ett", "lra"))
+    assert all(p.shards == 0 and "score" not in p.resources for p in planned.values()
+               if p.run.family == "lra" or p.run.task in ("forecast", "impute"))
+    # Moirai-MoE's zero-shot predictions split into batches of items, each seeded on its own
+    zero_shot = [p for p in planned.values() if p.run.task in ("zeroshot", "zeroshot-lsf")]
+    assert zero_shot and all(p.shards == 3 for p in zero_shot)
     config["evaluate_shards"] = 0
     from replibench.errors import ConfigError
 

@@ -54,7 +54,7 @@ BATCH_INDEPENDENT_TEST_BATCH = 256
 
 
 #: task → the one variant value its runs carry: forecast horizon (time steps), test mask ratio
-VARIANT_VALUE = {"forecast": "horizon", "impute": "mask_ratio", "zeroshot": "horizon"}
+VARIANT_VALUE = {"forecast": "horizon", "impute": "mask_ratio", "zeroshot": "horizon", "zeroshot-lsf": "horizon"}
 
 
 def variant_values(task: str, value: float) -> dict[str, int | float]:
@@ -89,13 +89,22 @@ def pf_prediction_length(dataset: str) -> int:
     return 24 if dataset.startswith("etth") else 96
 
 
+#: Moirai's LSF scripts (uni2ts project/moirai-1/eval/lsf_*.sh): context_length 5000 for every ETT file;
+#: their patch sizes (64/64/64/128) do not exist in Moirai-MoE, which has only 16
+MOIRAI_LSF = {"patch_size": 16, "num_samples": 100, "batch_size": 32, "context_length": 5000, "max_windows": None}
+
+
 def zeroshot_settings(run: RunSpec, preset: str) -> dict[str, Any]:
-    """Moirai-MoE on the PF protocol: the released weights (paper) or the tiny test checkpoint (smoke)."""
+    """Moirai-MoE on the PF (``zeroshot``) or LSF (``zeroshot-lsf``) protocol: the released weights
+    (paper) or the tiny test checkpoint (smoke: short context, 20 samples, LSF on 8 windows)."""
     from replibench.families.ett.models.moirai_moe_files import moirai_moe_files
 
-    task = dict(MOIRAI_ZEROSHOT, prediction_length=int(run.values["horizon"]))
+    base = MOIRAI_ZEROSHOT if run.task == "zeroshot" else MOIRAI_LSF
+    task = dict(base, prediction_length=int(run.values["horizon"]))
     if preset == "smoke":
         task.update(context_length=128, num_samples=20, weights={"source": "tiny", "seed": run.seed})
+        if run.task == "zeroshot-lsf":
+            task["max_windows"] = 8
         return {"task": task, "model": dict(MOIRAI_TINY), "train": {"epochs": 1, "batch_size": 1}}
     files = moirai_moe_files(MOIRAI_SIZES[run.model])
     task["weights"] = {"source": "released", "size": MOIRAI_SIZES[run.model],
@@ -114,7 +123,7 @@ def timesnet_paper_hparams(dataset: str, task: str, value: float) -> tuple[dict[
 
 def paper_settings(run: RunSpec) -> dict[str, Any]:
     """The papers' settings for ``run`` (the ``paper`` preset)."""
-    if run.task == "zeroshot":
+    if run.task in ("zeroshot", "zeroshot-lsf"):
         return zeroshot_settings(run, "paper")
     value = run.values[VARIANT_VALUE[run.task]]
     # The paper-era TSLib loaders (Feb 2023) validated with the training batch size and tested
@@ -145,7 +154,7 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
     TimesNet (~2.4 s per CPU step with the ETTh1 config) trains a handful of steps and is tested in
     batches of 32, not one window at a time as the paper's test loader does: a smoke run checks the
     pipeline, never the paper, and the batch-1 test took 2 of the default run's 30 minutes."""
-    if run.task == "zeroshot":
+    if run.task in ("zeroshot", "zeroshot-lsf"):
         return zeroshot_settings(run, "smoke")
     settings = paper_settings(run)
     if not run.model == "timesnet":  # batch-independent models: the test batch size changes only speed
@@ -190,31 +199,47 @@ MOIRAI_ACTIVE_PARAMETERS = {"moirai-moe-small": 11e6, "moirai-moe-base": 86e6}
 #: sustained float32 rate assumed for the zero-shot estimate (FLOP/s): far below an H200's peak,
 #: because each forward is a batch of ~65-token sequences and the 32 experts run one after another
 MOIRAI_ASSUMED_FLOPS = 5e12
+#: gathering the shards and scoring them: reading ≤ 2 × 10⁷ forecast values and a few array
+#: operations (the smoke scoring of 56 rows takes milliseconds): an upper estimate, core-hours
+ZEROSHOT_SCORE_CORE_HOURS = 0.05
 #: loading the released weights and writing the run's model.pt (base: 3.7 GB): seconds
 MOIRAI_LOAD_S = {"moirai-moe-small": 30.0, "moirai-moe-base": 120.0}
 
 
 def zeroshot_cost(run: RunSpec, settings: dict[str, Any]) -> Cost:
-    """An estimate (no run measured yet): 2 FLOP per active parameter per token; the first forward
-    sees each item once, every further patch re-runs all ``num_samples`` paths (decoder-only
-    autoregression), ``ceil(context/16) + ceil(H/16)`` tokens each time."""
+    """An estimate (no run measured yet): 2 FLOP per active parameter per token plus 4·L²·d per layer
+    of attention; the first forward sees each item once, every further patch re-runs all
+    ``num_samples`` paths (decoder-only autoregression), ``variates × (ceil(context/16) + ceil(H/16))``
+    tokens L each time."""
     import math
 
+    from replibench.families.ett.tasks.zeroshot import LSF_MODE
+
     task = settings["task"]
-    tokens = math.ceil(task["context_length"] / task["patch_size"]) + math.ceil(
-        task["prediction_length"] / task["patch_size"])
+    dims, items = 1, 7 * task.get("windows", 0)
+    if run.task == "zeroshot-lsf":
+        windows = 2880 * (1 if run.dataset.startswith("etth") else 4) - task["prediction_length"] + 1
+        dims = 7 if LSF_MODE[run.dataset] == "M" else 1
+        items = windows * (7 // dims)
+    tokens = dims * (math.ceil(task["context_length"] / task["patch_size"]) + math.ceil(
+        task["prediction_length"] / task["patch_size"]))
     passes = 1 + task["num_samples"] * (math.ceil(task["prediction_length"] / task["patch_size"]) - 1)
-    items = task["windows"] * 7
-    flop = 2 * MOIRAI_ACTIVE_PARAMETERS[run.model] * tokens * passes * items
+    from replibench.families.ett.models.moirai_moe_files import ARCHITECTURES
+
+    arch = ARCHITECTURES[MOIRAI_SIZES[run.model]]
+    attention = 4 * tokens ** 2 * arch["d_model"] * arch["num_layers"]  # QKᵀ and AV, every layer
+    flop = (2 * MOIRAI_ACTIVE_PARAMETERS[run.model] * tokens + attention) * passes * items
     return Cost(MOIRAI_LOAD_S[run.model] / 3600, (flop / MOIRAI_ASSUMED_FLOPS + MOIRAI_LOAD_S[run.model]) / 3600,
-                "H200", f"estimate: {flop:.2g} FLOP (2 × active parameters × tokens × passes × items) at an "
-                "assumed 5 TFLOP/s, plus loading the released weights", estimate=True)
+                "H200", f"estimate: {flop:.2g} FLOP ((2 × active parameters × tokens + attention) × passes × items) at an "
+                "assumed 5 TFLOP/s, plus loading the released weights",
+                score_core_hours=ZEROSHOT_SCORE_CORE_HOURS, estimate=True)
 
 
 class EttFamily(Family):
     name = "ett"
     datasets = ("etth1", "etth2", "ettm1", "ettm2")
-    tasks = ("forecast", "impute", "zeroshot")
+    tasks = ("forecast", "impute", "zeroshot", "zeroshot-lsf")
+    shardable_tasks = ("zeroshot", "zeroshot-lsf")  # batches of items, each seeded on its own (tasks/zeroshot.py)
     paper_tables = (
         PaperTable("TimesNet Table 13 (ETT part): long-term forecasting, input length 96 (Avg rows: Table 2)",
                    rows=("dataset", "variant"), columns=("model", "metric"),
@@ -234,19 +259,18 @@ class EttFamily(Family):
 
     def paper_resources(self, run: RunSpec, stage: str) -> Resources:
         """Parameter-free baselines and DLinear are CPU jobs; TimesNet trains on one GPU."""
-        if run.task == "zeroshot":
+        if run.task in ("zeroshot", "zeroshot-lsf"):
             if stage == "train":  # loads the released weights and writes them as the run's model.pt
                 return Resources(gpus=0, cpus=1, mem_mb=16000, runtime_min=30,
                                  reason="zero-shot: nothing is trained; the job checks and loads the released "
                                         "weights (up to 3.7 GB) into the run's model file on a CPU")
-            if run.model == "moirai-moe-base" and run.preset == "paper":
-                return Resources(gpus=1, cpus=4, mem_mb=32000, runtime_min=60,
-                                 reason="inference only: 935 M parameters (3.7 GB float32) and 100 sample "
-                                        "paths × 49 items per run; one GPU")
             if run.preset == "paper":
-                return Resources(gpus=1, cpus=4, mem_mb=16000, runtime_min=60,
-                                 reason="inference only: 117 M parameters (469 MB) and 100 sample paths × "
-                                        "49 items per run; one GPU")
+                base = run.model == "moirai-moe-base"
+                return Resources(gpus=1, cpus=4, mem_mb=32000 if base else 16000, runtime_min=60,
+                                 reason="inference only, one GPU: "
+                                        + ("935 M parameters (3.7 GB float32)" if base else "117 M parameters (469 MB)")
+                                        + "; 100 sample paths per item (PF: 49 items; LSF: every test window, "
+                                          "split into shards by the plan)")
             return Resources(gpus=0, cpus=1, mem_mb=4000, runtime_min=30,
                              reason="smoke: a tiny random checkpoint, 20 sample paths; seconds on a CPU")
         if run.model in ("naive", "naive-mean"):
@@ -276,13 +300,16 @@ class EttFamily(Family):
         task = settings["task"]
         if run.task == "zeroshot":
             return task["windows"] * 7  # the 7 columns, each a univariate item per rolling window
+        if run.task == "zeroshot-lsf":
+            rows = 2880 * (1 if run.dataset.startswith("etth") else 4)
+            return (rows - task["prediction_length"] + 1) * 7  # every window, every channel
         start, end = split_borders_ett(run.dataset, task["seq_len"])["test"]
         return num_windows(end - start, task["seq_len"], task.get("pred_len", 0))
 
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """Measured CPU figures for the baselines and DLinear; the calibrated H200 estimate for
         TimesNet forecasting; none yet for TimesNet imputation (to be rehearsed)."""
-        if run.task == "zeroshot":
+        if run.task in ("zeroshot", "zeroshot-lsf"):
             return zeroshot_cost(run, settings)
         if run.model in ("naive", "naive-mean", "dlinear"):
             kind = "naive" if run.model.startswith("naive") else "dlinear"
@@ -302,6 +329,7 @@ class EttFamily(Family):
             "forecast": ("horizons", lambda h: variant_values("forecast", h)),
             "impute": ("mask_ratios", lambda r: variant_values("impute", r)),
             "zeroshot": ("horizons", lambda h: variant_values("zeroshot", h)),
+            "zeroshot-lsf": ("horizons", lambda h: variant_values("zeroshot-lsf", h)),
         })
 
     def variant_name(self, task: str, values: dict[str, Any]) -> str:
@@ -331,7 +359,7 @@ class EttFamily(Family):
     def variant_settings(self, run: RunSpec) -> dict[str, Any]:
         if run.task == "forecast":
             return {"task.pred_len": run.values["horizon"]}
-        if run.task == "zeroshot":
+        if run.task in ("zeroshot", "zeroshot-lsf"):
             return {"task.prediction_length": run.values["horizon"]}
         return {"task.mask_ratio": run.values["mask_ratio"]}
 

@@ -502,7 +502,7 @@ class MoiraiMoE(nn.Module):
     """uni2ts ``MoiraiMoEModule`` (``forward``: packed tokens → predictive distribution) with the
     forecasting procedure of ``MoiraiMoEForecast`` (:meth:`forecast`)."""
 
-    TASKS = ("zeroshot",)
+    TASKS = ("zeroshot", "zeroshot-lsf")
     Config = MoiraiMoEConfig
     batch_dependent = False
 

@@ -128,6 +128,11 @@ def tiny_weights_folder(model, seed: int) -> tempfile.TemporaryDirectory:
     return folder
 
 
+def unit_seed(run_seed: int, unit: int) -> int:
+    """The torch seed of prediction unit ``unit``: a function of the run's seed and the unit alone."""
+    return (run_seed * 1_000_003 + unit) % (2**63 - 1)
+
+
 class ZeroShotTask(Task):
     name = "zeroshot"
 
@@ -167,37 +172,48 @@ class ZeroShotTask(Task):
         """None: zero-shot evaluation has no validation split and nothing to select."""
         return None
 
-    def sample_paths(self, model, data: ZeroShotData, run: RunSpec, settings: dict[str, Any]) -> np.ndarray:
-        """(N items, S samples, H steps) float32 sample paths of every test item, in test order,
-        drawn in batches of ``batch_size`` items after seeding with the run's seed."""
+    def sample_paths(self, model, data: ZeroShotData, run: RunSpec, settings: dict[str, Any],
+                     units: range) -> np.ndarray:
+        """(N items, S samples, H steps) float32 sample paths of the items of ``units`` (unit u = items
+        [u·batch, (u+1)·batch), one forward), in test order. Each unit reseeds torch's generator from
+        the run's seed and its index (:func:`unit_seed`), so any split into shards draws the same."""
         import torch
 
         task = settings["task"]
         device = next(model.parameters()).device
-        torch.manual_seed(run.seed)
         model.eval()
         out = []
         with torch.no_grad():
-            for first in range(0, data.item_count(), task["batch_size"]):
+            for unit in units:
+                first = unit * task["batch_size"]
                 items = range(first, min(first + task["batch_size"], data.item_count()))
                 windows = [past_window(data.history(i), task["context_length"]) for i in items]
                 past = torch.from_numpy(np.stack([w[0] for w in windows]))[:, :, None].to(device)  # (B, L, 1)
                 is_pad = torch.from_numpy(np.stack([w[1] for w in windows])).to(device)  # (B, L)
                 observed = ~is_pad[:, :, None]  # the splitter pads the observed indicator with 0 too
+                torch.manual_seed(unit_seed(run.seed, unit))
                 out.append(model.forecast(past, observed, is_pad).float().cpu().numpy())  # (B, S, H)
         return np.concatenate(out, axis=0)
 
-    def predict(self, model, data: ZeroShotData, run: RunSpec, settings: dict[str, Any]):
+    def prediction_units(self, data: ZeroShotData, settings: dict[str, Any]) -> int:
+        return -(-data.item_count() // settings["task"]["batch_size"])
+
+    def predict_units(self, model, data: ZeroShotData, run: RunSpec, settings: dict[str, Any], units: range):
         import pyarrow as pa
 
-        paths = self.sample_paths(model, data, run, settings)
+        paths = self.sample_paths(model, data, run, settings, units)
         n, samples, horizon = paths.shape
-        windows = [data.item(i)[0] for i in range(n)]
-        channels = [data.channels[data.item(i)[1]] for i in range(n)]
+        first = units.start * settings["task"]["batch_size"]
+        indices = range(first, first + n)
+        windows = [data.item(i)[0] for i in indices]
+        channels = [data.channels[data.item(i)[1]] for i in indices]
         flat = pa.array(paths.reshape(-1).astype(np.float32))
         return pa.table({"window": pa.array(windows, pa.int64()), "channel": pa.array(channels, pa.string()),
                          "samples": pa.FixedSizeListArray.from_arrays(flat, samples * horizon)
                          .cast(pa.list_(pa.float32()))})
+
+    def predict(self, model, data: ZeroShotData, run: RunSpec, settings: dict[str, Any]):
+        return self.predict_units(model, data, run, settings, range(self.prediction_units(data, settings)))
 
     def score(self, predictions, data: ZeroShotData, settings: dict[str, Any]) -> dict[str, float]:
         from replibench.families.ett.metrics.probabilistic import SEASONALITY, mase, mean_weighted_sum_quantile_loss
@@ -249,3 +265,177 @@ class ZeroShotTask(Task):
 
 
 ZEROSHOT = ZeroShotTask()
+
+
+# ------------------------------------------------------------------------------------ LSF protocol
+
+#: uni2ts project/moirai-1/eval/lsf_*.sh: features mode per ETT file (M: the 7 columns as one
+#: multivariate series, S: each column alone); the same in the small, base and large scripts
+LSF_MODE = {"etth1": "M", "etth2": "M", "ettm1": "S", "ettm2": "M"}
+
+
+@dataclass
+class LsfData:
+    """ETT scaled as uni2ts ``LSFDataset`` does, with the rolling test windows of ``get_lsf_test_dataset``."""
+
+    dataset: str
+    channels: tuple[str, ...]
+    scaled: np.ndarray  # (rows up to the test end, C) float64
+    test_start: int  # first forecast row of window 0
+    test_length: int  # rows of the test split
+    prediction_length: int
+    mode: str  # "S" | "M"
+    max_windows: int | None  # smoke only: the first windows; None = all
+
+    def window_count(self) -> int:
+        count = self.test_length - self.prediction_length + 1
+        return count if self.max_windows is None else min(count, self.max_windows)
+
+    def items(self) -> list[tuple[int, int | None]]:
+        """(window, channel or None for all) in gluonts order: per item (a column in S mode), its windows."""
+        if self.mode == "M":
+            return [(w, None) for w in range(self.window_count())]
+        return [(w, c) for c in range(len(self.channels)) for w in range(self.window_count())]
+
+    def target(self, window: int) -> np.ndarray:
+        start = self.test_start + window
+        return self.scaled[start:start + self.prediction_length]  # (H, C)
+
+
+def load_lsf(data_dir: Path, dataset: str, prediction_length: int, max_windows: int | None) -> LsfData:
+    """``LSFDataset._load_etth/_load_ettm``: 8640/2880/2880 rows (×4 for 15-minute files), every column
+    z-scored with the train rows' mean and pandas ``std`` (ddof 1), test = the third block."""
+    import pyarrow.parquet as pq
+
+    from replibench.families.ett.datasets.ett import CHANNELS, dataset_by_name
+
+    path = Path(data_dir) / "series.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run the preprocess step for {dataset} first)")
+    values = np.stack([pq.read_table(path).column(name).to_numpy() for name in CHANNELS], axis=1).astype(np.float64)
+    spec = dataset_by_name(dataset)
+    factor = 60 // spec.minutes_per_step
+    train, val, test = 8640 * factor, 2880 * factor, 2880 * factor
+    if len(values) < train + val + test:
+        raise DataError(f"{path}: {len(values)} rows, the LSF protocol needs {train + val + test}")
+    mean, std = values[:train].mean(axis=0), values[:train].std(axis=0, ddof=1)
+    scaled = (values[:train + val + test] - mean) / std
+    return LsfData(dataset=spec.name, channels=CHANNELS, scaled=scaled, test_start=train + val, test_length=test,
+                   prediction_length=prediction_length, mode=LSF_MODE[spec.name], max_windows=max_windows)
+
+
+class ZeroShotLsfTask(ZeroShotTask):
+    """Moirai's long-sequence zero-shot protocol (uni2ts ``get_lsf_test_dataset``, Moirai paper's LSF
+    table), run with Moirai-MoE as the issue asks: every test window (distance 1) of the scaled
+    series, M or S mode per file as ``lsf_*.sh``, ``context_length`` 5000 as those scripts; MSE of the
+    sample mean and MAE of the sample median (GluonTS ``MSE()``, ``MAE()`` defaults) over every
+    window, step and channel. Predictions table: (window, channel) rows with the ``mean`` and
+    ``median`` forecasts (list<float32>[H], scaled units) — the sample paths themselves would take
+    gigabytes at H = 720."""
+
+    name = "zeroshot-lsf"
+
+    def load(self, data_dir: Path, run: RunSpec, settings: dict[str, Any]) -> LsfData:
+        task = settings["task"]
+        return load_lsf(data_dir, run.dataset, task["prediction_length"], task.get("max_windows"))
+
+    def num_train_examples(self, data: LsfData) -> int:
+        return len(data.items())
+
+    def prediction_units(self, data: LsfData, settings: dict[str, Any]) -> int:
+        return -(-len(data.items()) // settings["task"]["batch_size"])
+
+    def predict(self, model, data: LsfData, run: RunSpec, settings: dict[str, Any]):
+        return self.predict_units(model, data, run, settings, range(self.prediction_units(data, settings)))
+
+    def predict_units(self, model, data: LsfData, run: RunSpec, settings: dict[str, Any], units: range):
+        import pyarrow as pa
+        import torch
+
+        from replibench.families.ett.metrics.probabilistic import sample_quantiles
+
+        task = settings["task"]
+        device = next(model.parameters()).device
+        model.eval()
+        all_items = data.items()
+        items = all_items[units.start * task["batch_size"]:units.stop * task["batch_size"]]
+        means, medians = [], []
+        with torch.no_grad():
+            for unit in units:
+                batch = all_items[unit * task["batch_size"]:(unit + 1) * task["batch_size"]]
+                pasts = []
+                for window, channel in batch:
+                    history = data.scaled[:data.test_start + window]
+                    history = history if channel is None else history[:, channel:channel + 1]
+                    pasts.append(history[-task["context_length"]:])
+                past = torch.from_numpy(np.stack(pasts).astype(np.float32)).to(device)  # (B, L, D)
+                is_pad = torch.zeros(past.shape[:2], dtype=torch.bool, device=device)
+                torch.manual_seed(unit_seed(run.seed, unit))
+                paths = model.forecast(past, torch.ones_like(past, dtype=torch.bool), is_pad).float().cpu().numpy()
+                paths = paths.reshape(paths.shape[:3] + (-1,))  # (B, S, H, D)
+                means.append(paths.mean(axis=1))
+                median = sample_quantiles(paths.transpose(0, 3, 1, 2), (0.5,))[0]  # (B, D, H)
+                medians.append(median.transpose(0, 2, 1))
+        mean, median = np.concatenate(means), np.concatenate(medians)  # (N, H, D)
+        rows = {"window": [], "channel": [], "mean": [], "median": []}
+        for (window, channel), m, q in zip(items, mean, median):
+            for d in range(m.shape[-1]):
+                rows["window"].append(window)
+                rows["channel"].append(data.channels[channel if channel is not None else d])
+                rows["mean"].append(m[:, d].astype(np.float32))
+                rows["median"].append(q[:, d].astype(np.float32))
+        return pa.table({"window": pa.array(rows["window"], pa.int64()), "channel": pa.array(rows["channel"]),
+                         "mean": pa.array(rows["mean"], pa.list_(pa.float32())),
+                         "median": pa.array(rows["median"], pa.list_(pa.float32()))})
+
+    def score(self, predictions, data: LsfData, settings: dict[str, Any]) -> dict[str, float]:
+        windows, horizon = data.window_count(), data.prediction_length
+        expected = windows * len(data.channels)
+        if predictions.num_rows != expected:
+            raise DataError(f"predictions: {predictions.num_rows} rows, expected {expected} (window × channel)")
+        index = {name: i for i, name in enumerate(data.channels)}
+        pairs = list(zip(predictions.column("window").to_pylist(), predictions.column("channel").to_pylist()))
+        wanted = {(w, c) for w in range(windows) for c in data.channels}
+        if set(pairs) != wanted or len(set(pairs)) != len(pairs):
+            missing = sorted(wanted - set(pairs))[:3]
+            raise DataError(f"predictions: (window, channel) rows are not each test window × channel once; "
+                            f"missing e.g. {missing}")
+        forecasts = {}
+        for column in ("mean", "median"):
+            values = predictions.column(column).combine_chunks()
+            lengths = values.value_lengths().to_numpy(zero_copy_only=False)
+            if np.any(lengths != horizon):
+                row = int(np.flatnonzero(lengths != horizon)[0])
+                raise DataError(f"predictions: row {row}, column {column}: {int(lengths[row])} values, expected {horizon}")
+            forecasts[column] = values.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, horizon)
+        truth = np.stack([data.target(w)[:, index[c]] for w, c in zip(predictions.column("window").to_pylist(),
+                                                                       predictions.column("channel").to_pylist())])
+        return {"mse": float(np.mean((truth - forecasts["mean"]) ** 2)),
+                "mae": float(np.mean(np.abs(truth - forecasts["median"])))}
+
+    def metric_info(self) -> dict[str, Any]:
+        from replibench.families.metric_info import MetricInfo
+
+        return {"mse": MetricInfo("min", "scaled units²", "GluonTS MSE of the sample mean, every test window × step "
+                                  "× channel (uni2ts LSF protocol: z-scored with the train rows, pandas std)"),
+                "mae": MetricInfo("min", "scaled units", "GluonTS MAE of the sample median (sorted sample "
+                                  "round((S−1)/2)), every test window × step × channel")}
+
+    def protocol(self, data: LsfData, settings: dict[str, Any]) -> dict[str, Any]:
+        task = settings["task"]
+        out = {}
+        out.update({
+            "source": "uni2ts eval_util/_lsf_dataset.py + get_lsf_test_dataset; project/moirai-1/eval/lsf_*.sh",
+            "mode": data.mode, "scaler": "train rows' mean and std (ddof 1)",
+            "prediction_length": data.prediction_length, "test_windows": data.window_count(),
+            "all_windows": data.max_windows is None, "context_length": task["context_length"],
+            "patch_size": task["patch_size"], "num_samples": task["num_samples"], "batch_size": task["batch_size"],
+            "weights": ("released: " + Path(task["weights"]["weights"]).name
+                        if task["weights"]["source"] == "released"
+                        else f"tiny random checkpoint in the released format (seed {task['weights']['seed']}): "
+                             "checks the pipeline, not the paper"),
+        })
+        return out
+
+
+ZEROSHOT_LSF = ZeroShotLsfTask()
