@@ -84,11 +84,6 @@ MOIRAI_SIZES = {"moirai-moe-small": "small", "moirai-moe-base": "base"}
 RAW_FOLDER = "data/raw/ett"
 
 
-def pf_prediction_length(dataset: str) -> int:
-    """uni2ts's PF prediction length: 24 steps (one day) hourly, 96 (one day) every 15 minutes."""
-    return 24 if dataset.startswith("etth") else 96
-
-
 #: Moirai's LSF scripts (uni2ts project/moirai-1/eval/lsf_*.sh): context_length 5000 for every ETT file;
 #: their patch sizes (64/64/64/128) do not exist in Moirai-MoE, which has only 16
 MOIRAI_LSF = {"patch_size": 16, "num_samples": 100, "batch_size": 32, "context_length": 5000, "max_windows": None}
@@ -213,19 +208,18 @@ def zeroshot_cost(run: RunSpec, settings: dict[str, Any]) -> Cost:
     tokens L each time."""
     import math
 
-    from replibench.families.ett.tasks.zeroshot import LSF_MODE
+    from replibench.families.ett.models.moirai_moe_files import ARCHITECTURES
+    from replibench.families.ett.tasks.zeroshot import LSF_MODE, lsf_window_count
 
     task = settings["task"]
     dims, items = 1, 7 * task.get("windows", 0)
     if run.task == "zeroshot-lsf":
-        windows = 2880 * (1 if run.dataset.startswith("etth") else 4) - task["prediction_length"] + 1
+        windows = lsf_window_count(run.dataset, task["prediction_length"])
         dims = 7 if LSF_MODE[run.dataset] == "M" else 1
         items = windows * (7 // dims)
     tokens = dims * (math.ceil(task["context_length"] / task["patch_size"]) + math.ceil(
         task["prediction_length"] / task["patch_size"]))
     passes = 1 + task["num_samples"] * (math.ceil(task["prediction_length"] / task["patch_size"]) - 1)
-    from replibench.families.ett.models.moirai_moe_files import ARCHITECTURES
-
     arch = ARCHITECTURES[MOIRAI_SIZES[run.model]]
     attention = 4 * tokens ** 2 * arch["d_model"] * arch["num_layers"]  # QKᵀ and AV, every layer
     flop = (2 * MOIRAI_ACTIVE_PARAMETERS[run.model] * tokens + attention) * passes * items
@@ -301,8 +295,9 @@ class EttFamily(Family):
         if run.task == "zeroshot":
             return task["windows"] * 7  # the 7 columns, each a univariate item per rolling window
         if run.task == "zeroshot-lsf":
-            rows = 2880 * (1 if run.dataset.startswith("etth") else 4)
-            return (rows - task["prediction_length"] + 1) * 7  # every window, every channel
+            from replibench.families.ett.tasks.zeroshot import lsf_window_count
+
+            return lsf_window_count(run.dataset, task["prediction_length"]) * 7  # every window, every channel
         start, end = split_borders_ett(run.dataset, task["seq_len"])["test"]
         return num_windows(end - start, task["seq_len"], task.get("pred_len", 0))
 

@@ -541,14 +541,9 @@ class MoiraiMoE(nn.Module):
         max_patch = max(cfg.patch_sizes)
         device = past_target.device
 
-        def left_pad(x, dim, value=0):
+        def pad_to_patch(x, dim, *, left, value=0):  # ``_patched_seq_pad``: to a multiple of the patch
             amount = -x.size(dim) % patch
-            pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [amount, 0]
-            return F.pad(x, pad, value=value)
-
-        def right_pad(x, dim, value=0):
-            amount = -x.size(dim) % patch
-            pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [0, amount]
+            pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + ([amount, 0] if left else [0, amount])
             return F.pad(x, pad, value=value)
 
         def patches(x):  # (B, T', D) → (B, D·S, patch) padded to max_patch
@@ -556,17 +551,17 @@ class MoiraiMoE(nn.Module):
             x = x.reshape(b, t // patch, patch, d).permute(0, 3, 1, 2).reshape(b, d * (t // patch), patch)
             return F.pad(x, (0, max_patch - patch))
 
-        observed_patches = left_pad(past_observed, 1).reshape(batch, -1, patch, dims).amax(dim=(-1, -2))
+        observed_patches = pad_to_patch(past_observed, 1, left=True).reshape(batch, -1, patch, dims).amax(dim=(-1, -2))
         past_time = torch.clamp(observed_patches.long().cummax(dim=-1).values.cumsum(dim=-1) - 1, min=0)  # (B, S)
         future_time = torch.arange(predict_steps, device=device)[None, :] + past_time.max(dim=-1, keepdim=True).values + 1
 
         future_target = torch.zeros(batch, cfg.prediction_length, dims, dtype=past_target.dtype, device=device)
         future_observed = torch.ones(batch, cfg.prediction_length, dims, dtype=torch.bool, device=device)
         future_is_pad = torch.zeros(batch, cfg.prediction_length, dtype=torch.long, device=device)
-        target = torch.cat([patches(left_pad(past_target, 1)), patches(right_pad(future_target, 1))], dim=1)
-        observed = torch.cat([patches(left_pad(past_observed, 1)), patches(right_pad(future_observed, 1))], dim=1)
-        past_sample = (left_pad(past_is_pad, 1, value=1) == 0).int().reshape(batch, -1, patch).amax(dim=-1)
-        future_sample = (right_pad(future_is_pad, 1, value=1) == 0).int().reshape(batch, -1, patch).amax(dim=-1)
+        target = torch.cat([patches(pad_to_patch(past_target, 1, left=True)), patches(pad_to_patch(future_target, 1, left=False))], dim=1)
+        observed = torch.cat([patches(pad_to_patch(past_observed, 1, left=True)), patches(pad_to_patch(future_observed, 1, left=False))], dim=1)
+        past_sample = (pad_to_patch(past_is_pad, 1, left=True, value=1) == 0).int().reshape(batch, -1, patch).amax(dim=-1)
+        future_sample = (pad_to_patch(future_is_pad, 1, left=False, value=1) == 0).int().reshape(batch, -1, patch).amax(dim=-1)
         sample_id = torch.cat([past_sample.repeat(1, dims), future_sample.repeat(1, dims)], dim=1)
         time_id = torch.cat([past_time.repeat(1, dims), future_time.repeat(1, dims)], dim=1)
         variates = torch.arange(dims, device=device)

@@ -36,11 +36,6 @@ from replibench.errors import DataError
 from replibench.families.task import Task, build_registered_model
 from replibench.runs import RunSpec
 
-#: uni2ts ``_pf_dataset.py``: prediction length per ETT frequency, and the rolling windows
-PF_PREDICTION_LENGTH = {"h": 24, "15min": 96}
-PF_WINDOWS = 7
-
-
 @dataclass
 class ZeroShotData:
     """The raw ETT series with the test items of the PF protocol."""
@@ -70,17 +65,25 @@ class ZeroShotData:
         return self.values[start:start + self.prediction_length, channel]
 
 
-def load_zero_shot(data_dir: Path, dataset: str, prediction_length: int, windows: int) -> ZeroShotData:
-    """Read ``series.parquet`` (raw values, as preprocessing wrote them) for the PF protocol."""
+def read_channel_values(data_dir: Path, dataset: str) -> tuple[Path, np.ndarray]:
+    """``series.parquet`` of ``dataset`` (raw values, as preprocessing wrote them) and its 7 channels
+    as a (T, C) float64 array."""
     import pyarrow.parquet as pq
 
-    from replibench.families.ett.datasets.ett import CHANNELS, dataset_by_name
+    from replibench.families.ett.datasets.ett import CHANNELS
 
     path = Path(data_dir) / "series.parquet"
     if not path.is_file():
         raise DataError(f"{path}: not found (run the preprocess step for {dataset} first)")
     table = pq.read_table(path)
-    values = np.stack([table.column(name).to_numpy() for name in CHANNELS], axis=1).astype(np.float64)
+    return path, np.stack([table.column(name).to_numpy() for name in CHANNELS], axis=1).astype(np.float64)
+
+
+def load_zero_shot(data_dir: Path, dataset: str, prediction_length: int, windows: int) -> ZeroShotData:
+    """The raw series for the PF protocol; a missing or infinite value is refused (uni2ts would mask it)."""
+    from replibench.families.ett.datasets.ett import CHANNELS, dataset_by_name
+
+    path, values = read_channel_values(data_dir, dataset)
     if not np.all(np.isfinite(values)):
         row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
         raise DataError(f"{path}: row {row} holds a missing or infinite value; the PF protocol needs a complete series")
@@ -110,22 +113,27 @@ def tiny_weights_folder(model, seed: int) -> tempfile.TemporaryDirectory:
     weights, so it exercises the same loading path. Weights ~ N(0, 0.02²), centroids ~ N(0, 1)."""
     import torch
 
-    from replibench.families.ett.models.moirai_moe import write_checkpoint
+    from replibench.families.ett.models.moirai_moe import RMSNorm, write_checkpoint
 
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
-        for name in ("q_norm", "k_norm", "norm1", "norm2"):
-            for module_name, module in model.named_modules():
-                if module_name.endswith(name):
-                    module.weight.fill_(1.0)
-        model.encoder.norm.weight.fill_(1.0)
+        for module in model.modules():  # the norms start at 1, as upstream initialises them
+            if isinstance(module, RMSNorm):
+                module.weight.fill_(1.0)
         model.encoder.centroid.copy_(torch.randn(model.encoder.centroid.shape, generator=generator,
                                                  dtype=torch.float64))
     folder = tempfile.TemporaryDirectory(prefix="moirai-moe-tiny-")
     write_checkpoint(model, Path(folder.name))
     return folder
+
+
+def weights_description(weights: dict[str, Any]) -> str:
+    """What a row's weights were, for its protocol record: the released file, or the smoke checkpoint."""
+    if weights["source"] == "released":
+        return "released: " + Path(weights["weights"]).name
+    return f"tiny random checkpoint in the released format (seed {weights['seed']}): checks the pipeline, not the paper"
 
 
 def unit_seed(run_seed: int, unit: int) -> int:
@@ -245,8 +253,9 @@ class ZeroShotTask(Task):
         return METRICS
 
     def protocol(self, data: ZeroShotData, settings: dict[str, Any]) -> dict[str, Any]:
+        from replibench.families.ett.metrics.probabilistic import SEASONALITY
+
         task = settings["task"]
-        weights = task["weights"]
         return {
             "source": "uni2ts eval_util/_pf_dataset.py (Moirai / Moirai-MoE probabilistic forecasting)",
             "series": "each of the 7 columns a univariate series, raw units (no scaling)",
@@ -257,10 +266,8 @@ class ZeroShotTask(Task):
             "patch_size": task["patch_size"],
             "num_samples": task["num_samples"],
             "batch_size": task["batch_size"],
-            "seasonality": {"h": 24, "15min": 96}[data.freq],
-            "weights": ("released: " + Path(weights["weights"]).name if weights["source"] == "released"
-                        else f"tiny random checkpoint in the released format (seed {weights['seed']}): "
-                             "checks the pipeline, not the paper"),
+            "seasonality": SEASONALITY[data.freq],
+            "weights": weights_description(task["weights"]),
         }
 
 
@@ -274,6 +281,19 @@ ZEROSHOT = ZeroShotTask()
 LSF_MODE = {"etth1": "M", "etth2": "M", "ettm1": "S", "ettm2": "M"}
 
 
+def lsf_split_rows(dataset: str) -> tuple[int, int, int]:
+    """Train, val and test rows of ``LSFDataset._load_etth/_load_ettm``: 8640/2880/2880 (×4 every 15 min)."""
+    from replibench.families.ett.datasets.ett import dataset_by_name
+
+    factor = 60 // dataset_by_name(dataset).minutes_per_step
+    return 8640 * factor, 2880 * factor, 2880 * factor
+
+
+def lsf_window_count(dataset: str, prediction_length: int) -> int:
+    """Test windows of the LSF protocol (distance 1): every start whose horizon fits in the test rows."""
+    return lsf_split_rows(dataset)[2] - prediction_length + 1
+
+
 @dataclass
 class LsfData:
     """ETT scaled as uni2ts ``LSFDataset`` does, with the rolling test windows of ``get_lsf_test_dataset``."""
@@ -282,13 +302,12 @@ class LsfData:
     channels: tuple[str, ...]
     scaled: np.ndarray  # (rows up to the test end, C) float64
     test_start: int  # first forecast row of window 0
-    test_length: int  # rows of the test split
     prediction_length: int
     mode: str  # "S" | "M"
     max_windows: int | None  # smoke only: the first windows; None = all
 
     def window_count(self) -> int:
-        count = self.test_length - self.prediction_length + 1
+        count = lsf_window_count(self.dataset, self.prediction_length)
         return count if self.max_windows is None else min(count, self.max_windows)
 
     def items(self) -> list[tuple[int, int | None]]:
@@ -305,22 +324,16 @@ class LsfData:
 def load_lsf(data_dir: Path, dataset: str, prediction_length: int, max_windows: int | None) -> LsfData:
     """``LSFDataset._load_etth/_load_ettm``: 8640/2880/2880 rows (×4 for 15-minute files), every column
     z-scored with the train rows' mean and pandas ``std`` (ddof 1), test = the third block."""
-    import pyarrow.parquet as pq
-
     from replibench.families.ett.datasets.ett import CHANNELS, dataset_by_name
 
-    path = Path(data_dir) / "series.parquet"
-    if not path.is_file():
-        raise DataError(f"{path}: not found (run the preprocess step for {dataset} first)")
-    values = np.stack([pq.read_table(path).column(name).to_numpy() for name in CHANNELS], axis=1).astype(np.float64)
+    path, values = read_channel_values(data_dir, dataset)
     spec = dataset_by_name(dataset)
-    factor = 60 // spec.minutes_per_step
-    train, val, test = 8640 * factor, 2880 * factor, 2880 * factor
+    train, val, test = lsf_split_rows(dataset)
     if len(values) < train + val + test:
         raise DataError(f"{path}: {len(values)} rows, the LSF protocol needs {train + val + test}")
     mean, std = values[:train].mean(axis=0), values[:train].std(axis=0, ddof=1)
     scaled = (values[:train + val + test] - mean) / std
-    return LsfData(dataset=spec.name, channels=CHANNELS, scaled=scaled, test_start=train + val, test_length=test,
+    return LsfData(dataset=spec.name, channels=CHANNELS, scaled=scaled, test_start=train + val,
                    prediction_length=prediction_length, mode=LSF_MODE[spec.name], max_windows=max_windows)
 
 
@@ -408,8 +421,7 @@ class ZeroShotLsfTask(ZeroShotTask):
                 row = int(np.flatnonzero(lengths != horizon)[0])
                 raise DataError(f"predictions: row {row}, column {column}: {int(lengths[row])} values, expected {horizon}")
             forecasts[column] = values.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, horizon)
-        truth = np.stack([data.target(w)[:, index[c]] for w, c in zip(predictions.column("window").to_pylist(),
-                                                                       predictions.column("channel").to_pylist())])
+        truth = np.stack([data.target(w)[:, index[c]] for w, c in pairs])
         return {"mse": float(np.mean((truth - forecasts["mean"]) ** 2)),
                 "mae": float(np.mean(np.abs(truth - forecasts["median"])))}
 
@@ -423,19 +435,14 @@ class ZeroShotLsfTask(ZeroShotTask):
 
     def protocol(self, data: LsfData, settings: dict[str, Any]) -> dict[str, Any]:
         task = settings["task"]
-        out = {}
-        out.update({
+        return {
             "source": "uni2ts eval_util/_lsf_dataset.py + get_lsf_test_dataset; project/moirai-1/eval/lsf_*.sh",
             "mode": data.mode, "scaler": "train rows' mean and std (ddof 1)",
             "prediction_length": data.prediction_length, "test_windows": data.window_count(),
             "all_windows": data.max_windows is None, "context_length": task["context_length"],
             "patch_size": task["patch_size"], "num_samples": task["num_samples"], "batch_size": task["batch_size"],
-            "weights": ("released: " + Path(task["weights"]["weights"]).name
-                        if task["weights"]["source"] == "released"
-                        else f"tiny random checkpoint in the released format (seed {task['weights']['seed']}): "
-                             "checks the pipeline, not the paper"),
-        })
-        return out
+            "weights": weights_description(task["weights"]),
+        }
 
 
 ZEROSHOT_LSF = ZeroShotLsfTask()
