@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEDULES = ("constant", "type1", "cosine", "rsqrt", "multistep", "plateau")
+SCHEDULES = ("constant", "type1", "cosine", "fairchem-cosine", "rsqrt", "multistep", "plateau")
 
 
 def lr_factor(config: Any, *, epoch: int, step: int, total_steps: int) -> float:
@@ -21,6 +21,11 @@ def lr_factor(config: Any, *, epoch: int, step: int, total_steps: int) -> float:
       lr/4 … (halved after every epoch from the second on).
     * ``cosine`` — linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``
       (the S4/S5 LRA configs).
+    * ``fairchem-cosine`` — fairchem's ``CosineLRLambda`` (``LambdaLR``, ``lambda_type: cosine``;
+      EquiformerV2's OC20 configs): linear warm-up from ``warmup_factor`` to 1 over steps
+      0..``warmup_steps`` (inclusive), then ``lr_min_factor + (1 - lr_min_factor) (1 + cos(pi
+      step / total_steps)) / 2`` — the cosine runs over the whole run, warm-up included, as there
+      — and ``lr_min_factor`` from ``total_steps`` on.
     * ``rsqrt`` — LRA's Transformer schedule ``min(1, step/warmup) / sqrt(max(step, warmup))``
       (peak ``lr / sqrt(warmup)``).
     * ``multistep`` — fairchem's OC20 schedule: linear warm-up from ``warmup_factor`` to 1 over
@@ -38,6 +43,13 @@ def lr_factor(config: Any, *, epoch: int, step: int, total_steps: int) -> float:
         span = max(1, total_steps - config.warmup_steps)
         progress = min(1.0, (step - config.warmup_steps) / span)
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "fairchem-cosine":
+        if step <= config.warmup_steps:
+            alpha = step / config.warmup_steps if config.warmup_steps else 1.0
+            return config.warmup_factor * (1.0 - alpha) + alpha
+        if step >= total_steps:
+            return config.lr_min_factor
+        return config.lr_min_factor + 0.5 * (1.0 - config.lr_min_factor) * (1.0 + math.cos(math.pi * step / total_steps))
     if schedule == "rsqrt":
         warmup = max(1, config.warmup_steps)
         step = step + 1  # LRA counts from step 1 here; step 0 would give lr 0

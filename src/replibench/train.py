@@ -77,7 +77,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "type1"  # one of replibench.schedules.SCHEDULES
     warmup_steps: int = 0  # linear warm-up (cosine, rsqrt, multistep)
-    warmup_factor: float = 0.2  # multistep: lr factor at step 0 of the warm-up (fairchem)
+    warmup_factor: float = 0.2  # multistep, fairchem-cosine: lr factor at step 0 of the warm-up (fairchem)
+    lr_min_factor: float = 0.01  # fairchem-cosine: lr factor the cosine ends at (fairchem)
     milestones: list[int] = field(default_factory=list)  # multistep: steps where lr is multiplied by gamma
     gamma: float = 0.1  # multistep
     plateau_factor: float = 0.6  # plateau: lr × factor after `plateau_patience` epochs without improvement
@@ -117,7 +118,8 @@ class TrainConfig:
             "epochs": at_least(1), "max_steps": at_least(1), "batch_size": at_least(1), "micro_batches": at_least(1),
             "optimizer": one_of("adam", "adamw"), "lr": above(0.0), "weight_decay": at_least(0.0),
             "lr_schedule": one_of(*SCHEDULES), "warmup_steps": at_least(0),
-            "warmup_factor": between(0.0, 1.0), "milestones": each(at_least(1)), "gamma": above(0.0),
+            "warmup_factor": between(0.0, 1.0), "lr_min_factor": between(0.0, 1.0),
+            "milestones": each(at_least(1)), "gamma": above(0.0),
             "plateau_factor": between(0.0, 1.0, low_open=True), "plateau_patience": at_least(0),
             "min_lr": at_least(0.0), "patience": at_least(1), "grad_clip": above(0.0),
             "grad_clip_value": above(0.0), "ema_decay": between(0.0, 1.0, high_open=True),

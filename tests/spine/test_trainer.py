@@ -116,6 +116,23 @@ def test_multistep_and_plateau_schedules():
     assert tracker.scale == pytest.approx(0.6) and tracker.bad_epochs == 0
 
 
+def test_fairchem_cosine_schedule_hand_values():
+    """fairchem's CosineLRLambda: warm-up 0.2 -> 1 over steps 0..10 inclusive, then a cosine over
+    the whole run (warm-up included) ending at lr_min_factor; values worked out by hand."""
+    from replibench.train import TrainConfig, lr_factor
+
+    config = TrainConfig(lr_schedule="fairchem-cosine", warmup_steps=10, warmup_factor=0.2, lr_min_factor=0.01)
+    assert lr_factor(config, epoch=0, step=0, total_steps=100) == pytest.approx(0.2)
+    assert lr_factor(config, epoch=0, step=5, total_steps=100) == pytest.approx(0.6)
+    assert lr_factor(config, epoch=0, step=10, total_steps=100) == pytest.approx(1.0)
+    # step 50 of 100: cos(pi/2) = 0 -> 0.01 + 0.99 / 2
+    assert lr_factor(config, epoch=0, step=50, total_steps=100) == pytest.approx(0.505)
+    # step 25: 0.01 + 0.495 * (1 + cos(pi/4)) = 0.01 + 0.495 * 1.7071068
+    assert lr_factor(config, epoch=0, step=25, total_steps=100) == pytest.approx(0.8550179, abs=1e-7)
+    assert lr_factor(config, epoch=3, step=100, total_steps=100) == pytest.approx(0.01)
+    assert lr_factor(config, epoch=3, step=140, total_steps=100) == pytest.approx(0.01)
+
+
 def test_weight_average_and_value_clipping_train_and_resume(tmp_path):
     settings = {**SETTINGS, "train": {**SETTINGS["train"], "ema_decay": 0.9, "grad_clip_value": 0.5,
                                       "lr_schedule": "plateau", "plateau_patience": 0, "plateau_factor": 0.5}}
