@@ -5,7 +5,12 @@ Luo, Chen, Krishnapriyan (ICLR 2024, arXiv:2401.10216) claim O(L^3) for the Gaun
 irreps up to degree L. This script times, on the same inputs (a batch of coefficient vectors with
 every degree 0..L, output truncated to degree L):
 
-* ``gaunt``     - ``replibench.families.oc20.models.gaunt.GauntTensorProduct``;
+* ``gaunt``     - ``replibench.families.oc20.models.gaunt.GauntTensorProduct``: since the dense
+  SH <-> grid matrices replaced its FFTs, its cost grows as O(L^4) per pair (the paper's O(L^3)
+  needs FFTs and sparse tables, which lose to the dense matrices up to the degree-12 limit of
+  e3nn's SH), so expect a fitted Gaunt exponent near 4 at large batch, lower where fixed
+  per-call overheads still dominate; ``benchmarks/oc20_gaunt_efficiency.py`` runs the paper's
+  own three settings;
 * ``cg-gaunt``  - e3nn's CG product on the same (l1 + l2 + l3 even) paths, same result;
 * ``cg-full``   - e3nn's CG product on every SO(3) path (what the O(L^6) claim counts).
 

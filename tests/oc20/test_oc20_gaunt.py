@@ -9,12 +9,18 @@ import torch
 from e3nn import o3
 
 from replibench.families.oc20.models.gaunt import (
+    E3NN_MAX_SH_DEGREE,
+    MAX_SH_DEGREE,
+    GauntPowerSum,
     GauntTensorProduct,
+    _legendre_spherical_harmonics,
     cg_tensor_product,
     gaunt_coefficients,
     gaunt_path_constant,
     gaunt_paths,
     sh_fourier_coefficients,
+    spherical_harmonics_at_angles,
+    spherical_harmonics_of_vector,
 )
 
 torch.set_num_threads(1)
@@ -157,9 +163,18 @@ def test_full_cg_product_has_paths_gaunt_lacks():
 def test_invalid_degrees_are_rejected():
     with pytest.raises(ValueError, match="lmax_out"):
         GauntTensorProduct(1, 1, 3)
-    with pytest.raises(ValueError, match="e3nn"):
-        GauntTensorProduct(8, 8, 16)
+    # degrees above e3nn's 12 are accepted up to MAX_SH_DEGREE (was: (8, 8, 16) raised)
+    assert MAX_SH_DEGREE == 32
+    GauntTensorProduct(8, 8, 16)
     GauntTensorProduct(8, 8, 12)  # product degree 16 on the Fourier grid is fine
+    with pytest.raises(ValueError, match="MAX_SH_DEGREE"):
+        GauntTensorProduct(17, 17, 33)
+    with pytest.raises(ValueError, match="MAX_SH_DEGREE"):
+        GauntTensorProduct(33, 0, 0)
+    with pytest.raises(ValueError, match="MAX_SH_DEGREE"):
+        GauntPowerSum(33, 2)
+    with pytest.raises(ValueError, match="MAX_SH_DEGREE"):
+        gaunt_coefficients(33, 1, 32)
 
 
 def test_edge_gaunt_messages_equal_per_edge_gaunt_products():
@@ -205,3 +220,144 @@ def test_gaunt_product_runs_under_bfloat16_autocast():
     assert mixed.dtype == torch.float32
     exact = gaunt(x1.float(), x2.float())  # the same (bf16-rounded) inputs at full precision
     torch.testing.assert_close(mixed, exact, rtol=1e-5, atol=1e-5)
+
+
+def test_a_module_built_under_float32_is_exact_after_double():
+    """The dense SH <-> grid matrices keep a float64 copy: ``.double()`` after a float32 build is exact."""
+    torch.set_default_dtype(torch.float32)  # the autouse fixture restores float64 after the test
+    gaunt = GauntTensorProduct(3, 3, 3).double()
+    torch.set_default_dtype(torch.float64)
+    generator = torch.Generator().manual_seed(8)
+    x1, x2 = torch.randn(2, 4, 16, generator=generator), torch.randn(2, 4, 16, generator=generator)
+    cg, weights = cg_tensor_product(3, 3, 3, gaunt_paths_only=True)
+    expected = cg(x1.reshape(8, 16), x2.reshape(8, 16), weights).reshape(2, 4, 16)
+    torch.testing.assert_close(gaunt(x1, x2), expected, atol=1e-11, rtol=1e-11)
+    assert gaunt.float()(x1.float(), x2.float()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("lmax1,lmax2,lmax_out", [(1, 1, 2), (2, 3, 3), (3, 3, 6)])
+def test_sums_of_sampled_products_go_back_exactly(lmax1, lmax2, lmax_out):
+    """samples / from_samples: the projection is linear, so summed grid products (the model's messages)
+    equal summed Gaunt products."""
+    gaunt = GauntTensorProduct(lmax1, lmax2, lmax_out)
+    generator = torch.Generator().manual_seed(9)
+    a1, b1 = (torch.randn(3, (lmax1 + 1) ** 2, generator=generator) for _ in range(2))
+    a2, b2 = (torch.randn(3, (lmax2 + 1) ** 2, generator=generator) for _ in range(2))
+    grid = gaunt.samples(a1, 1) * gaunt.samples(a2, 2) + gaunt.samples(b1, 1) * gaunt.samples(b2, 2)
+    assert grid.shape[-2:] == gaunt.grid_shape
+    torch.testing.assert_close(gaunt.from_samples(grid), gaunt(a1, a2) + gaunt(b1, b2), atol=1e-11, rtol=1e-11)
+
+
+# ---- degrees above e3nn's spherical_harmonics (12): Legendre recursion in e3nn's convention ----
+
+
+def random_angles(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """alpha in [0, 2pi), beta over the whole circle [0, 2pi) (the Fourier route's extension)."""
+    generator = torch.Generator().manual_seed(seed)
+    alpha = torch.rand(n, generator=generator, dtype=torch.float64) * 2 * math.pi
+    beta = torch.rand(n, generator=generator, dtype=torch.float64) * 2 * math.pi
+    return alpha, beta
+
+
+def test_recursion_equals_e3nn_unit_vector_sh_up_to_12():
+    """Same basis, signs, normalization and polar axis y as e3nn's ``spherical_harmonics`` of
+    ``angles_to_xyz`` (its values, max ~5, to float64 round-off), beta over the whole circle."""
+    alpha, beta = random_angles(300, 0)
+    direct = o3.spherical_harmonics(list(range(13)), o3.angles_to_xyz(alpha, beta), True, normalization="component")
+    torch.testing.assert_close(_legendre_spherical_harmonics(0, 12, alpha, beta), direct, atol=1e-13, rtol=0)
+    # below 13 the tables use e3nn's values themselves, bit for bit
+    assert torch.equal(spherical_harmonics_at_angles(12, alpha, beta), direct)
+
+
+def test_recursion_equals_e3nn_alpha_beta_sh_above_12():
+    """Above 12 e3nn's ``spherical_harmonics_alpha_beta`` is the only e3nn source: same functions,
+    but its monomial Legendre expansion loses ~2.5x per degree (6e-11 at l = 16), so compare at 1e-9."""
+    alpha, beta = random_angles(200, 1)
+    lmax = 15
+    ours = spherical_harmonics_at_angles(lmax, alpha, beta)  # (P, (lmax+1)^2)
+    high_ls = list(range(E3NN_MAX_SH_DEGREE + 1, lmax + 1))  # 13..15 (e3nn builds each symbolically: slow)
+    theirs = o3.spherical_harmonics_alpha_beta(high_ls, alpha, beta, normalization="component")
+    high = slice((E3NN_MAX_SH_DEGREE + 1) ** 2, None)
+    torch.testing.assert_close(ours[:, high], theirs, atol=1e-9 * theirs.abs().max().item(), rtol=0)
+    # the direction form: o3.xyz_to_angles then the same functions
+    xyz = o3.angles_to_xyz(alpha, beta) * 2.5  # not unit: normalized inside
+    torch.testing.assert_close(spherical_harmonics_of_vector(lmax, xyz), ours, atol=1e-12, rtol=0)
+
+
+def test_high_degree_sh_are_orthonormal():
+    """(1/4pi) integral Y_k Y_k' = delta (component normalization) for every degree up to MAX_SH_DEGREE,
+    by Gauss-Legendre x uniform quadrature (exact for these polynomials)."""
+    lmax = MAX_SH_DEGREE
+    import numpy as np
+
+    nodes, weights = np.polynomial.legendre.leggauss(lmax + 2)
+    n_alpha = 2 * lmax + 2
+    beta = torch.from_numpy(np.arccos(nodes))
+    alpha = torch.arange(n_alpha, dtype=torch.float64) * (2 * math.pi / n_alpha)
+    b, a = torch.meshgrid(beta, alpha, indexing="ij")
+    sh = spherical_harmonics_at_angles(lmax, a, b).reshape(-1, (lmax + 1) ** 2)  # (P, K)
+    w = (torch.from_numpy(weights)[:, None] / (2 * n_alpha)).expand_as(b).reshape(-1)  # (P,): sums to 1
+    gram = sh.T @ (w[:, None] * sh)
+    torch.testing.assert_close(gram, torch.eye(gram.shape[0]), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("l1,l2,l3", [(7, 7, 14), (13, 2, 15), (6, 8, 14), (16, 16, 32)])
+def test_high_degree_gaunt_coefficients_equal_racah_times_wigner_3j(l1, l2, l3):
+    """Quadrature of the recursion's SH = closed-form Gaunt constant (Racah) x e3nn's wigner_3j."""
+    from replibench.families.oc20.efficiency import gaunt_constant
+
+    gaunt = gaunt_coefficients(l1, l2, l3)
+    expected = gaunt_constant(l1, l2, l3) * o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
+    torch.testing.assert_close(gaunt, expected, atol=1e-12, rtol=0)
+    assert gaunt.abs().max() > 1e-3
+
+
+def dense_gaunt_contraction(x1: torch.Tensor, x2: torch.Tensor, lmax1: int, lmax2: int, lmax_out: int) -> torch.Tensor:
+    """sum over paths of G(l1 m1, l2 m2, l3 m3) x1 x2 with G by quadrature (no Fourier route)."""
+    out = x1.new_zeros(*x1.shape[:-1], (lmax_out + 1) ** 2)
+    for l1, l2, l3 in gaunt_paths(lmax1, lmax2, lmax_out):
+        g = gaunt_coefficients(l1, l2, l3)
+        out[..., l3 * l3:(l3 + 1) ** 2] += torch.einsum(
+            "...i,...j,ijk->...k", x1[..., l1 * l1:(l1 + 1) ** 2], x2[..., l2 * l2:(l2 + 1) ** 2], g)
+    return out
+
+
+@pytest.mark.parametrize("lmax1,lmax2,lmax_out", [(7, 7, 14), (13, 2, 15), (7, 7, 10)])
+def test_gaunt_above_degree_12_equals_dense_contraction(lmax1, lmax2, lmax_out):
+    generator = torch.Generator().manual_seed(lmax1 + lmax_out)
+    x1 = torch.randn(5, (lmax1 + 1) ** 2, generator=generator, dtype=torch.float64)
+    x2 = torch.randn(5, (lmax2 + 1) ** 2, generator=generator, dtype=torch.float64)
+    expected = dense_gaunt_contraction(x1, x2, lmax1, lmax2, lmax_out)
+    result = GauntTensorProduct(lmax1, lmax2, lmax_out).double()(x1, x2)
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(result, expected, atol=1e-10 * scale, rtol=0)
+    # float32 end to end stays within float tolerance
+    result32 = GauntTensorProduct(lmax1, lmax2, lmax_out)(x1.float(), x2.float())
+    torch.testing.assert_close(result32, expected.float(), atol=1e-4 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("lmax1,lmax2,lmax_out", [(7, 7, 14), (13, 2, 15)])
+def test_gaunt_above_degree_12_is_rotation_equivariant(lmax1, lmax2, lmax_out):
+    generator = torch.Generator().manual_seed(30 + lmax1)
+    x1 = torch.randn(4, (lmax1 + 1) ** 2, generator=generator, dtype=torch.float64)
+    x2 = torch.randn(4, (lmax2 + 1) ** 2, generator=generator, dtype=torch.float64)
+    gaunt = GauntTensorProduct(lmax1, lmax2, lmax_out).double()
+    out = gaunt(x1, x2)
+    scale = out.abs().max().item()
+    for _ in range(2):
+        angles = (torch.rand(3, generator=generator, dtype=torch.float64) * 2 * math.pi).unbind()
+        d1, d2, d_out = (sh_irreps(l).D_from_angles(*angles) for l in (lmax1, lmax2, lmax_out))
+        torch.testing.assert_close(gaunt(x1 @ d1.T, x2 @ d2.T), out @ d_out.T, atol=1e-10 * scale, rtol=0)
+
+
+def test_power_sum_above_degree_12():
+    """GauntPowerSum at lmax 13 (grid resolving degree 39) = x + truncated repeated Gaunt products
+    (GauntTensorProduct, itself checked against the dense contraction above 12)."""
+    lmax, correlation = 13, 3
+    generator = torch.Generator().manual_seed(12)
+    x = torch.randn(3, (lmax + 1) ** 2, generator=generator, dtype=torch.float64)
+    square = GauntTensorProduct(lmax, lmax, 2 * lmax).double()(x, x)  # degrees 0..26
+    cube = GauntTensorProduct(lmax, 2 * lmax, lmax).double()(x, square)
+    expected = x + square[:, : (lmax + 1) ** 2] + cube
+    torch.testing.assert_close(GauntPowerSum(lmax, correlation).double()(x), expected,
+                               atol=1e-10 * expected.abs().max().item(), rtol=0)
