@@ -98,6 +98,8 @@ MODELS: dict[str, str] = {
     "dimenet-pp": "replibench.families.oc20.models.dimenet_pp:DimeNetPP",
     "equivariant-cg": "replibench.families.oc20.models.equivariant:EquivariantCG",
     "equivariant-gaunt": "replibench.families.oc20.models.equivariant:EquivariantGaunt",
+    "equiformer-v2": "replibench.families.oc20.models.equiformer_v2:EquiformerV2",
+    "equiformer-v2-gaunt-selfmix": "replibench.families.oc20.models.equiformer_v2_gaunt:EquiformerV2GauntSelfmix",
 }
 
 REGISTRIES: dict[str, dict[str, str]] = {

@@ -17,7 +17,7 @@ from e3nn import o3
 from oc20_model_graphs import make_batch, random_slab, rotated
 
 from replibench.errors import ConfigError
-from replibench.families.oc20.family import SMOKE_MODEL
+from replibench.families.oc20.family import EQUIFORMER_MODELS, SMOKE_MODEL
 from replibench.families.oc20.models import dimenet_pp, equivariant, schnet
 from replibench.families.task import build_registered_model
 
@@ -231,7 +231,7 @@ def test_equivariant_rejects_unknown_tensor_product():
         equivariant.EquivariantModel(equivariant.EquivariantConfig(tp="fft"))
 
 
-@pytest.mark.parametrize("name", sorted(SMOKE_MODEL))
+@pytest.mark.parametrize("name", sorted(set(SMOKE_MODEL) - set(EQUIFORMER_MODELS)))
 def test_registry_build_overrides_and_energy_only(name, slabs):
     model = build_registered_model(name, {**SMOKE_MODEL[name], "direct_forces": True}, cutoff=6.0, regress_forces=True)
     assert model.config.direct_forces and model.config.cutoff == 6.0
@@ -250,3 +250,18 @@ def test_equivariant_registry_names_fix_the_tensor_product():
     assert cg.layers[0].tp.kind == "cg" and gaunt.layers[0].tp.kind == "gaunt"
     with pytest.raises(ValueError, match="use the registry model 'equivariant-gaunt'"):
         build_registered_model("equivariant-cg", {"tp": "gaunt"}, cutoff=6.0, regress_forces=True)
+
+
+@pytest.mark.parametrize("name", EQUIFORMER_MODELS)
+def test_equiformer_models_are_s2ef_only_with_their_direct_force_head(name, slabs):
+    """EquiformerV2 (± Gaunt-Selfmix) regresses forces with its own head (fairchem's S2EF model):
+    built through the registry at smoke sizes it predicts both; asked for energy only it refuses."""
+    sizes = {**SMOKE_MODEL[name], "lmax_list": [2], "grid_resolution": 6}
+    model = build_registered_model(name, sizes, cutoff=6.0, regress_forces=True).double().eval()
+    energy, forces = model(make_batch(slabs))
+    assert energy.shape == (2,) and forces.shape == (make_batch(slabs).pos.shape[0], 3)
+    assert model.config.gaunt_selfmix == (name == "equiformer-v2-gaunt-selfmix")
+    with pytest.raises(ConfigError, match="unknown hyper-parameter"):
+        build_registered_model(name, {"hidden_size": 3}, cutoff=6.0, regress_forces=True)
+    with pytest.raises(ValueError, match="only S2EF with the direct force head"):
+        build_registered_model(name, sizes, cutoff=6.0, regress_forces=False)

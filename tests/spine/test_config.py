@@ -143,7 +143,10 @@ def test_variants_are_typed_values_and_their_names_are_spelled_from_them(config)
             family = resolve("family", run.family)
             assert family.variant_name(run.task, run.values) == run.variant
             types = {name: type(value) for name, value in run.values.items() if name != "steps"}
-            assert types == expected[run.family, run.task], run.run_id
+            if run.model.startswith("equiformer-v2"):  # the OC20 models with one run per maximum degree L
+                assert types == {"lmax": int} and run.variant == f"l{run.values['lmax']}", run.run_id
+            else:
+                assert types == expected[run.family, run.task], run.run_id
             assert parse_settings_json(planned.settings_json)[0].values == run.values
             seen.add((run.family, run.task))
     assert seen == set(expected)
@@ -152,6 +155,8 @@ def test_variants_are_typed_values_and_their_names_are_spelled_from_them(config)
     with pytest.raises(ValueError, match="horizon"):
         resolve("family", "ett").make_run("etth1", "forecast", "dlinear", {"steps": 3}, 1)
     with pytest.raises(ValueError, match="names none"):
+        resolve("family", "lra").make_run("listops", "lra-classify", "s4d-legs", {"horizon": 96}, 1)
+    with pytest.raises(ValueError, match=r"oc20/s2ef: unknown variant values \{'horizon': 96\}; only lmax"):
         resolve("family", "oc20").make_run("s2ef-2m", "s2ef", "schnet", {"horizon": 96}, 1)
 
 
@@ -253,6 +258,35 @@ def test_oc20_plan_and_wrong_task_dataset(config):
     config["oc20"]["runs"] = [{"task": "is2re", "datasets": ["is2re-all"], "models": ["equivariant-cg"]}]
     with pytest.raises(ConfigError, match="'equivariant-cg' is not allowed"):
         validate_config(config)
+
+
+def test_oc20_equiformer_runs_one_per_max_degree(config):
+    """Table 1's EquiformerV2 rows (with and without Gaunt-Selfmix) at L = 4 and 6: fairchem's
+    S2EF-2M config with lmax_list = [L], its radius graph (12 Å, 20 neighbours) and optimiser."""
+    paper = copy.deepcopy(config)
+    paper["preset"] = "paper"
+    planned = {p.run.run_id: p for p in plan_runs(validate_config(paper))}
+    for model in ("equiformer-v2", "equiformer-v2-gaunt-selfmix"):
+        for degree in (4, 6):
+            settings = planned[f"oc20/s2ef-2m/s2ef/{model}/l{degree}/seed0"].settings
+            assert settings["model"] == {"lmax_list": [degree], "mmax_list": [2]}
+            assert settings["task"]["graph"] == {"mode": "per_batch", "cutoff": 12.0, "max_neighbors": 20}
+            train = settings["train"]
+            assert (train["lr"], train["weight_decay"], train["batch_size"], train["epochs"]) == (4e-4, 1e-3, 64, 30)
+            assert (train["lr_schedule"], train["warmup_steps"], train["lr_min_factor"]) == ("fairchem-cosine", 3125, 0.01)
+    smoke = {p.run.run_id: p for p in plan_runs(validate_config(config))}
+    smoke_run = smoke["oc20/s2ef-synthetic-emt/s2ef/equiformer-v2-gaunt-selfmix/l4/seed0"]
+    assert smoke_run.settings["model"]["lmax_list"] == [4]
+    assert smoke_run.settings["task"]["graph"] == {"cutoff": 12.0, "max_neighbors": 20}
+    without_degrees = copy.deepcopy(config)
+    without_degrees["oc20"]["runs"] = [{"task": "s2ef", "datasets": ["s2ef-2m"], "models": ["equiformer-v2"]}]
+    with pytest.raises(ConfigError, match="equiformer-v2: the run entry needs max_degrees"):
+        plan_runs(validate_config(without_degrees))
+    schnet_with_degrees = copy.deepcopy(config)
+    schnet_with_degrees["oc20"]["runs"] = [{"task": "s2ef", "datasets": ["s2ef-2m"], "models": ["schnet"],
+                                            "max_degrees": [4]}]
+    with pytest.raises(ConfigError, match="schnet: the run entry takes no max_degrees"):
+        plan_runs(validate_config(schnet_with_degrees))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -16,8 +16,14 @@ and step counts, same code paths) overlaid with the user's per-model ``overrides
   the optimiser of the EquiformerV2 S2EF-2M config the Gaunt paper built on
   (``s2ef/2M/equiformer_v2/equiformer_v2_N@12_L@6_M@2.yml``): AdamW lr 4e-4, weight decay 1e-3,
   cosine with a 0.1-epoch warm-up, 30 epochs, grad-norm clip 100, EMA 0.999, batch 4 × 16 GPUs =
-  64, loss base.yml 2 / 100. Our cosine warms up from 0 (theirs from 0.2×) and ends at 0 (theirs
-  at 0.01×).
+  64, loss base.yml 2 / 100, fairchem's cosine (``fairchem-cosine``: from 0.2× to 0.01×).
+* S2EF-2M, EquiformerV2 and EquiformerV2 + Gaunt-Selfmix (the Gaunt paper's Table 1 rows, one run
+  per maximum degree L = 4, 6: config ``max_degrees``, variant ``l4`` / ``l6``):
+  ``s2ef/2M/equiformer_v2/equiformer_v2_N@12_L@6_M@2.yml`` with ``lmax_list: [L]``
+  (:data:`EQUIFORMER_V2_PAPER`, every value beside its source): AdamW lr 4e-4, weight decay 1e-3,
+  fairchem's cosine (warm-up from 0.2× over 0.1 epoch, to 0.01× at the end), 30 epochs, grad-norm
+  clip 100, EMA 0.999, batch 4 × 16 GPUs = 64, loss 2 / 100, radius graph 12 Å with at most 20
+  neighbours. fairchem validates every 5,000 steps; we validate once per epoch.
 * IS2RE-All (direct), SchNet / DimeNet++: ``is2re/all/{schnet/schnet.yml,dimenet_plus_plus/dpp.yml}``
   and ``is2re/100k/base.yml`` (normaliser, energy-MAE loss).
 
@@ -49,9 +55,14 @@ from replibench.runs import RunSpec
 S2EF_DATASETS = ("s2ef-synthetic-emt", "s2ef-200k", "s2ef-2m")
 IS2RE_DATASETS = ("is2re-10k", "is2re-100k", "is2re-all")
 SYNTHETIC_DATASET = "s2ef-synthetic-emt"
-S2EF_MODELS = ("schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt")
+S2EF_MODELS = ("schnet", "dimenet-pp", "equivariant-cg", "equivariant-gaunt", "equiformer-v2",
+               "equiformer-v2-gaunt-selfmix")
 IS2RE_MODELS = ("schnet", "dimenet-pp")
 EQUIVARIANT_MODELS = ("equivariant-cg", "equivariant-gaunt")
+#: the Gaunt paper's Table 1 backbones: one run per maximum degree L (the variant, ``l4`` / ``l6``)
+EQUIFORMER_MODELS = ("equiformer-v2", "equiformer-v2-gaunt-selfmix")
+#: the degrees Table 1 reports (Gaunt paper; research notes oc20.md §5.1)
+TABLE1_MAX_DEGREES = (4, 6)
 
 #: fairchem AdamW without a weight_decay argument = torch's default
 TORCH_ADAMW_DEFAULT_WEIGHT_DECAY = 0.01
@@ -87,10 +98,37 @@ _EQUIFORMER_V2_2M_STEPS_PER_EPOCH = 2_000_000 // 64
 EQUIVARIANT_PAPER = {
     "model": {},  # EquivariantConfig defaults (our sizes: lmax 4, 32 channels, 4 layers)
     "train": {"epochs": 30, "batch_size": 4 * 16, "micro_batches": 16, "optimizer": "adamw", "lr": 4e-4,
-              "weight_decay": 1e-3, "lr_schedule": "cosine", "warmup_steps": _EQUIFORMER_V2_2M_STEPS_PER_EPOCH // 10,
+              "weight_decay": 1e-3, "lr_schedule": "fairchem-cosine", "warmup_factor": 0.2, "lr_min_factor": 0.01,
+              "warmup_steps": _EQUIFORMER_V2_2M_STEPS_PER_EPOCH // 10,
               "grad_clip": 100.0, "ema_decay": 0.999, "patience": None, "drop_last": False,
               "checkpoint_every": 1000, "loader_workers": PAPER_LOADER_WORKERS},
     "task": {"energy_coefficient": 2.0, "force_coefficient": 100.0, "eval_batch_size": 4, **_PER_BATCH_GRAPHS},
+}
+
+#: EquiformerV2 and EquiformerV2 + Gaunt-Selfmix on S2EF-2M (Gaunt paper Table 1). Every value is
+#: fairchem's ``configs/oc20/s2ef/2M/equiformer_v2/equiformer_v2_N@12_L@6_M@2.yml`` (FAIR-Chem/fairchem
+#: 31c0963) and its ``base.yml``; the model's other sizes are ``EquiformerV2Config``'s defaults, which
+#: are that file's. Only ``lmax_list`` changes with the run's L: fairchem ships no L = 4 S2EF-2M file,
+#: and the EquiformerV2 paper's L = 4 row (which the Gaunt paper's Table 1 quotes) changes L alone.
+#: The Gaunt variant adds its Selfmix blocks and keeps every optimiser setting (the paper states no
+#: other; its OC20 training code was never released).
+EQUIFORMER_V2_PAPER = {
+    "model": {"mmax_list": [2]},  # mmax_list: [2] (the file's M@2); lmax_list is set per run
+    "train": {"epochs": 30,  # max_epochs: 30
+              "batch_size": 4 * 16, "micro_batches": 16,  # batch_size: 4 per GPU × 16 GPUs (the file's run)
+              "optimizer": "adamw", "lr": 4e-4,  # optimizer: AdamW, lr_initial: 0.0004
+              "weight_decay": 1e-3,  # optimizer_params.weight_decay: 0.001
+              "lr_schedule": "fairchem-cosine",  # scheduler: LambdaLR, lambda_type: cosine
+              "warmup_steps": _EQUIFORMER_V2_2M_STEPS_PER_EPOCH // 10,  # warmup_epochs: 0.1
+              "warmup_factor": 0.2,  # warmup_factor: 0.2
+              "lr_min_factor": 0.01,  # lr_min_factor: 0.01
+              "grad_clip": 100.0,  # clip_grad_norm: 100
+              "ema_decay": 0.999,  # ema_decay: 0.999
+              "patience": None, "drop_last": False, "checkpoint_every": 1000, "loader_workers": PAPER_LOADER_WORKERS},
+    "task": {"energy_coefficient": 2.0, "force_coefficient": 100.0,  # base.yml loss_functions: energy mae × 2, forces l2mae × 100
+             "eval_batch_size": 4,  # eval_batch_size: 4
+             # max_radius: 12.0, max_neighbors: 20 (otf_graph: fairchem's strict neighbour selection)
+             "graph": {"mode": "per_batch", "cutoff": 12.0, "max_neighbors": 20}},
 }
 
 # --- paper: IS2RE-All (direct) ----------------------------------------------------------------
@@ -123,17 +161,24 @@ SMOKE_MODEL = {
                    "basis_emb_size": 4},
     "equivariant-cg": {"lmax": 2, "channels": 8, "num_layers": 2, "radial_hidden": 16},
     "equivariant-gaunt": {"lmax": 2, "channels": 8, "num_layers": 2, "radial_hidden": 16},
+    # EquiformerV2 code paths of the 2M config at toy widths (lmax_list comes from the run's L)
+    "equiformer-v2": {"num_layers": 2, "sphere_channels": 8, "attn_hidden_channels": 8, "num_heads": 2,
+                      "attn_alpha_channels": 4, "attn_value_channels": 4, "ffn_hidden_channels": 8,
+                      "edge_channels": 8, "mmax_list": [2], "num_sphere_samples": 16},
 }
+SMOKE_MODEL["equiformer-v2-gaunt-selfmix"] = dict(SMOKE_MODEL["equiformer-v2"])
 #: Adam-style training on the synthetic set's 768 frames (48 batches of 16 per epoch), for a
 #: CPU budget of about a minute or two per model on a quiet 2-core machine (process CPU time per
 #: step of 16: SchNet ~0.15 s, equivariant CG ~1.0 s, Gaunt ~1.8 s, DimeNet++ ~3 s)
 SMOKE_TRAIN = {"epochs": 5, "batch_size": 16, "optimizer": "adamw", "weight_decay": 0.0,
                "lr_schedule": "cosine", "warmup_steps": 10, "patience": None, "drop_last": True,
                "checkpoint_every": 50, "grad_clip": 100.0}
-SMOKE_MAX_STEPS = {"schnet": 240, "dimenet-pp": 20, "equivariant-cg": 60, "equivariant-gaunt": 60}
+SMOKE_MAX_STEPS = {"schnet": 240, "dimenet-pp": 20, "equivariant-cg": 60, "equivariant-gaunt": 60,
+                   "equiformer-v2": 20, "equiformer-v2-gaunt-selfmix": 20}
 #: the equivariant models barely move at 2e-3 in 60 steps (val force MAE 0.274 -> 0.270 after 32
 #: steps on the smoke set) and learn at 1e-2 (-> 0.238); SchNet learns at 2e-3
-SMOKE_LR = {"schnet": 2e-3, "dimenet-pp": 2e-3, "equivariant-cg": 1e-2, "equivariant-gaunt": 1e-2}
+SMOKE_LR = {"schnet": 2e-3, "dimenet-pp": 2e-3, "equivariant-cg": 1e-2, "equivariant-gaunt": 1e-2,
+            "equiformer-v2": 2e-3, "equiformer-v2-gaunt-selfmix": 2e-3}
 #: EMT energies are on another scale than DFT adsorption energies: normalise with the training set
 SMOKE_TASK = {"normalizer": "dataset", "eval_batch_size": 32}
 
@@ -144,6 +189,10 @@ def paper_settings(run: RunSpec) -> dict[str, Any]:
         return copy.deepcopy(IS2RE_PAPER[run.model])
     if run.model in EQUIVARIANT_MODELS:
         return copy.deepcopy(EQUIVARIANT_PAPER)
+    if run.model in EQUIFORMER_MODELS:
+        settings = copy.deepcopy(EQUIFORMER_V2_PAPER)
+        settings["model"]["lmax_list"] = [run.values["lmax"]]
+        return settings
     return copy.deepcopy(S2EF_PAPER[run.model])
 
 
@@ -153,7 +202,13 @@ def smoke_settings(run: RunSpec) -> dict[str, Any]:
     paper = paper_settings(run)
     task = {key: value for key, value in paper["task"].items() if key.endswith("_coefficient")}
     train = {**SMOKE_TRAIN, "max_steps": SMOKE_MAX_STEPS[run.model], "lr": SMOKE_LR[run.model]}
-    return {"model": dict(SMOKE_MODEL[run.model]), "train": train, "task": {**task, **SMOKE_TASK}}
+    model = dict(SMOKE_MODEL[run.model])
+    if run.model in EQUIFORMER_MODELS:  # the run's L, and the radius graph of the paper's config
+        model["lmax_list"] = [run.values["lmax"]]
+        model["grid_resolution"] = 2 * (run.values["lmax"] + 1)  # the coarsest S2 grid e3nn allows at L
+        graph = {key: value for key, value in paper["task"]["graph"].items() if key != "mode"}
+        task["graph"] = graph  # stored once per structure (precompute), as every smoke run
+    return {"model": model, "train": train, "task": {**task, **SMOKE_TASK}}
 
 
 #: GPUs one training job may ask for: the trainer's data-parallel processes run on one node
@@ -161,6 +216,28 @@ GPUS_PER_NODE = 8
 #: training samples per GPU-second on a V100 (EquiformerV2 paper, Table 2; research/oc20.md): the
 #: only published throughput among our models
 V100_SAMPLES_PER_S = {"dimenet-pp": 4.6}
+#: EquiformerV2 at the S2EF-2M config (12 blocks, M = 2), training samples per V100-second, by L:
+#: no rate is published for it, so it is estimated from the two the EquiformerV2 paper's Table 2
+#: gives (research notes oc20.md §5.2b), per block: the 31M model (8 blocks, L = 4, M = 2) trains
+#: 7.1 samples/s -> 8/12 of that with 12 blocks; the 153M model (20 blocks, L = 6, M = 3) 1.8/s ->
+#: 20/12 of that with 12 blocks, a lower bound for M = 2 (fewer SO(2) orders per block). Same
+#: channel widths in all three configs. The Gaunt-Selfmix variant is priced at the same rate (its
+#: blocks add one Gaunt product per node per layer, small beside the edge attention): an estimate,
+#: which a GPU rehearsal replaces.
+EQUIFORMER_V2_V100_SAMPLES_PER_S = {4: 7.1 * 8 / 12, 6: 1.8 * 20 / 12}
+
+#: the Gaunt paper's efficiency claim as the default benchmark measures it on a CPU (one thread):
+#: per setting of its notebooks, the degrees L (their convention: degrees 0..L-1) timed and, for the
+#: many-body setting, the correlation orders nu (3 over its L range; 4..7 at L = 2, as there). The
+#: notebooks go further on their GPU (feature interaction to L = 14, convolution to 12); the default
+#: run stops at L = 10 to stay within a minute or two per setting on one CPU thread
+#: (benchmarks/oc20_gaunt_efficiency.py runs to 14). Both passes: forward, and forward + backward.
+CLAIM_DEGREES = {"feature-interaction": tuple(range(2, 11)), "convolution": tuple(range(2, 11)),
+                 "many-body": (2, 3, 4, 5, 6)}
+CLAIM_MANY_BODY_CORRELATIONS_AT_L2 = (4, 5, 6, 7)
+#: timed calls per row (best of them is reported, after one warm-up call)
+CLAIM_REPEATS = 5
+
 #: frames or systems per split (OC20 README; research/oc20.md §1)
 TRAIN_SIZE = {"s2ef-2m": 2_000_000, "is2re-all": 460_328}
 VAL_SIZE = {"s2ef-2m": 4 * 1_000_000, "is2re-all": 25_000}
@@ -168,6 +245,18 @@ VAL_SIZE = {"s2ef-2m": 4 * 1_000_000, "is2re-all": 25_000}
 #: benchmarks/oc20_score.py (200,000 random frames of 77 atoms, 2026-12-04: 66 µs, with another
 #: job sharing the 2 cores, so an upper bound); sizes the job that scores gathered shards
 SCORE_SECONDS_PER_FRAME = 66e-6
+
+
+def _cpu_name(machine: str) -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the machine architecture: claim rows say
+    where their times were measured."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{machine} CPU"
 
 
 class OC20Family(Family):
@@ -196,6 +285,7 @@ class OC20Family(Family):
                            "val_id_forces_mae": "val ID forces MAE (eV/Å)",
                            "val_id_energy_forces_within_threshold": "val ID EFwT"}),
     )
+    claims = {"gaunt-efficiency": tuple(CLAIM_DEGREES)}
     datasets = S2EF_DATASETS + IS2RE_DATASETS
     rehearsal_datasets = ("is2re-synthetic-emt",)  # datasets/synthetic_is2re.py
     tasks = ("s2ef", "is2re")
@@ -222,10 +312,18 @@ class OC20Family(Family):
     def paper_cost(self, run: RunSpec, settings: dict[str, Any]) -> Cost | None:
         """DimeNet++: the EquiformerV2 paper's V100 training throughput × the run's epochs × its
         training set, evaluation at the same rate over the validation splits (an upper bound: no
-        backward pass; IS2RE uses the S2EF figure, also an upper bound). SchNet and our equivariant
+        backward pass; IS2RE uses the S2EF figure, also an upper bound). EquiformerV2 (± Gaunt):
+        the same, at a rate estimated from that paper's two published ones (see
+        :data:`EQUIFORMER_V2_V100_SAMPLES_PER_S`). SchNet and our equivariant
         models: no published throughput — rehearse them; their Cost prices only the CPU scoring of
         the gathered shards (measured rate, :data:`SCORE_SECONDS_PER_FRAME`)."""
         rate = V100_SAMPLES_PER_S.get(run.model)
+        source = f"EquiformerV2 paper Table 2: DimeNet++ trains {rate} samples/GPU-s on a V100"
+        if run.model in EQUIFORMER_MODELS:
+            rate = EQUIFORMER_V2_V100_SAMPLES_PER_S[run.values["lmax"]]
+            source = (f"estimate: {rate:.2g} samples/GPU-s on a V100, from the EquiformerV2 paper's Table 2 rates "
+                      "(31M: 7.1/s with 8 blocks at L = 4; 153M: 1.8/s with 20 blocks at L = 6, M = 3) scaled to "
+                      "12 blocks (EQUIFORMER_V2_V100_SAMPLES_PER_S)")
         scoring = VAL_SIZE[run.dataset] * SCORE_SECONDS_PER_FRAME / 3600
         score_note = (f"scoring: {VAL_SIZE[run.dataset]:,} frames × {SCORE_SECONDS_PER_FRAME * 1e6:.0f} µs "
                       "(benchmarks/oc20_score.py)")
@@ -235,9 +333,8 @@ class OC20Family(Family):
         train_gpus, evaluate_gpus = (self.paper_resources(run, stage).gpus for stage in ("train", "evaluate"))
         return Cost(epochs * TRAIN_SIZE[run.dataset] / rate / 3600 / train_gpus,
                     VAL_SIZE[run.dataset] / rate / 3600 / evaluate_gpus, "V100",
-                    f"EquiformerV2 paper Table 2: DimeNet++ trains {rate} samples/GPU-s on a V100; × {epochs} "
-                    f"epochs × {TRAIN_SIZE[run.dataset]:,}, evaluated at the same rate; {score_note}",
-                    score_core_hours=scoring)
+                    f"{source}; × {epochs} epochs × {TRAIN_SIZE[run.dataset]:,}, evaluated at the same rate; "
+                    f"{score_note}", score_core_hours=scoring, estimate=run.model in EQUIFORMER_MODELS)
 
     def rehearsal_proxies(self, run: RunSpec, settings: dict[str, Any]) -> list[RehearsalProxy]:
         """IS2RE SchNet, where no rehearsal of its own is at hand: S2EF SchNet's per structure, an
@@ -263,7 +360,23 @@ class OC20Family(Family):
                          reason="fairchem LMDB/extxyz archives of up to 2 M frames → Parquet")
 
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
-        return expand_sweep(self, family_config, preset)
+        """Each entry's runs; an entry with ``max_degrees`` (the EquiformerV2 models) has one
+        variant per degree L (``l4``, ``l6``: the rows of the Gaunt paper's Table 1)."""
+        runs: list[RunSpec] = []
+        for entry in family_config.get("runs", []):
+            axes = ({entry["task"]: ("max_degrees", lambda degree: {"lmax": int(degree)})}
+                    if "max_degrees" in entry else None)
+            for run in expand_sweep(self, {**family_config, "runs": [entry]}, preset, axes):
+                if run.run_id not in {known.run_id for known in runs}:
+                    runs.append(run)
+        return runs
+
+    def variant_name(self, task: str, values: dict[str, Any]) -> str:
+        """``l<L>`` for a run at maximum degree L; ``default`` for a model without that knob."""
+        if set(values) - {"lmax"}:
+            raise ValueError(f"oc20/{task}: unknown variant values {dict(values)}; only lmax (the EquiformerV2 "
+                             "models' maximum degree) names a variant")
+        return f"l{values['lmax']}" if values else "default"
 
     def check_run(self, run: RunSpec) -> None:
         from replibench.errors import ConfigError
@@ -272,6 +385,10 @@ class OC20Family(Family):
         if run.dataset not in self.task_datasets[run.task]:
             raise ConfigError(f"oc20/{run.task}: dataset {run.dataset!r} belongs to another task; allowed: "
                               f"{', '.join(self.task_datasets[run.task])}")
+        if (run.model in EQUIFORMER_MODELS) != ("lmax" in run.values):
+            need = "needs max_degrees (e.g. [4, 6])" if run.model in EQUIFORMER_MODELS else "takes no max_degrees"
+            raise ConfigError(f"oc20/{run.task}/{run.model}: the run entry {need}: only "
+                              f"{', '.join(EQUIFORMER_MODELS)} have one variant per maximum degree L")
 
     def run_settings(self, family_config: dict[str, Any], run: RunSpec) -> dict[str, Any]:
         base = smoke_settings(run) if run.preset == "smoke" else paper_settings(run)
@@ -280,6 +397,34 @@ class OC20Family(Family):
 
     def official_train_examples(self, dataset: str) -> int | None:
         return TRAIN_SIZE.get(dataset)
+
+    def measure_claim(self, claim: str, setting: str, *, device: str, threads: int) -> dict[str, Any]:
+        """The Gaunt paper's efficiency claim, one setting of its notebooks: our Gaunt tensor product
+        against e3nn's CG product (and eSCN's rotation trick for the convolution) at
+        :data:`CLAIM_DEGREES`, forward and forward + backward, with the notebooks' printed times
+        beside (:mod:`replibench.families.oc20.efficiency`)."""
+        import platform
+
+        import torch
+
+        from replibench.errors import ConfigError
+        from replibench.families.oc20.efficiency import claim_file, measure
+
+        if claim not in self.claims or setting not in self.claims[claim]:
+            known = "; ".join(f"{name}: {', '.join(settings)}" for name, settings in self.claims.items())
+            raise ConfigError(f"oc20: no claim {claim!r} with setting {setting!r} (known: {known})")
+        torch.set_num_threads(threads)
+        rows = []
+        for backward in (False, True):
+            rows += measure(setting, list(CLAIM_DEGREES[setting]), repeats=CLAIM_REPEATS, device=device,
+                            backward=backward)
+            if setting == "many-body":
+                for correlation in CLAIM_MANY_BODY_CORRELATIONS_AT_L2:
+                    rows += measure(setting, [2], correlation=correlation, repeats=CLAIM_REPEATS, device=device,
+                                    backward=backward)
+        where = torch.cuda.get_device_name() if device.startswith("cuda") else _cpu_name(platform.machine())
+        return claim_file(setting, rows, f"{device}: {where}, {threads} thread{'s' if threads > 1 else ''}, "
+                                         f"float32, best of {CLAIM_REPEATS} (process CPU time on CPU)")
 
     def official_prediction_rows(self, run: RunSpec, settings: dict[str, Any]) -> int | None:
         """Frames of the validation splits the paper reports (S2EF: the four val splits)."""
