@@ -183,3 +183,10 @@ def report_run_files():
 
     return [f"results/{run}/{name}" for run, planned in PLAN.items()
             for name in family_object(planned.run.family).report_files]
+
+
+def claim_files():
+    """The claim measurements the config asks for: results/claims/<family>/<claim>/<setting>.json
+    (each family's `claims` entry; rows of kind "claim" in the leaderboards)."""
+    return [f"results/claims/{family}/{claim}/{setting}.json" for family in config["families"]
+            for claim, settings in config[family].get("claims", {}).items() for setting in settings]

@@ -23,6 +23,7 @@ rule report:
         superseded=superseded_metrics(),
         references=expand("references/{family}.yaml", family=config["families"]),
         run_files=report_run_files(),
+        claims=claim_files(),
     output:
         results="results/results.parquet",
         leaderboard="results/leaderboard.md",
@@ -38,4 +39,4 @@ rule report:
     shell:
         "replibench report --metrics {input.metrics:q} --recorded {input.recorded:q} --superseded {input.superseded:q} --references {input.references:q} "
         "--results-out {output.results:q} --leaderboard-out {output.leaderboard:q} --html-out {output.html:q} "
-        "--plots-dir {output.plots:q} > {log:q} 2>&1"
+        "--plots-dir {output.plots:q} --claims {input.claims:q} > {log:q} 2>&1"

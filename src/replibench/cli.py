@@ -141,7 +141,20 @@ def _add_report(sub) -> None:
     p.add_argument("--leaderboard-out", required=True, type=Path, help="leaderboard.md (+ .parquet beside it)")
     p.add_argument("--html-out", type=Path, default=None, help="leaderboard.html (static, sortable, offline)")
     p.add_argument("--plots-dir", required=True, type=Path)
+    p.add_argument("--claims", nargs="*", default=[], type=Path,
+                   help="claim measurements (results/claims/<family>/<claim>/<setting>.json): rows of kind claim")
     p.set_defaults(handler=_cmd_report)
+
+
+def _add_claim(sub) -> None:
+    p = sub.add_parser("claim", help="measure one setting of a paper's claim (e.g. the Gaunt TP's speed) as JSON")
+    p.add_argument("--family", required=True)
+    p.add_argument("--claim", required=True)
+    p.add_argument("--setting", required=True)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(handler=_cmd_claim)
 
 
 def _add_summary(sub) -> None:
@@ -214,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_preprocess, _add_train, _add_evaluate, _add_report, _add_summary,
-                _add_compare, _add_metrics, _add_record, _add_config, _add_plan, _add_rehearse):
+                _add_compare, _add_metrics, _add_record, _add_config, _add_plan, _add_rehearse, _add_claim):
         add(sub)
     return parser
 
@@ -311,7 +324,19 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     report_stage(metrics_paths=args.metrics, reference_paths=args.references, results_out=args.results_out,
                  leaderboard_out=args.leaderboard_out, html_out=args.html_out, plots_dir=args.plots_dir,
-                 recorded_paths=args.recorded, superseded_paths=args.superseded)
+                 recorded_paths=args.recorded, superseded_paths=args.superseded, claim_paths=args.claims)
+
+
+def _cmd_claim(args: argparse.Namespace) -> None:
+    from replibench.atomic import write_text_atomic
+    import json
+
+    from replibench.registry import resolve
+
+    family = resolve("family", args.family)
+    claim = family.measure_claim(args.claim, args.setting, device=args.device, threads=args.threads)
+    write_text_atomic(args.out, json.dumps(claim, indent=1) + "\n")
+    print(f"{args.family}/{args.claim}/{args.setting}: {len(claim['rows'])} rows on {claim['device']} → {args.out}")
 
 
 def _cmd_record(args: argparse.Namespace) -> None:

@@ -192,6 +192,9 @@ class Family(ABC):
     regression_tolerance: dict[str, float] = {"relative": 0.01, "absolute": 1e-6}
     #: the papers' tables this family reproduces, each shown as its own view in the leaderboard
     paper_tables: tuple[PaperTable, ...] = ()
+    #: claim → its settings: papers' measured claims (e.g. a speed-up) that a ``claim`` job measures
+    #: here and the leaderboard shows as rows of kind "claim" (:mod:`replibench.report.claims`)
+    claims: dict[str, tuple[str, ...]] = {}
 
     @property
     def models(self) -> dict[str, tuple[str, ...]]:
@@ -246,6 +249,14 @@ class Family(ABC):
         """The run's settings for its rehearsal: the paper's (this default), adjusted only where the
         rehearsal's data is laid out otherwise (e.g. which split file trains)."""
         return settings
+
+    def measure_claim(self, claim: str, setting: str, *, device: str, threads: int) -> dict[str, Any]:
+        """One setting of a claim in :attr:`claims`, measured on ``device`` with ``threads`` CPU
+        threads: the JSON object :func:`replibench.report.claims.read_claims` reads."""
+        from replibench.errors import ConfigError
+
+        raise ConfigError(f"{self.name}: no claim {claim!r} (this family measures "
+                          f"{', '.join(self.claims) or 'none'})")
 
     def official_train_examples(self, dataset: str) -> int | None:
         """Training examples of the official ``dataset`` when a rehearsal trains on other data

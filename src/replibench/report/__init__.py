@@ -415,20 +415,25 @@ def superseded_rows(superseded: list[tuple[Path, dict[str, Any]]], base: Path) -
 
 def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], results_out: Path,
                  leaderboard_out: Path, html_out: Path | None, plots_dir: Path,
-                 recorded_paths: list[Path] = (), superseded_paths: list[Path] = ()) -> None:
+                 recorded_paths: list[Path] = (), superseded_paths: list[Path] = (),
+                 claim_paths: list[Path] = ()) -> None:
     """All metrics.json (local ``metrics_paths`` and committed ``recorded_paths``) → results.parquet,
     leaderboard.{md,parquet,html} and the plots. A local run that is also recorded is set aside
     (the recorded one counts) and named in the log. ``superseded_paths`` (replaced recordings,
-    ``recorded/<run>/superseded/*.json``) are listed in both leaderboards, never counted."""
+    ``recorded/<run>/superseded/*.json``) are listed in both leaderboards, never counted.
+    ``claim_paths`` (``results/claims/…json``, :mod:`replibench.report.claims`) add rows of kind
+    "claim" to both leaderboards."""
     import pyarrow as pa
 
     from replibench.atomic import write_text_atomic
     from replibench.data.tables import write_parquet_atomic
+    from replibench.report.claims import read_claims
     from replibench.report.plots import family_plots
     from replibench.report.html import leaderboard_html
     from replibench.report.markdown import leaderboard_markdown
     from replibench.results import RECORDED, read_runs, read_superseded, results_from_runs, write_results_table
 
+    claims = read_claims(list(claim_paths))
     runs, superseded = read_runs(metrics_paths, recorded_paths)
     earlier = superseded_rows(read_superseded(superseded_paths), base=Path(leaderboard_out).parent)
     for path in superseded:
@@ -451,9 +456,9 @@ def report_stage(*, metrics_paths: list[Path], reference_paths: list[Path], resu
     views = paper_views(board, references, declared_paper_tables(list(board["family"]) +
                                                                  [entry["family"] for entry in references]), results)
     write_text_atomic(leaderboard_out, leaderboard_markdown(board, plots, missing, base=Path(leaderboard_out).parent,
-                                                            views=views, superseded=earlier))
+                                                            views=views, superseded=earlier, claims=claims))
     if html_out is not None:
         write_text_atomic(html_out, leaderboard_html(board, results, plots, missing, base=Path(html_out).parent,
-                                                     views=views, superseded=earlier))
+                                                     views=views, superseded=earlier, claims=claims))
     print(f"{len(runs)} runs ({len(recorded)} recorded), {len(board)} leaderboard rows, {len(views)} paper "
-          f"views → {leaderboard_out}" + (f", {html_out}" if html_out is not None else ""))
+          f"views, {len(claims)} claim settings → {leaderboard_out}" + (f", {html_out}" if html_out is not None else ""))

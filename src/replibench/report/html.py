@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from replibench.report.claims import claims_html
 from replibench.report.format import (RULE, SUMMARY_CLASSES, SUPERSEDED_COLUMNS, SUPERSEDED_INTRO, SUPERSEDED_TITLE,
                                       family_summary, format_hours, format_number, format_ours, format_steps,
                                       format_view_cell, is_missing, status_kind, superseded_cells)
@@ -208,7 +209,8 @@ def superseded_html(rows: list[dict[str, Any]]) -> str:
 
 def leaderboard_html(board, results, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]],
                      base: Path, views: list[dict[str, Any]] | None = None,
-                     superseded: list[dict[str, Any]] | None = None) -> str:
+                     superseded: list[dict[str, Any]] | None = None,
+                     claims: list[dict[str, Any]] | None = None) -> str:
     """The whole page. ``results`` is the tidy results table (for each run's provenance),
     ``plots`` the :class:`~replibench.report.plots.PlotRef` per family, ``base`` the page's folder,
     ``views`` the papers' tables (:func:`replibench.report.paper_views`)."""
@@ -269,6 +271,7 @@ paper reference, per-seed values, provenance and figures.</p>
 <thead><tr>{head}</tr></thead>
 {body}
 </table>
+{claims_html(claims or [])}
 {superseded_html(superseded or [])}
 <h2 id="plots">Figures</h2>
 {"".join(gallery)}

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from replibench.report.claims import claims_markdown
 from replibench.report.format import (REPRODUCED, RULE, SMOKE, SUMMARY_CLASSES, SUPERSEDED_COLUMNS, SUPERSEDED_INTRO,
                                       SUPERSEDED_TITLE, family_summary, format_hours, format_number, format_ours,
                                       format_steps, format_view_cell, superseded_cells)
@@ -74,7 +75,8 @@ def view_markdown(view: dict[str, Any]) -> list[str]:
 
 def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[dict[str, Any]]] | None = None,
                          base: Path | None = None, views: list[dict[str, Any]] | None = None,
-                         superseded: list[dict[str, Any]] | None = None) -> str:
+                         superseded: list[dict[str, Any]] | None = None,
+                         claims: list[dict[str, Any]] | None = None) -> str:
     """GitHub-readable leaderboard: the papers' own tables (``views``, from
     :func:`replibench.report.paper_views`), then the long table grouped by family, with the family's
     figures linked (paths relative to ``base``, the folder the Markdown file is written to) and its
@@ -134,6 +136,7 @@ def leaderboard_markdown(board, plots: dict[str, list], missing: dict[str, list[
             files = ", ".join(sorted({f"`{entry['reference_file']}`" for entry in missing[family]}))
             lines += [f"{len(missing[family])} paper numbers of {files} have no run in this table "
                       "(the `paper` preset runs them).", ""]
+    lines += claims_markdown(claims or [])
     lines += superseded_markdown(superseded or [])
     return "\n".join(lines).rstrip("\n") + "\n"
 
