@@ -76,7 +76,8 @@ def test_dry_run_plans_the_paper_preset_without_importing_torch(tmp_path):
     # plus seeds 2022/2023 of the pinned naive/naive-mean ETTh1 imputation
     # + Moirai-MoE: PF zero-shot, 2 sizes × 4 files; LSF, the small model at horizon 96 on 4 files
     assert sum(run.family == "ett" for run in runs) == 16 * (3 + 1 + 1) + 16 * 3 + 2 * 4 * 2 + 2 * 4 + 4
-    assert sum(run.family == "oc20" for run in runs) == 4 + 2  # S2EF-2M: 4 models; IS2RE-All: 2 models
+    # S2EF-2M: 4 models + Table 1's EquiformerV2 with and without Gaunt-Selfmix at L = 4 and 6; IS2RE-All: 2
+    assert sum(run.family == "oc20" for run in runs) == 4 + 2 * 2 + 2
     # crystals: csp DiffCSP k20 and CrysBFN k1 on 3 datasets (+ CrysBFN k1-steps10 on MP-20, + DiffCSP's own
     # Carbon-24 k1 run: its Langevin step differs; + MPTS-52: DiffCSP k20, CrysBFN k1-steps200); gen 3 models
     # (+ steps10); CDVAE recon and opt on 3 datasets
