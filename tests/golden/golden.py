@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,3 +37,19 @@ def load_fixture(name: str) -> Fixture:
 
 def all_fixtures() -> list[Path]:
     return sorted(GOLDEN_DIR.glob("*.npz"))
+
+
+@contextlib.contextmanager
+def float64_default():
+    """Build models as the generators built the upstream ones: under float64 default dtype, so
+    constants and buffers made at construction (PyG's Gaussian centres, e3nn's generators, S2
+    grids) are float64 on both sides."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+

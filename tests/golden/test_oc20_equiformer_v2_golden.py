@@ -7,7 +7,6 @@ The fixture stores no weights: both sides fill every parameter from the same see
 
 from __future__ import annotations
 
-import contextlib
 import json
 import zlib
 
@@ -15,23 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from golden.golden import load_fixture
+from golden.golden import float64_default, load_fixture
 
 # float64 on both sides; measured max |difference|: lmax 3 case energy 0, forces 8.6e-16 (|F| <= 0.085);
 # lmax 6 case energy 2.3e-17, forces 6.5e-15 (|F| <= 0.51).
 ATOL_ENERGY = 1e-12
 ATOL_FORCES = 1e-12
-
-
-@contextlib.contextmanager
-def float64_default():
-    """Build as the generator built fairchem's: buffers made at construction are float64."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def recipe_value(name: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:

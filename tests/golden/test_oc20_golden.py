@@ -10,31 +10,18 @@ names and numbers.
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
 import torch
 
-from golden.golden import load_fixture
+from golden.golden import float64_default, load_fixture
 
 RTOL = 1e-6  # float64 on both sides
 # Measured (tools/golden/oc20_fairchem.py fixtures): SchNet identical to 1e-16; DimeNet++ energies
 # 7e-8 relative, forces 1.3e-6 absolute of 18.4 (7e-8): torch_geometric's SphericalBasisLayer,
 # which fairchem uses, carries its normalisation constants at float32 precision (pyg/ours is a
 # constant per basis function, off by up to 2e-7), ours evaluates them in float64.
-
-
-@contextlib.contextmanager
-def float64_default():
-    """Build models as the generator built fairchem's: under float64 default dtype, so constants
-    made at construction (PyG's Gaussian centres, ``coeff``) are float64 on both sides."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _graph(fixture):
