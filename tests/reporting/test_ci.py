@@ -82,11 +82,13 @@ def test_publish_copies_the_committed_part_and_drops_stale_figures(tmp_path):
     out = tmp_path / "repo" / "leaderboard"
     (out / "plots" / "old").mkdir(parents=True)
     (out / "plots" / "old" / "gone.png").write_text("stale")
+    (out / "leaderboard.html.dvc").write_text("outs: []")  # the DVC pointer of the HTML page stays
     script = ROOT / "tools" / "publish-leaderboard.sh"
     done = subprocess.run(["bash", str(script), str(results), str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "leaderboard.html", "leaderboard.md", "plots/ett/paper_vs_ours.png", "results.parquet"]
+        "leaderboard.html", "leaderboard.html.dvc", "leaderboard.md", "plots/ett/paper_vs_ours.png", "results.parquet"]
+    assert (out / "leaderboard.html.dvc").read_text() == "outs: []"
     assert [p.name for p in out.parent.iterdir()] == ["leaderboard"]  # no staging folder left behind
     (results / "results.parquet").unlink()
     failed = subprocess.run(["bash", str(script), str(results), str(out)], capture_output=True, text=True)
