@@ -362,14 +362,13 @@ class OC20Family(Family):
     def expand_runs(self, family_config: dict[str, Any], preset: str) -> list[RunSpec]:
         """Each entry's runs; an entry with ``max_degrees`` (the EquiformerV2 models) has one
         variant per degree L (``l4``, ``l6``: the rows of the Gaunt paper's Table 1)."""
-        runs: list[RunSpec] = []
+        runs: dict[str, RunSpec] = {}  # run id -> run, first entry wins (as expand_sweep dedupes)
         for entry in family_config.get("runs", []):
             axes = ({entry["task"]: ("max_degrees", lambda degree: {"lmax": int(degree)})}
                     if "max_degrees" in entry else None)
             for run in expand_sweep(self, {**family_config, "runs": [entry]}, preset, axes):
-                if run.run_id not in {known.run_id for known in runs}:
-                    runs.append(run)
-        return runs
+                runs.setdefault(run.run_id, run)
+        return list(runs.values())
 
     def variant_name(self, task: str, values: dict[str, Any]) -> str:
         """``l<L>`` for a run at maximum degree L; ``default`` for a model without that knob."""
